@@ -1,0 +1,17 @@
+/**
+ * @file tstream.h
+ * @brief libtstream: Tornado's ioloop + iostream model for C, on libev.
+ *
+ * The one header a program includes. Link with `pkg-config --libs libtstream`
+ * or CMake's `tstream::tstream`.
+ */
+#ifndef TSTREAM_H
+#define TSTREAM_H
+
+#include "tstream/common.h"
+#include "tstream/version.h"
+#include "tstream/ioloop.h"
+#include "tstream/future.h"
+#include "tstream/iostream.h"
+
+#endif /* TSTREAM_H */

@@ -1,0 +1,140 @@
+/**
+ * @file tstream/common.h
+ * @brief Error codes, logging and allocation hooks shared by every module.
+ *
+ * Every libtstream function that can fail returns `0` (or a non-negative
+ * count) on success and a negative error code on failure: `-errno` for
+ * operating-system errors, and the `TS_E*` codes below (all less than -4095,
+ * outside errno's range) for library errors. ts_strerror() and ts_err_name()
+ * describe every code.
+ */
+#ifndef TSTREAM_COMMON_H
+#define TSTREAM_COMMON_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Marks a symbol as part of the public ABI (everything else is hidden). */
+#define TS_EXPORT __attribute__((visibility("default")))
+
+/** printf-style format checking for the logging functions. */
+#define TS_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+
+/**
+ * The library's own error codes. X(name, value, message). Operating-system
+ * errors are reported as `-errno` and are not listed here.
+ */
+#define TS_ERRNO_MAP(X)                                                        \
+    X(ECLOSED, -5001, "stream is closed")                                      \
+    X(EBUFFERFULL, -5002, "buffer size limit reached")                        \
+    X(EUNSATISFIABLE, -5003, "read cannot be satisfied within max_bytes")     \
+    X(ETIMEDOUT, -5004, "operation timed out")                                 \
+    X(ESSL, -5005, "TLS error")                                                \
+    X(EBUSY, -5006, "another operation of this kind is already pending")      \
+    X(ERESOLVE, -5007, "name resolution failed")                               \
+    X(EREGEX, -5008, "regular expression error")                               \
+    X(ESTATE, -5009, "operation not valid in the current state")              \
+    X(ECANCELLED, -5010, "operation cancelled")                                \
+    X(ETRUNCATED, -5011, "TLS peer closed without close_notify")               \
+    X(EAGAIN, -5012, "operation would block")                                  \
+    X(EWANTREAD, -5013, "transport must wait until the fd is readable")       \
+    X(EWANTWRITE, -5014, "transport must wait until the fd is writable")      \
+    X(EINTERNAL, -5015, "internal error")
+
+/** Library error codes. */
+typedef enum ts_errno {
+#define TS__ERR_ENUM(name, value, msg) TS_##name = (value),
+    TS_ERRNO_MAP(TS__ERR_ENUM)
+#undef TS__ERR_ENUM
+    /** Invalid argument (an alias for `-EINVAL`). */
+    TS_EINVAL = -22,
+    /** Out of memory (an alias for `-ENOMEM`). */
+    TS_ENOMEM = -12
+} ts_errno;
+
+/**
+ * A human-readable description of an error code (library or `-errno`).
+ * Never returns NULL; the string is static.
+ */
+TS_EXPORT const char *ts_strerror(int err);
+
+/** The symbolic name of an error code, e.g. "TS_ECLOSED" or "ECONNRESET". */
+TS_EXPORT const char *ts_err_name(int err);
+
+/** The library version string, e.g. "0.1.0". */
+TS_EXPORT const char *ts_version(void);
+
+/** Log levels, in increasing severity. */
+typedef enum ts_log_level {
+    TS_LOG_DEBUG = 0,
+    TS_LOG_INFO = 1,
+    TS_LOG_WARN = 2,
+    TS_LOG_ERROR = 3
+} ts_log_level;
+
+/**
+ * A log hook. @p msg is a complete, NUL-terminated line without a trailing
+ * newline. It may be called from any thread that logs (in practice: the loop
+ * threads and executor threads).
+ */
+typedef void (*ts_log_cb)(ts_log_level level, const char *msg, void *arg);
+
+/**
+ * Replaces the log hook. NULL restores the default, which writes
+ * "tstream: LEVEL: msg" to stderr. Messages below @p min_level are dropped
+ * before formatting. Not thread-safe against concurrent logging: set it at
+ * start-up.
+ */
+TS_EXPORT void ts_log_set_handler(ts_log_cb cb, void *arg, ts_log_level min_level);
+
+/** Logs through the current hook (printf-style). */
+TS_EXPORT void ts_log(ts_log_level level, const char *fmt, ...) TS_PRINTF(2, 3);
+
+/**
+ * Allocation hooks. Every allocation the library makes goes through these.
+ * Set them before creating any object; all three must be given together, or
+ * all NULL to restore malloc/realloc/free. @p realloc_fn must accept a NULL
+ * pointer as malloc does; @p free_fn must accept NULL.
+ */
+typedef struct ts_allocator {
+    void *(*malloc_fn)(size_t size);
+    void *(*realloc_fn)(void *ptr, size_t size);
+    void (*free_fn)(void *ptr);
+} ts_allocator;
+
+/** Installs allocation hooks (NULL restores the defaults). Returns 0 or TS_EINVAL. */
+TS_EXPORT int ts_set_allocator(const ts_allocator *alloc);
+
+/** Allocates through the library's hooks (for objects handed to the library). */
+TS_EXPORT void *ts_malloc(size_t size);
+/** Reallocates through the library's hooks. */
+TS_EXPORT void *ts_realloc(void *ptr, size_t size);
+/** Frees through the library's hooks. */
+TS_EXPORT void ts_free(void *ptr);
+
+/**
+ * An owned byte string, used as the result of read futures. `data` is
+ * NUL-terminated for convenience (the terminator is not counted in `len`).
+ * Free with ts_bytes_free().
+ */
+typedef struct ts_bytes {
+    size_t len;
+    char *data;
+} ts_bytes;
+
+/** Makes an owned copy of @p len bytes; NULL on allocation failure. */
+TS_EXPORT ts_bytes *ts_bytes_new(const void *data, size_t len);
+/** Frees a ts_bytes (NULL is allowed). Usable as a future result destructor. */
+TS_EXPORT void ts_bytes_free(void *bytes);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TSTREAM_COMMON_H */

@@ -1,0 +1,95 @@
+/**
+ * @file tstream/future.h
+ * @brief Futures (Tornado's Future, gen.with_timeout and gen.multi).
+ *
+ * A future belongs to one loop and is used on that loop's thread only. It is
+ * reference counted: ts_future_new() and every function returning a new
+ * future give the caller one reference, released with ts_future_unref().
+ * Done callbacks always run on the loop in a later callback, never inline in
+ * ts_future_set_result() or ts_future_add_done_callback(), as Tornado.
+ */
+#ifndef TSTREAM_FUTURE_H
+#define TSTREAM_FUTURE_H
+
+#include "common.h"
+#include "ioloop.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** A future. Opaque. */
+typedef struct ts_future ts_future;
+
+/** Called once the future is done. The future stays valid during the call. */
+typedef void (*ts_future_cb)(ts_future *f, void *arg);
+
+/** Destroys a result value when the future is freed. */
+typedef void (*ts_future_dtor)(void *result);
+
+/** A new pending future bound to @p loop, with one reference. NULL on OOM. */
+TS_EXPORT ts_future *ts_future_new(ts_ioloop *loop);
+
+/** Takes a reference. Returns @p f. */
+TS_EXPORT ts_future *ts_future_ref(ts_future *f);
+
+/** Drops a reference; the last one frees the future and its result. NULL is allowed. */
+TS_EXPORT void ts_future_unref(ts_future *f);
+
+/**
+ * Completes the future with @p result, which it then owns: @p dtor (may be
+ * NULL) runs on it when the future is freed, unless ts_future_steal_result()
+ * took it. Returns TS_ESTATE if the future was already done: the error is
+ * also logged, and @p result is destroyed with @p dtor so it is not leaked.
+ */
+TS_EXPORT int ts_future_set_result(ts_future *f, void *result, ts_future_dtor dtor);
+
+/** Completes the future with a negative error code. TS_ESTATE (logged) if already done, TS_EINVAL if err >= 0. */
+TS_EXPORT int ts_future_set_error(ts_future *f, int err);
+
+/** Whether the future is done. */
+TS_EXPORT bool ts_future_done(const ts_future *f);
+
+/** The result (NULL while pending, on error, or if NULL was the result). Still owned by the future. */
+TS_EXPORT void *ts_future_result(const ts_future *f);
+
+/**
+ * Takes ownership of the result: returns it and makes the future forget its
+ * destructor. NULL if the future is not done successfully.
+ */
+TS_EXPORT void *ts_future_steal_result(ts_future *f);
+
+/** The error: 0 if pending or successful, else the negative code. */
+TS_EXPORT int ts_future_error(const ts_future *f);
+
+/**
+ * Runs @p cb(f, arg) on the loop once @p f is done (in a later loop
+ * callback if it is already done). The future holds a reference to itself
+ * until its callbacks have run. Returns 0 or TS_ENOMEM (then cb never runs).
+ */
+TS_EXPORT int ts_future_add_done_callback(ts_future *f, ts_future_cb cb, void *arg);
+
+/** The loop the future belongs to. */
+TS_EXPORT ts_ioloop *ts_future_loop(const ts_future *f);
+
+/**
+ * A new future that completes as @p f does, or fails with TS_ETIMEDOUT after
+ * @p timeout seconds. The result is shared: the new future's result is a
+ * borrowed pointer to @p f's result, and the new future holds a reference to
+ * @p f until it is freed. @p f itself is not cancelled on timeout (as Tornado).
+ */
+TS_EXPORT ts_future *ts_with_timeout(ts_future *f, double timeout);
+
+/**
+ * Gathers @p n futures (Tornado's gen.multi): the returned future completes
+ * when all have completed, successfully with a NULL result, or with the first
+ * error (in completion order) once all are done. The inputs are referenced,
+ * not consumed; read their results from them. n == 0 completes at once.
+ */
+TS_EXPORT ts_future *ts_future_multi(ts_ioloop *loop, ts_future *const *futures, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TSTREAM_FUTURE_H */

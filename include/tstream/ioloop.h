@@ -1,0 +1,214 @@
+/**
+ * @file tstream/ioloop.h
+ * @brief The event loop: Tornado's IOLoop and PeriodicCallback over libev.
+ *
+ * Threading: one loop per thread. Only ts_ioloop_add_callback(),
+ * ts_ioloop_add_callback_from_signal() and ts_ioloop_stop() may be called from
+ * a thread other than the one running the loop. Every other function must be
+ * called on the loop's thread (or before the loop starts).
+ *
+ * Callback order within one iteration: I/O and timer events first (timeouts
+ * in deadline order, ties in the order they were scheduled), then the
+ * callbacks queued with ts_ioloop_add_callback(), first in first out.
+ * Callbacks added while the queue is being run wait for the next iteration,
+ * so a callback that re-adds itself cannot starve I/O.
+ */
+#ifndef TSTREAM_IOLOOP_H
+#define TSTREAM_IOLOOP_H
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct ev_loop;
+
+/** An event loop. Opaque. */
+typedef struct ts_ioloop ts_ioloop;
+
+/** A plain callback run by the loop. */
+typedef void (*ts_ioloop_cb)(ts_ioloop *loop, void *arg);
+
+/** Handler event bits (Tornado's IOLoop.READ/WRITE/ERROR). */
+enum {
+    TS_IOLOOP_READ = 0x001,
+    TS_IOLOOP_WRITE = 0x004,
+    TS_IOLOOP_ERROR = 0x018
+};
+
+/**
+ * An fd handler. @p events is the subset of READ/WRITE/ERROR that is ready.
+ * ERROR is reported when the fd has an error or hang-up condition (POLLERR /
+ * POLLHUP), always alongside the READ/WRITE bits the handler asked for.
+ */
+typedef void (*ts_ioloop_handler_cb)(ts_ioloop *loop, int fd, int events, void *arg);
+
+/** Creates a loop that owns a new libev loop. NULL on failure. */
+TS_EXPORT ts_ioloop *ts_ioloop_new(void);
+
+/**
+ * Creates a loop over an existing libev loop, which the caller keeps owning
+ * (ts_ioloop_free() does not destroy it). The program may keep running the
+ * libev loop itself with ev_run(); the ts_ioloop's watchers run inside it.
+ * ts_ioloop_start() on such a loop runs ev_run() on the borrowed loop.
+ */
+TS_EXPORT ts_ioloop *ts_ioloop_new_from_ev(struct ev_loop *ev);
+
+/** The underlying libev loop. */
+TS_EXPORT struct ev_loop *ts_ioloop_ev(ts_ioloop *loop);
+
+/**
+ * Frees the loop. Pending callbacks and timeouts are dropped without being
+ * run. With @p all_fds, every fd still registered with
+ * ts_ioloop_add_handler() is closed (Tornado's close(all_fds=True)).
+ * The loop must not be running. If it is the thread's current loop, the
+ * thread's current loop becomes NULL.
+ */
+TS_EXPORT void ts_ioloop_free(ts_ioloop *loop, bool all_fds);
+
+/**
+ * The calling thread's current loop: the one last passed to
+ * ts_ioloop_make_current() on this thread, or the one running on it. NULL
+ * if there is none (no loop is created implicitly).
+ */
+TS_EXPORT ts_ioloop *ts_ioloop_current(void);
+
+/** Makes @p loop the calling thread's current loop (NULL clears it). */
+TS_EXPORT void ts_ioloop_make_current(ts_ioloop *loop);
+
+/**
+ * Runs the loop until ts_ioloop_stop() is called. Makes the loop current on
+ * this thread while it runs. Returns 0, or TS_ESTATE if already running.
+ */
+TS_EXPORT int ts_ioloop_start(ts_ioloop *loop);
+
+/**
+ * Asks the loop to stop: ts_ioloop_start() returns after the current
+ * iteration. Safe from any thread. If the loop is not running, the next
+ * ts_ioloop_start() returns after one iteration (as Tornado).
+ */
+TS_EXPORT void ts_ioloop_stop(ts_ioloop *loop);
+
+/** Whether the loop is inside ts_ioloop_start() / ts_ioloop_run_sync(). */
+TS_EXPORT bool ts_ioloop_running(ts_ioloop *loop);
+
+/** The loop's monotonic clock, in seconds. Deadlines are on this clock. */
+TS_EXPORT double ts_ioloop_time(ts_ioloop *loop);
+
+/**
+ * Queues @p cb to run on the loop's thread in the next iteration. Safe from
+ * any thread; wakes a sleeping loop. Returns 0 or TS_ENOMEM (then @p cb will
+ * never run).
+ */
+TS_EXPORT int ts_ioloop_add_callback(ts_ioloop *loop, ts_ioloop_cb cb, void *arg);
+
+/**
+ * As ts_ioloop_add_callback() but async-signal-safe: it allocates nothing and
+ * takes no lock. Each (loop, cb, arg) is delivered at least once after the
+ * signal; several signals before the loop wakes may be folded into one run.
+ * At most TS_IOLOOP_SIGNAL_SLOTS distinct (cb, arg) pairs may be pending; past
+ * that it returns TS_EBUSY.
+ */
+TS_EXPORT int ts_ioloop_add_callback_from_signal(ts_ioloop *loop, ts_ioloop_cb cb, void *arg);
+
+/** How many distinct signal callbacks may be pending at once. */
+#define TS_IOLOOP_SIGNAL_SLOTS 32
+
+/**
+ * Schedules @p cb to run @p delay seconds from now (negative is treated as
+ * 0). Returns a timeout id (never 0) for ts_ioloop_remove_timeout(), or 0 if
+ * allocation failed (then @p cb never runs).
+ */
+TS_EXPORT uint64_t ts_ioloop_call_later(ts_ioloop *loop, double delay, ts_ioloop_cb cb, void *arg);
+
+/** Schedules @p cb at @p deadline on the ts_ioloop_time() clock. As call_later. */
+TS_EXPORT uint64_t ts_ioloop_call_at(ts_ioloop *loop, double deadline, ts_ioloop_cb cb, void *arg);
+
+/**
+ * Cancels a timeout. Safe from inside any callback, the timeout's own
+ * included; removing an id that already ran or was removed (or 0) is
+ * harmless. Returns true if the timeout was pending and is now cancelled.
+ */
+TS_EXPORT bool ts_ioloop_remove_timeout(ts_ioloop *loop, uint64_t id);
+
+/**
+ * Registers @p cb for @p events on @p fd. One handler per fd: returns
+ * -EEXIST if @p fd already has one, TS_EINVAL for a negative fd or empty
+ * event mask (ERROR alone is allowed: it watches for readability and reports
+ * only error/hang-up). The fd is not owned (see ts_ioloop_free()'s all_fds).
+ */
+TS_EXPORT int ts_ioloop_add_handler(ts_ioloop *loop, int fd, int events, ts_ioloop_handler_cb cb, void *arg);
+
+/** Changes the events a handler waits for. -ENOENT if @p fd has no handler. */
+TS_EXPORT int ts_ioloop_update_handler(ts_ioloop *loop, int fd, int events);
+
+/**
+ * Removes @p fd's handler (safe inside any handler, its own included; the
+ * handler will not be called again, even for events already collected in
+ * this iteration). -ENOENT if none.
+ */
+TS_EXPORT int ts_ioloop_remove_handler(ts_ioloop *loop, int fd);
+
+struct ts_future;
+
+/**
+ * Runs the loop until @p future is done, or until @p timeout seconds pass
+ * (timeout <= 0: no limit). Returns 0 when the future completed (successfully
+ * or not: inspect it), TS_ETIMEDOUT if the time ran out first, TS_ESTATE if the
+ * loop is already running. The future is not consumed.
+ */
+TS_EXPORT int ts_ioloop_run_sync(ts_ioloop *loop, struct ts_future *future, double timeout);
+
+/**
+ * A function run on an executor thread. Returns the result pointer; a
+ * non-zero *err (set it to a negative code) fails the future instead.
+ */
+typedef void *(*ts_executor_fn)(void *arg, int *err);
+
+/**
+ * Runs @p fn(@p arg) on the loop's thread pool (created on first use, 4
+ * threads by default, see ts_ioloop_set_executor_threads()). Returns a future
+ * that completes on the loop's thread with fn's result (destroyed with
+ * @p result_dtor if the future is released unconsumed) or its error. The
+ * caller owns one reference to the returned future. NULL on allocation
+ * failure.
+ */
+TS_EXPORT struct ts_future *ts_ioloop_run_in_executor(ts_ioloop *loop, ts_executor_fn fn, void *arg,
+                                                      void (*result_dtor)(void *));
+
+/** Sets the thread pool size (1..256) before its first use. TS_ESTATE after. */
+TS_EXPORT int ts_ioloop_set_executor_threads(ts_ioloop *loop, int nthreads);
+
+/**
+ * Reports an error raised by a callback, as Tornado's
+ * handle_callback_exception: logs it at ERROR level through the log hook
+ * with @p where naming the callback. The loop carries on.
+ */
+TS_EXPORT void ts_ioloop_handle_callback_error(ts_ioloop *loop, const char *where, int err);
+
+/** A periodic callback (Tornado's PeriodicCallback). Opaque. */
+typedef struct ts_periodic ts_periodic;
+
+/**
+ * Creates a periodic callback running every @p interval seconds (> 0) once
+ * started. @p jitter in [0, 1): each interval is scaled by a random factor in
+ * [1 - jitter/2, 1 + jitter/2]. Missed runs are skipped, not bunched: the
+ * next deadline is the first future multiple of the interval. NULL on bad
+ * arguments or allocation failure.
+ */
+TS_EXPORT ts_periodic *ts_periodic_new(ts_ioloop *loop, ts_ioloop_cb cb, void *arg, double interval, double jitter);
+/** Starts it (first run one interval from now). No-op if running. */
+TS_EXPORT void ts_periodic_start(ts_periodic *pc);
+/** Stops it; safe from inside its own callback. No-op if stopped. */
+TS_EXPORT void ts_periodic_stop(ts_periodic *pc);
+/** Whether it is started. */
+TS_EXPORT bool ts_periodic_is_running(ts_periodic *pc);
+/** Stops and frees it; safe from inside its own callback. */
+TS_EXPORT void ts_periodic_free(ts_periodic *pc);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TSTREAM_IOLOOP_H */

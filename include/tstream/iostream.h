@@ -1,0 +1,304 @@
+/**
+ * @file tstream/iostream.h
+ * @brief Buffered non-blocking streams (Tornado's BaseIOStream, IOStream,
+ * PipeIOStream), over one transport-agnostic core.
+ *
+ * ## Callback rules
+ * - **No user callback ever runs inside the API call that caused it.** A read
+ *   that buffered data can satisfy at once, a write that completes inline, an
+ *   error found while starting an operation: all are delivered from the
+ *   loop, right after the current event, in the same loop iteration.
+ * - If a function that takes a callback returns an error, that callback never
+ *   runs.
+ * - One read may be pending at a time (a second gets TS_EBUSY). Any number of
+ *   writes may be queued; their callbacks run in order, each once its bytes
+ *   have been handed to the kernel.
+ * - A completed read hands its callback a pointer into the stream's read
+ *   buffer, valid only until the callback returns; the bytes are consumed
+ *   after it. Copy what you keep. The future forms copy into a ts_bytes.
+ * - A stream may be closed, and its last reference dropped, from inside any of
+ *   its callbacks.
+ *
+ * ## Lifetime
+ * The creator holds one reference. ts_iostream_close() closes the fd but does
+ * not drop it; memory is freed when the last reference is dropped and the
+ * close callback (if any) has run. Closing runs in this order: watchers
+ * stopped and fd closed (at once, idempotent); the pending read fails once
+ * with TS_ECLOSED (or the error that closed the stream); queued writes fail
+ * with TS_ECLOSED in order; then the close callback, once.
+ *
+ * ## Reads on a closed stream
+ * As Tornado 6.1+: a read started after the stream closed is still served
+ * from data left in the buffer; it fails with TS_ECLOSED only when the buffer
+ * cannot satisfy it. When the peer closes, buffered data is first offered to
+ * the pending read; read_until_close completes successfully with whatever
+ * remains.
+ */
+#ifndef TSTREAM_IOSTREAM_H
+#define TSTREAM_IOSTREAM_H
+
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "common.h"
+#include "future.h"
+#include "ioloop.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** A stream. Opaque; reference counted. */
+typedef struct ts_iostream ts_iostream;
+
+/**
+ * The transport vtable (Tornado's BaseIOStream subclass contract). Each
+ * function receives the transport pointer given to ts_iostream_new().
+ * Return conventions: a count (>= 0) or a negative code. TS_EAGAIN means
+ * "wait until the fd is readable" for reads and "writable" for writes;
+ * TS_EWANTREAD / TS_EWANTWRITE name the direction explicitly (a TLS read that
+ * must wait for writability returns TS_EWANTWRITE).
+ */
+typedef struct ts_stream_ops {
+    /** sizeof(ts_stream_ops), so the struct can grow. */
+    size_t size;
+    /** A short name for logs ("socket", "pipe", "tls"). */
+    const char *name;
+    /** The fd to watch (-1 once closed). Required. */
+    int (*fileno)(void *transport);
+    /** Reads up to @p len bytes into @p buf (memory the core provides). >0: bytes; 0: EOF; <0: error/TS_EAGAIN. Required. */
+    ssize_t (*read_from_fd)(void *transport, void *buf, size_t len);
+    /** Writes from @p iov. >0: bytes written (may be short); <0: error/TS_EAGAIN. Required. */
+    ssize_t (*write_to_fd)(void *transport, const struct iovec *iov, int iovcnt);
+    /** Closes the fd (once; further calls are no-ops). Required. */
+    void (*close_fd)(void *transport);
+    /** The pending error on the fd (e.g. SO_ERROR), as a negative code, or 0. Optional. */
+    int (*get_fd_error)(void *transport);
+    /** Bytes readable without waiting for the fd (e.g. SSL_pending). Optional. */
+    size_t (*pending)(void *transport);
+    /**
+     * Advances a handshake. 0: done; TS_EWANTREAD/TS_EWANTWRITE: call again
+     * when the fd is ready; other negative: failed. Optional: NULL means no
+     * handshake. Called after a connect completes and before any read/write.
+     */
+    int (*handshake)(void *transport);
+    /**
+     * Starts an orderly shutdown before close (e.g. TLS close_notify); best
+     * effort, must not block. Optional.
+     */
+    void (*shutdown)(void *transport);
+    /** A detail string for the last error (e.g. OpenSSL's reason), or NULL. Optional. */
+    const char *(*error_detail)(void *transport);
+    /** Frees the transport (after close_fd). Optional. */
+    void (*free)(void *transport);
+} ts_stream_ops;
+
+/** Stream options. Zero-initialise, set `size = sizeof(ts_iostream_options)`. */
+typedef struct ts_iostream_options {
+    size_t size;
+    /** Largest amount of unconsumed read data (0: 100 MiB). Over it: TS_EBUFFERFULL, stream closed. */
+    size_t max_buffer_size;
+    /** Bytes asked of the transport per read (0: 64 KiB; capped at max_buffer_size / 2). */
+    size_t read_chunk_size;
+    /** Largest amount of queued write data (0: unlimited). Over it: the write fails with TS_EBUFFERFULL and the stream closes. */
+    size_t max_write_buffer_size;
+} ts_iostream_options;
+
+/** Default max_buffer_size: 100 MiB. */
+#define TS_IOSTREAM_DEFAULT_MAX_BUFFER (100u * 1024u * 1024u)
+/** Default read_chunk_size: 64 KiB. */
+#define TS_IOSTREAM_DEFAULT_CHUNK (64u * 1024u)
+
+/**
+ * A read completed (@p status 0) or failed (@p status < 0). On success
+ * @p data / @p len are the bytes read (a view into the read buffer, valid
+ * until the callback returns); on failure they are NULL / 0.
+ */
+typedef void (*ts_iostream_read_cb)(ts_iostream *s, int status, const char *data, size_t len, void *arg);
+
+/** One chunk of a streaming read, as it arrives (a view, valid until return). */
+typedef void (*ts_iostream_streaming_cb)(ts_iostream *s, const char *data, size_t len, void *arg);
+
+/** ts_iostream_read_into() finished: @p n bytes were stored in the caller's buffer. */
+typedef void (*ts_iostream_read_into_cb)(ts_iostream *s, int status, size_t n, void *arg);
+
+/** A write's bytes reached the kernel (@p status 0), or the stream closed first (TS_ECLOSED or the closing error). */
+typedef void (*ts_iostream_write_cb)(ts_iostream *s, int status, void *arg);
+
+/** A connect (and TLS handshake, for TLS streams) finished. */
+typedef void (*ts_iostream_connect_cb)(ts_iostream *s, int status, void *arg);
+
+/** The stream closed. ts_iostream_error() tells why (0: closed locally or by a clean EOF). */
+typedef void (*ts_iostream_close_cb)(ts_iostream *s, void *arg);
+
+/**
+ * A stream over a user-supplied transport. The stream calls ops->close_fd and
+ * ops->free (if set) when done with @p transport. @p opts may be NULL.
+ * NULL on allocation failure (the transport is then not freed).
+ */
+TS_EXPORT ts_iostream *ts_iostream_new(ts_ioloop *loop, const ts_stream_ops *ops, void *transport,
+                                       const ts_iostream_options *opts);
+
+/**
+ * A stream over a socket (Tornado's IOStream). The stream owns @p fd (it is
+ * made non-blocking and closed with the stream). The socket may be connected
+ * already or not yet (then call ts_iostream_connect()). NULL on failure (fd
+ * not closed).
+ */
+TS_EXPORT ts_iostream *ts_iostream_new_socket(ts_ioloop *loop, int fd, const ts_iostream_options *opts);
+
+/**
+ * A stream over one end of a pipe (Tornado's PipeIOStream). Owns @p fd.
+ * Writing to a pipe whose reader is gone fails with -EPIPE (SIGPIPE is
+ * ignored process-wide when the first pipe stream is created, as Python does).
+ */
+TS_EXPORT ts_iostream *ts_iostream_new_pipe(ts_ioloop *loop, int fd, const ts_iostream_options *opts);
+
+/** Takes a reference. Returns @p s. */
+TS_EXPORT ts_iostream *ts_iostream_ref(ts_iostream *s);
+/** Drops a reference (NULL allowed). The last one frees the stream once its close callback has run. */
+TS_EXPORT void ts_iostream_unref(ts_iostream *s);
+/** Closes the stream (no error) and drops the caller's reference. */
+TS_EXPORT void ts_iostream_free(ts_iostream *s);
+
+/**
+ * Connects a socket stream to @p addr. Writes queued meanwhile go out once
+ * connected. @p cb gets 0, or the OS error (e.g. -ECONNREFUSED), which also
+ * closes the stream and becomes ts_iostream_error(). For TLS streams the
+ * callback runs after the handshake. Errors: TS_ECLOSED, TS_EBUSY (already
+ * connecting), TS_EINVAL (not a socket stream).
+ */
+TS_EXPORT int ts_iostream_connect(ts_iostream *s, const struct sockaddr *addr, socklen_t addrlen,
+                                  ts_iostream_connect_cb cb, void *arg);
+/** Future form of ts_iostream_connect() (result NULL). */
+TS_EXPORT ts_future *ts_iostream_connect_future(ts_iostream *s, const struct sockaddr *addr, socklen_t addrlen);
+
+/**
+ * Reads exactly @p n bytes, or with @p partial as soon as any bytes (up to
+ * @p n) are available. n == 0 completes at once with no data. Errors as for
+ * every read: TS_EBUSY (a read is pending), TS_EBUFFERFULL (n larger than
+ * max_buffer_size).
+ */
+TS_EXPORT int ts_iostream_read_bytes(ts_iostream *s, size_t n, bool partial, ts_iostream_read_cb cb, void *arg);
+
+/**
+ * Reads @p n bytes, handing them to @p streaming_cb in chunks as they arrive;
+ * then @p cb runs with no data (len 0).
+ */
+TS_EXPORT int ts_iostream_read_bytes_streaming(ts_iostream *s, size_t n, ts_iostream_streaming_cb streaming_cb,
+                                               ts_iostream_read_cb cb, void *arg);
+
+/**
+ * Reads up to and including the delimiter @p delim (any length > 0; an empty
+ * one is TS_EINVAL). With @p max_bytes > 0, if the delimiter (counted in
+ * @p max_bytes) is not found within that many bytes, the read fails with
+ * TS_EUNSATISFIABLE and the stream closes. The search resumes where it
+ * stopped, so a long line arriving in pieces costs linear time.
+ */
+TS_EXPORT int ts_iostream_read_until(ts_iostream *s, const void *delim, size_t delim_len, size_t max_bytes,
+                                     ts_iostream_read_cb cb, void *arg);
+
+/**
+ * Reads up to the end of the first match of the PCRE2 @p pattern. The
+ * pattern is compiled (with JIT) once and kept by the stream while it stays
+ * the same. Matching runs under PCRE2 match and heap limits; exceeding them
+ * fails the read with TS_EREGEX and closes the stream. A bad pattern is
+ * TS_EREGEX at once (callback not run). @p max_bytes as for read_until.
+ */
+TS_EXPORT int ts_iostream_read_until_regex(ts_iostream *s, const char *pattern, size_t max_bytes,
+                                           ts_iostream_read_cb cb, void *arg);
+
+/** Reads everything until the stream closes; @p cb gets it all (status 0) when it does. */
+TS_EXPORT int ts_iostream_read_until_close(ts_iostream *s, ts_iostream_read_cb cb, void *arg);
+
+/** As read_until_close, handing data to @p streaming_cb as it arrives; then @p cb with no data. */
+TS_EXPORT int ts_iostream_read_until_close_streaming(ts_iostream *s, ts_iostream_streaming_cb streaming_cb,
+                                                     ts_iostream_read_cb cb, void *arg);
+
+/**
+ * Reads into the caller's @p buf of @p len bytes: until it is full, or with
+ * @p partial as soon as any bytes arrived. @p buf must stay valid until @p cb
+ * runs.
+ */
+TS_EXPORT int ts_iostream_read_into(ts_iostream *s, void *buf, size_t len, bool partial,
+                                    ts_iostream_read_into_cb cb, void *arg);
+
+/** Future forms of the reads: the result is a ts_bytes * owned by the future. */
+TS_EXPORT ts_future *ts_iostream_read_bytes_future(ts_iostream *s, size_t n, bool partial);
+/** Future form of ts_iostream_read_until(). */
+TS_EXPORT ts_future *ts_iostream_read_until_future(ts_iostream *s, const void *delim, size_t delim_len,
+                                                   size_t max_bytes);
+/** Future form of ts_iostream_read_until_regex(). */
+TS_EXPORT ts_future *ts_iostream_read_until_regex_future(ts_iostream *s, const char *pattern, size_t max_bytes);
+/** Future form of ts_iostream_read_until_close(). */
+TS_EXPORT ts_future *ts_iostream_read_until_close_future(ts_iostream *s);
+/** Future form of ts_iostream_read_into(): the result is the byte count cast to (void *)(uintptr_t). */
+TS_EXPORT ts_future *ts_iostream_read_into_future(ts_iostream *s, void *buf, size_t len, bool partial);
+
+/**
+ * Queues a copy of @p len bytes for writing; tried inline at once when the
+ * stream is idle. @p cb (may be NULL) runs once these bytes reached the
+ * kernel. len == 0 is allowed (the callback runs once earlier writes are
+ * done). Errors: TS_ECLOSED, TS_EBUFFERFULL (over max_write_buffer_size: the
+ * stream is closed too), TS_ENOMEM.
+ */
+TS_EXPORT int ts_iostream_write(ts_iostream *s, const void *data, size_t len, ts_iostream_write_cb cb, void *arg);
+
+/**
+ * Zero-copy write: queues @p data without copying and takes ownership of it,
+ * calling @p free_fn(@p data) (if not NULL) once it has been written or the
+ * stream closed. On an error return @p data is NOT freed (the caller keeps it).
+ */
+TS_EXPORT int ts_iostream_write_owned(ts_iostream *s, void *data, size_t len, void (*free_fn)(void *),
+                                      ts_iostream_write_cb cb, void *arg);
+
+/** Future form of ts_iostream_write() (result NULL). */
+TS_EXPORT ts_future *ts_iostream_write_future(ts_iostream *s, const void *data, size_t len);
+
+/**
+ * Closes the stream, recording @p err (0 for a plain close) as
+ * ts_iostream_error() unless an error was already recorded. Idempotent.
+ * Pending callbacks are told as described in the file comment.
+ */
+TS_EXPORT void ts_iostream_close(ts_iostream *s, int err);
+
+/** Sets (or clears with NULL) the close callback. */
+TS_EXPORT void ts_iostream_set_close_callback(ts_iostream *s, ts_iostream_close_cb cb, void *arg);
+
+/** Whether the stream is closed. */
+TS_EXPORT bool ts_iostream_closed(const ts_iostream *s);
+/** Whether a read is pending. */
+TS_EXPORT bool ts_iostream_reading(const ts_iostream *s);
+/** Whether written data is still queued. */
+TS_EXPORT bool ts_iostream_writing(const ts_iostream *s);
+/** The error that closed the stream (Tornado's .error / real_error), or 0. */
+TS_EXPORT int ts_iostream_error(const ts_iostream *s);
+/** A detail string for that error (e.g. OpenSSL's reason text), or NULL. Valid while the stream lives. */
+TS_EXPORT const char *ts_iostream_error_detail(const ts_iostream *s);
+/** The fd, or -1 once closed. */
+TS_EXPORT int ts_iostream_fileno(const ts_iostream *s);
+/** The loop the stream runs on. */
+TS_EXPORT ts_ioloop *ts_iostream_loop(const ts_iostream *s);
+/** Bytes currently buffered and unread. */
+TS_EXPORT size_t ts_iostream_read_buffer_size(const ts_iostream *s);
+/** Bytes currently queued for writing. */
+TS_EXPORT size_t ts_iostream_write_buffer_size(const ts_iostream *s);
+
+/** Sets TCP_NODELAY on a TCP socket stream. Returns 0 or a negative error. */
+TS_EXPORT int ts_iostream_set_nodelay(ts_iostream *s, bool on);
+/** The peer's address (getpeername). Returns 0 or a negative error. */
+TS_EXPORT int ts_iostream_peer_address(const ts_iostream *s, struct sockaddr_storage *addr, socklen_t *len);
+/** The local address (getsockname). Returns 0 or a negative error. */
+TS_EXPORT int ts_iostream_local_address(const ts_iostream *s, struct sockaddr_storage *addr, socklen_t *len);
+
+/** A user data slot. */
+TS_EXPORT void ts_iostream_set_userdata(ts_iostream *s, void *data);
+/** The user data slot. */
+TS_EXPORT void *ts_iostream_userdata(const ts_iostream *s);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TSTREAM_IOSTREAM_H */
