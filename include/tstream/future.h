@@ -81,10 +81,11 @@ TS_EXPORT ts_ioloop *ts_future_loop(const ts_future *f);
 TS_EXPORT ts_future *ts_with_timeout(ts_future *f, double timeout);
 
 /**
- * Gathers @p n futures (Tornado's gen.multi): the returned future completes
- * when all have completed, successfully with a NULL result, or with the first
- * error (in completion order) once all are done. The inputs are referenced,
- * not consumed; read their results from them. n == 0 completes at once.
+ * Gathers @p n futures (Tornado's gen.multi): the returned future fails with
+ * the first error as soon as one input fails, and otherwise completes with a
+ * NULL result once all inputs have completed. The inputs are referenced until
+ * they complete, not consumed; read their results from them. n == 0
+ * completes at once (its callbacks still run from the loop).
  */
 TS_EXPORT ts_future *ts_future_multi(ts_ioloop *loop, ts_future *const *futures, size_t n);
 

@@ -1,0 +1,179 @@
+/*
+ * The loop's thread pool (run_in_executor). Workers run jobs and hand them
+ * back through ts_ioloop_add_callback; the loop thread completes the future.
+ * Every job stays on the executor's list until it is delivered, so freeing
+ * the loop can release jobs that never came back.
+ */
+#include <stdlib.h>
+
+#include "ioloop_int.h"
+
+typedef struct job {
+    struct job *next_queued;
+    struct job *prev_all, *next_all;
+    ts_executor_fn fn;
+    void *arg;
+    void (*dtor)(void *);
+    ts_future *future;
+    void *result;
+    int err;
+} job;
+
+struct ts__executor {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    job *qhead, *qtail; /* waiting to run */
+    job *all;           /* every job not yet delivered (loop thread + workers, under lock) */
+    bool shutdown;
+    int nthreads;
+    pthread_t threads[];
+};
+
+static void unlink_all(ts__executor *ex, job *j)
+{
+    if (j->prev_all)
+        j->prev_all->next_all = j->next_all;
+    else
+        ex->all = j->next_all;
+    if (j->next_all)
+        j->next_all->prev_all = j->prev_all;
+}
+
+static void deliver(ts_ioloop *loop, void *arg)
+{
+    job *j = arg;
+    ts__executor *ex = loop->executor;
+    pthread_mutex_lock(&ex->lock);
+    unlink_all(ex, j);
+    pthread_mutex_unlock(&ex->lock);
+    if (j->err)
+        ts_future_set_error(j->future, j->err < 0 ? j->err : TS_EINTERNAL);
+    else
+        ts_future_set_result(j->future, j->result, j->dtor);
+    ts_future_unref(j->future);
+    ts__free(j);
+}
+
+static void *worker(void *arg)
+{
+    ts_ioloop *loop = arg;
+    ts__executor *ex = loop->executor;
+    pthread_mutex_lock(&ex->lock);
+    for (;;) {
+        while (!ex->qhead && !ex->shutdown)
+            pthread_cond_wait(&ex->cond, &ex->lock);
+        if (ex->shutdown)
+            break;
+        job *j = ex->qhead;
+        ex->qhead = j->next_queued;
+        if (!ex->qhead)
+            ex->qtail = NULL;
+        pthread_mutex_unlock(&ex->lock);
+        j->err = 0;
+        j->result = j->fn(j->arg, &j->err);
+        pthread_mutex_lock(&ex->lock);
+        if (ts_ioloop_add_callback(loop, deliver, j) < 0)
+            j->err = TS_ENOMEM; /* stays on the list; released when the loop is freed */
+    }
+    pthread_mutex_unlock(&ex->lock);
+    return NULL;
+}
+
+static ts__executor *executor_get(ts_ioloop *loop)
+{
+    if (loop->executor)
+        return loop->executor;
+    int n = loop->executor_threads;
+    ts__executor *ex = ts__calloc(1, sizeof *ex + (size_t)n * sizeof(pthread_t));
+    if (!ex)
+        return NULL;
+    pthread_mutex_init(&ex->lock, NULL);
+    pthread_cond_init(&ex->cond, NULL);
+    loop->executor = ex;
+    for (int i = 0; i < n; i++) {
+        if (pthread_create(&ex->threads[i], NULL, worker, loop) != 0)
+            break;
+        ex->nthreads++;
+    }
+    if (ex->nthreads == 0) {
+        loop->executor = NULL;
+        pthread_mutex_destroy(&ex->lock);
+        pthread_cond_destroy(&ex->cond);
+        ts__free(ex);
+        return NULL;
+    }
+    return ex;
+}
+
+ts_future *ts_ioloop_run_in_executor(ts_ioloop *loop, ts_executor_fn fn, void *arg, void (*result_dtor)(void *))
+{
+    if (!fn)
+        return NULL;
+    ts__executor *ex = executor_get(loop);
+    if (!ex)
+        return NULL;
+    job *j = ts__calloc(1, sizeof *j);
+    ts_future *f = ts_future_new(loop);
+    if (!j || !f) {
+        ts__free(j);
+        ts_future_unref(f);
+        return NULL;
+    }
+    j->fn = fn;
+    j->arg = arg;
+    j->dtor = result_dtor;
+    j->future = ts_future_ref(f);
+    pthread_mutex_lock(&ex->lock);
+    j->next_all = ex->all;
+    if (ex->all)
+        ex->all->prev_all = j;
+    ex->all = j;
+    if (ex->qtail)
+        ex->qtail->next_queued = j;
+    else
+        ex->qhead = j;
+    ex->qtail = j;
+    pthread_cond_signal(&ex->cond);
+    pthread_mutex_unlock(&ex->lock);
+    return f;
+}
+
+int ts_ioloop_set_executor_threads(ts_ioloop *loop, int nthreads)
+{
+    if (nthreads < 1 || nthreads > 256)
+        return TS_EINVAL;
+    if (loop->executor)
+        return TS_ESTATE;
+    loop->executor_threads = nthreads;
+    return 0;
+}
+
+void ts__executor_free(ts_ioloop *loop)
+{
+    ts__executor *ex = loop->executor;
+    if (!ex)
+        return;
+    pthread_mutex_lock(&ex->lock);
+    ex->shutdown = true;
+    pthread_cond_broadcast(&ex->cond);
+    pthread_mutex_unlock(&ex->lock);
+    for (int i = 0; i < ex->nthreads; i++)
+        pthread_join(ex->threads[i], NULL);
+    /* Deliver what finished (its callback may be queued); drop what never ran. */
+    for (int round = 0; round < 64 && (loop->head || loop->xhead); round++) {
+        ts__ioloop_run_queued(loop);
+    }
+    while (ex->all) {
+        job *j = ex->all;
+        unlink_all(ex, j);
+        if (j->result && j->dtor && j->err == 0)
+            j->dtor(j->result);
+        ts_future_set_error(j->future, TS_ECANCELLED);
+        ts_future_unref(j->future);
+        ts__free(j);
+    }
+    pthread_mutex_destroy(&ex->lock);
+    pthread_cond_destroy(&ex->cond);
+    ts__free(ex);
+    loop->executor = NULL;
+}

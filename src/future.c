@@ -1,0 +1,286 @@
+/*
+ * Futures. Done callbacks never run inline: completing a future (or adding a
+ * callback to a done one) schedules one loop callback that runs the list.
+ * with_timeout and multi are built on the public operations only.
+ */
+#include <stdlib.h>
+
+#include "internal.h"
+
+typedef struct donecb {
+    struct donecb *next;
+    ts_future_cb cb;
+    void *arg;
+} donecb;
+
+struct ts_future {
+    ts_ioloop *loop;
+    unsigned refs;
+    bool done;
+    bool scheduled; /* a run of the callbacks is queued on the loop */
+    int err;
+    void *result;
+    ts_future_dtor dtor;
+    donecb *cbs, *cbs_tail;
+    ts_future *keep; /* a future this one borrows its result from */
+};
+
+ts_future *ts_future_new(ts_ioloop *loop)
+{
+    if (!loop)
+        return NULL;
+    ts_future *f = ts__calloc(1, sizeof *f);
+    if (!f)
+        return NULL;
+    f->loop = loop;
+    f->refs = 1;
+    return f;
+}
+
+ts_future *ts_future_ref(ts_future *f)
+{
+    f->refs++;
+    return f;
+}
+
+void ts_future_unref(ts_future *f)
+{
+    if (!f || --f->refs > 0)
+        return;
+    for (donecb *c = f->cbs, *next; c; c = next) {
+        next = c->next;
+        ts__free(c);
+    }
+    if (f->result && f->dtor)
+        f->dtor(f->result);
+    ts_future_unref(f->keep);
+    ts__free(f);
+}
+
+static void run_done_callbacks(ts_ioloop *loop, void *arg)
+{
+    TS__UNUSED(loop);
+    ts_future *f = arg;
+    f->scheduled = false;
+    donecb *c = f->cbs;
+    f->cbs = f->cbs_tail = NULL;
+    while (c) {
+        donecb *next = c->next;
+        ts_future_cb cb = c->cb;
+        void *cbarg = c->arg;
+        ts__free(c);
+        cb(f, cbarg);
+        c = next;
+    }
+    ts_future_unref(f);
+}
+
+static void schedule(ts_future *f)
+{
+    if (f->scheduled || !f->cbs)
+        return;
+    if (ts_ioloop_add_callback(f->loop, run_done_callbacks, ts_future_ref(f)) < 0) {
+        ts_log(TS_LOG_ERROR, "future: out of memory scheduling done callbacks");
+        f->refs--;
+        return;
+    }
+    f->scheduled = true;
+}
+
+int ts_future_set_result(ts_future *f, void *result, ts_future_dtor dtor)
+{
+    if (f->done) {
+        ts_log(TS_LOG_ERROR, "future %p: result set on a future that is already done", (void *)f);
+        if (result && dtor)
+            dtor(result);
+        return TS_ESTATE;
+    }
+    f->done = true;
+    f->result = result;
+    f->dtor = dtor;
+    schedule(f);
+    return 0;
+}
+
+int ts_future_set_error(ts_future *f, int err)
+{
+    if (err >= 0)
+        return TS_EINVAL;
+    if (f->done) {
+        ts_log(TS_LOG_ERROR, "future %p: error %s set on a future that is already done", (void *)f,
+               ts_err_name(err));
+        return TS_ESTATE;
+    }
+    f->done = true;
+    f->err = err;
+    schedule(f);
+    return 0;
+}
+
+bool ts_future_done(const ts_future *f) { return f->done; }
+void *ts_future_result(const ts_future *f) { return f->done ? f->result : NULL; }
+int ts_future_error(const ts_future *f) { return f->err; }
+ts_ioloop *ts_future_loop(const ts_future *f) { return f->loop; }
+
+void *ts_future_steal_result(ts_future *f)
+{
+    if (!f->done || f->err)
+        return NULL;
+    void *r = f->result;
+    f->result = NULL;
+    f->dtor = NULL;
+    return r;
+}
+
+int ts_future_add_done_callback(ts_future *f, ts_future_cb cb, void *arg)
+{
+    if (!cb)
+        return TS_EINVAL;
+    donecb *c = ts__malloc(sizeof *c);
+    if (!c)
+        return TS_ENOMEM;
+    c->next = NULL;
+    c->cb = cb;
+    c->arg = arg;
+    if (f->cbs_tail)
+        f->cbs_tail->next = c;
+    else
+        f->cbs = c;
+    f->cbs_tail = c;
+    if (f->done)
+        schedule(f);
+    return 0;
+}
+
+/* Removes a callback that has not run yet (used by run_sync and with_timeout). */
+bool ts__future_remove_done_callback(ts_future *f, ts_future_cb cb, void *arg)
+{
+    donecb *prev = NULL;
+    for (donecb *c = f->cbs; c; prev = c, c = c->next) {
+        if (c->cb != cb || c->arg != arg)
+            continue;
+        if (prev)
+            prev->next = c->next;
+        else
+            f->cbs = c->next;
+        if (f->cbs_tail == c)
+            f->cbs_tail = prev;
+        ts__free(c);
+        return true;
+    }
+    return false;
+}
+
+/* ---- with_timeout -------------------------------------------------------- */
+
+typedef struct timeout_ctx {
+    ts_future *outer, *inner;
+    uint64_t timer;
+} timeout_ctx;
+
+static void timeout_inner_done(ts_future *inner, void *arg)
+{
+    timeout_ctx *ctx = arg;
+    ts_ioloop_remove_timeout(inner->loop, ctx->timer);
+    if (!ctx->outer->done) {
+        if (inner->err)
+            ts_future_set_error(ctx->outer, inner->err);
+        else
+            ts_future_set_result(ctx->outer, inner->result, NULL);
+    }
+    ts_future_unref(ctx->outer);
+    ts__free(ctx);
+}
+
+static void timeout_fired(ts_ioloop *loop, void *arg)
+{
+    TS__UNUSED(loop);
+    timeout_ctx *ctx = arg;
+    ts__future_remove_done_callback(ctx->inner, timeout_inner_done, ctx);
+    if (!ctx->outer->done)
+        ts_future_set_error(ctx->outer, TS_ETIMEDOUT);
+    ts_future_unref(ctx->outer);
+    ts__free(ctx);
+}
+
+ts_future *ts_with_timeout(ts_future *f, double timeout)
+{
+    ts_future *outer = ts_future_new(f->loop);
+    timeout_ctx *ctx = ts__malloc(sizeof *ctx);
+    if (!outer || !ctx)
+        goto fail;
+    ctx->outer = ts_future_ref(outer);
+    ctx->inner = f;
+    outer->keep = ts_future_ref(f);
+    ctx->timer = ts_ioloop_call_later(f->loop, timeout, timeout_fired, ctx);
+    if (!ctx->timer) {
+        outer->refs--;
+        goto fail;
+    }
+    if (ts_future_add_done_callback(f, timeout_inner_done, ctx) < 0) {
+        ts_ioloop_remove_timeout(f->loop, ctx->timer);
+        outer->refs--;
+        goto fail;
+    }
+    return outer;
+fail:
+    ts__free(ctx);
+    ts_future_unref(outer);
+    return NULL;
+}
+
+/* ---- multi ---------------------------------------------------------------- */
+
+typedef struct multi_ctx {
+    ts_future *outer;
+    size_t remaining, n;
+    ts_future *inputs[];
+} multi_ctx;
+
+static void multi_one_done(ts_future *f, void *arg)
+{
+    multi_ctx *ctx = arg;
+    if (f->err && !ctx->outer->done)
+        ts_future_set_error(ctx->outer, f->err);
+    if (--ctx->remaining > 0)
+        return;
+    if (!ctx->outer->done)
+        ts_future_set_result(ctx->outer, NULL, NULL);
+    for (size_t i = 0; i < ctx->n; i++)
+        ts_future_unref(ctx->inputs[i]);
+    ts_future_unref(ctx->outer);
+    ts__free(ctx);
+}
+
+ts_future *ts_future_multi(ts_ioloop *loop, ts_future *const *futures, size_t n)
+{
+    ts_future *outer = ts_future_new(loop);
+    if (!outer)
+        return NULL;
+    if (n == 0) {
+        ts_future_set_result(outer, NULL, NULL);
+        return outer;
+    }
+    multi_ctx *ctx = ts__malloc(sizeof *ctx + n * sizeof(ts_future *));
+    if (!ctx) {
+        ts_future_unref(outer);
+        return NULL;
+    }
+    /* Register every callback first so a failure leaves nothing behind. */
+    size_t added = 0;
+    for (; added < n; added++)
+        if (ts_future_add_done_callback(futures[added], multi_one_done, ctx) < 0)
+            break;
+    if (added < n) {
+        for (size_t i = 0; i < added; i++)
+            ts__future_remove_done_callback(futures[i], multi_one_done, ctx);
+        ts__free(ctx);
+        ts_future_unref(outer);
+        return NULL;
+    }
+    ctx->outer = ts_future_ref(outer);
+    ctx->remaining = ctx->n = n;
+    for (size_t i = 0; i < n; i++)
+        ctx->inputs[i] = ts_future_ref(futures[i]);
+    return outer;
+}

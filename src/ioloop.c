@@ -1,0 +1,472 @@
+/*
+ * The event loop over libev: the callback queue, fd handlers, start/stop and
+ * run_sync. Timeouts and periodic callbacks live in ioloop_timer.c, the thread
+ * pool in executor.c. The loop knows nothing of streams.
+ *
+ * One iteration: libev polls, then invokes I/O and timer watchers; last (at
+ * the lowest priority) the check watcher drains the callback queue. Callbacks
+ * queued while it drains wait for the next iteration; the prepare watcher
+ * starts an idle watcher so that iteration does not block.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ioloop_int.h"
+
+#define TS__MAX_SPARE 4096
+
+static _Thread_local ts_ioloop *tl_current;
+
+bool ts__ioloop_on_thread(const ts_ioloop *loop) { return pthread_equal(loop->owner, pthread_self()); }
+
+/* ---- the callback queue ------------------------------------------------ */
+
+static ts__cbnode *node_get(ts_ioloop *loop)
+{
+    ts__cbnode *n = loop->spare;
+    if (n) {
+        loop->spare = n->next;
+        loop->nspare--;
+        return n;
+    }
+    return ts__malloc(sizeof *n);
+}
+
+static void node_put(ts_ioloop *loop, ts__cbnode *n)
+{
+    if (loop->nspare >= TS__MAX_SPARE) {
+        ts__free(n);
+        return;
+    }
+    n->next = loop->spare;
+    loop->spare = n;
+    loop->nspare++;
+}
+
+static void queue_append(ts__cbnode **head, ts__cbnode **tail, ts__cbnode *first, ts__cbnode *last)
+{
+    if (*tail)
+        (*tail)->next = first;
+    else
+        *head = first;
+    *tail = last;
+}
+
+/* Moves callbacks queued by other threads and by signal handlers to the local queue. */
+static void collect_foreign(ts_ioloop *loop)
+{
+    pthread_mutex_lock(&loop->xlock);
+    ts__cbnode *first = loop->xhead, *last = loop->xtail;
+    loop->xhead = loop->xtail = NULL;
+    pthread_mutex_unlock(&loop->xlock);
+    if (first)
+        queue_append(&loop->head, &loop->tail, first, last);
+    for (size_t i = 0; i < TS__ARRAY_LEN(loop->sig); i++) {
+        ts__sigslot *s = &loop->sig[i];
+        if (atomic_load(&s->state) != TS__SIG_FULL)
+            continue;
+        ts_ioloop_cb cb = s->cb;
+        void *arg = s->arg;
+        atomic_store(&s->state, TS__SIG_FREE);
+        ts__cbnode *n = node_get(loop);
+        if (!n) {
+            ts_log(TS_LOG_ERROR, "out of memory queueing a signal callback");
+            continue;
+        }
+        n->cb = cb;
+        n->arg = arg;
+        n->next = NULL;
+        queue_append(&loop->head, &loop->tail, n, n);
+    }
+}
+
+/* Runs the callbacks queued so far; ones they queue wait for the next call. */
+static void run_callbacks(ts_ioloop *loop)
+{
+    collect_foreign(loop);
+    ts__cbnode *n = loop->head;
+    loop->head = loop->tail = NULL;
+    while (n) {
+        ts__cbnode *next = n->next;
+        ts_ioloop_cb cb = n->cb;
+        void *arg = n->arg;
+        node_put(loop, n);
+        cb(loop, arg);
+        n = next;
+    }
+}
+
+void ts__ioloop_run_queued(ts_ioloop *loop) { run_callbacks(loop); }
+
+static void check_cb(struct ev_loop *ev, ev_check *w, int revents)
+{
+    TS__UNUSED(revents);
+    ts_ioloop *loop = w->data;
+    run_callbacks(loop);
+    if (loop->running && atomic_load(&loop->stop_requested))
+        ev_break(ev, EVBREAK_ONE);
+}
+
+static void prepare_cb(struct ev_loop *ev, ev_prepare *w, int revents)
+{
+    TS__UNUSED(revents);
+    ts_ioloop *loop = w->data;
+    bool busy = loop->head != NULL || (loop->running && atomic_load(&loop->stop_requested));
+    if (busy && !ev_is_active(&loop->idle))
+        ev_idle_start(ev, &loop->idle);
+    else if (!busy && ev_is_active(&loop->idle))
+        ev_idle_stop(ev, &loop->idle);
+}
+
+static void idle_cb(struct ev_loop *ev, ev_idle *w, int revents)
+{
+    TS__UNUSED(ev), TS__UNUSED(w), TS__UNUSED(revents);
+}
+
+static void async_cb(struct ev_loop *ev, ev_async *w, int revents)
+{
+    TS__UNUSED(ev), TS__UNUSED(w), TS__UNUSED(revents);
+    /* Nothing to do: the check watcher of this iteration collects the work. */
+}
+
+int ts_ioloop_add_callback(ts_ioloop *loop, ts_ioloop_cb cb, void *arg)
+{
+    if (!loop || !cb)
+        return TS_EINVAL;
+    if (ts__ioloop_on_thread(loop)) {
+        ts__cbnode *n = node_get(loop);
+        if (!n)
+            return TS_ENOMEM;
+        n->cb = cb;
+        n->arg = arg;
+        n->next = NULL;
+        queue_append(&loop->head, &loop->tail, n, n);
+        return 0;
+    }
+    ts__cbnode *n = ts__malloc(sizeof *n);
+    if (!n)
+        return TS_ENOMEM;
+    n->cb = cb;
+    n->arg = arg;
+    n->next = NULL;
+    pthread_mutex_lock(&loop->xlock);
+    queue_append(&loop->xhead, &loop->xtail, n, n);
+    pthread_mutex_unlock(&loop->xlock);
+    ev_async_send(loop->ev, &loop->async);
+    return 0;
+}
+
+int ts_ioloop_add_callback_from_signal(ts_ioloop *loop, ts_ioloop_cb cb, void *arg)
+{
+    if (!loop || !cb)
+        return TS_EINVAL;
+    for (size_t i = 0; i < TS__ARRAY_LEN(loop->sig); i++) {
+        ts__sigslot *s = &loop->sig[i];
+        if (atomic_load(&s->state) == TS__SIG_FULL && s->cb == cb && s->arg == arg) {
+            ev_async_send(loop->ev, &loop->async);
+            return 0;
+        }
+    }
+    for (size_t i = 0; i < TS__ARRAY_LEN(loop->sig); i++) {
+        ts__sigslot *s = &loop->sig[i];
+        int expected = TS__SIG_FREE;
+        if (atomic_compare_exchange_strong(&s->state, &expected, TS__SIG_BUSY)) {
+            s->cb = cb;
+            s->arg = arg;
+            atomic_store(&s->state, TS__SIG_FULL);
+            ev_async_send(loop->ev, &loop->async);
+            return 0;
+        }
+    }
+    return TS_EBUSY;
+}
+
+/* ---- creation and destruction ------------------------------------------ */
+
+static ts_ioloop *loop_init(struct ev_loop *ev, bool owns)
+{
+    ts_ioloop *loop = ts__calloc(1, sizeof *loop);
+    if (!loop)
+        return NULL;
+    loop->ev = ev;
+    loop->owns_ev = owns;
+    loop->owner = pthread_self();
+    loop->executor_threads = 4;
+    atomic_init(&loop->stop_requested, false);
+    for (size_t i = 0; i < TS__ARRAY_LEN(loop->sig); i++)
+        atomic_init(&loop->sig[i].state, TS__SIG_FREE);
+    pthread_mutex_init(&loop->xlock, NULL);
+
+    ev_prepare_init(&loop->prepare, prepare_cb);
+    ev_check_init(&loop->check, check_cb);
+    ev_idle_init(&loop->idle, idle_cb);
+    ev_async_init(&loop->async, async_cb);
+    loop->prepare.data = loop->check.data = loop->idle.data = loop->async.data = loop;
+    ev_set_priority(&loop->check, EV_MINPRI);
+    ev_set_priority(&loop->idle, EV_MINPRI);
+    ev_prepare_start(ev, &loop->prepare);
+    ev_check_start(ev, &loop->check);
+    ev_async_start(ev, &loop->async);
+    /* Our own watchers must not keep a libev loop alive by themselves. */
+    ev_unref(ev);
+    ev_unref(ev);
+    ev_unref(ev);
+    ts__timers_init(loop);
+    return loop;
+}
+
+ts_ioloop *ts_ioloop_new(void)
+{
+    struct ev_loop *ev = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
+    if (!ev)
+        return NULL;
+    ts_ioloop *loop = loop_init(ev, true);
+    if (!loop)
+        ev_loop_destroy(ev);
+    return loop;
+}
+
+ts_ioloop *ts_ioloop_new_from_ev(struct ev_loop *ev)
+{
+    if (!ev)
+        return NULL;
+    return loop_init(ev, false);
+}
+
+struct ev_loop *ts_ioloop_ev(ts_ioloop *loop) { return loop->ev; }
+
+void ts_ioloop_free(ts_ioloop *loop, bool all_fds)
+{
+    if (!loop)
+        return;
+    ts__executor_free(loop);
+    /* Run what is already queued: the callbacks may own resources (futures). */
+    for (int round = 0; round < 64 && (loop->head || loop->xhead); round++)
+        run_callbacks(loop);
+    for (int fd = 0; fd < loop->nhandlers; fd++) {
+        ts__handler *h = loop->handlers[fd];
+        if (!h)
+            continue;
+        ev_io_stop(loop->ev, &h->io);
+        if (all_fds)
+            close(fd);
+        ts__free(h);
+    }
+    ts__free(loop->handlers);
+    ts__timers_free(loop);
+
+    ev_ref(loop->ev);
+    ev_ref(loop->ev);
+    ev_ref(loop->ev);
+    ev_prepare_stop(loop->ev, &loop->prepare);
+    ev_check_stop(loop->ev, &loop->check);
+    ev_async_stop(loop->ev, &loop->async);
+    if (ev_is_active(&loop->idle))
+        ev_idle_stop(loop->ev, &loop->idle);
+    if (loop->owns_ev)
+        ev_loop_destroy(loop->ev);
+
+    for (ts__cbnode *n = loop->head, *next; n; n = next) {
+        next = n->next;
+        ts__free(n);
+    }
+    for (ts__cbnode *n = loop->xhead, *next; n; n = next) {
+        next = n->next;
+        ts__free(n);
+    }
+    for (ts__cbnode *n = loop->spare, *next; n; n = next) {
+        next = n->next;
+        ts__free(n);
+    }
+    pthread_mutex_destroy(&loop->xlock);
+    if (tl_current == loop)
+        tl_current = NULL;
+    ts__free(loop);
+}
+
+ts_ioloop *ts_ioloop_current(void) { return tl_current; }
+
+void ts_ioloop_make_current(ts_ioloop *loop) { tl_current = loop; }
+
+/* ---- running ------------------------------------------------------------ */
+
+int ts_ioloop_start(ts_ioloop *loop)
+{
+    if (loop->running)
+        return TS_ESTATE;
+    ts_ioloop *prev = tl_current;
+    tl_current = loop;
+    loop->owner = pthread_self();
+    loop->running = true;
+    ev_ref(loop->ev); /* keep ev_run going until we are stopped */
+    ev_run(loop->ev, 0);
+    ev_unref(loop->ev);
+    loop->running = false;
+    atomic_store(&loop->stop_requested, false);
+    tl_current = prev;
+    return 0;
+}
+
+void ts_ioloop_stop(ts_ioloop *loop)
+{
+    atomic_store(&loop->stop_requested, true);
+    ev_async_send(loop->ev, &loop->async);
+}
+
+bool ts_ioloop_running(ts_ioloop *loop) { return loop->running; }
+
+double ts_ioloop_time(ts_ioloop *loop)
+{
+    TS__UNUSED(loop);
+    return ts__monotonic();
+}
+
+static void run_sync_done(ts_future *f, void *arg)
+{
+    TS__UNUSED(f);
+    *(bool *)arg = true;
+}
+
+static void run_sync_wake(ts_ioloop *loop, void *arg)
+{
+    TS__UNUSED(loop);
+    *(bool *)arg = true;
+}
+
+bool ts__future_remove_done_callback(ts_future *f, ts_future_cb cb, void *arg);
+
+int ts_ioloop_run_sync(ts_ioloop *loop, ts_future *future, double timeout)
+{
+    if (loop->running)
+        return TS_ESTATE;
+    bool done = false, timed_out = false;
+    if (ts_future_add_done_callback(future, run_sync_done, &done) < 0)
+        return TS_ENOMEM;
+    uint64_t tid = 0;
+    if (timeout > 0)
+        tid = ts_ioloop_call_later(loop, timeout, run_sync_wake, &timed_out);
+    ts_ioloop *prev = tl_current;
+    tl_current = loop;
+    loop->owner = pthread_self();
+    loop->running = true;
+    while (!done && !timed_out && !atomic_load(&loop->stop_requested)) {
+        ev_ref(loop->ev);
+        ev_run(loop->ev, EVRUN_ONCE);
+        ev_unref(loop->ev);
+    }
+    loop->running = false;
+    atomic_store(&loop->stop_requested, false);
+    tl_current = prev;
+    if (tid)
+        ts_ioloop_remove_timeout(loop, tid);
+    if (!done)
+        ts__future_remove_done_callback(future, run_sync_done, &done);
+    return ts_future_done(future) ? 0 : TS_ETIMEDOUT;
+}
+
+void ts_ioloop_handle_callback_error(ts_ioloop *loop, const char *where, int err)
+{
+    TS__UNUSED(loop);
+    ts_log(TS_LOG_ERROR, "exception in callback %s: %s (%s)", where ? where : "?", ts_strerror(err),
+           ts_err_name(err));
+}
+
+/* ---- fd handlers -------------------------------------------------------- */
+
+static int ev_mask(int events)
+{
+    int m = 0;
+    if (events & TS_IOLOOP_READ)
+        m |= EV_READ;
+    if (events & TS_IOLOOP_WRITE)
+        m |= EV_WRITE;
+    if (m == 0 && (events & TS_IOLOOP_ERROR))
+        m = EV_READ;
+    return m;
+}
+
+static void handler_io_cb(struct ev_loop *ev, ev_io *w, int revents)
+{
+    TS__UNUSED(ev);
+    ts__handler *h = w->data;
+    int events = 0;
+    if (revents & EV_READ)
+        events |= h->events & TS_IOLOOP_READ;
+    if (revents & EV_WRITE)
+        events |= h->events & TS_IOLOOP_WRITE;
+    if (h->events & TS_IOLOOP_ERROR) {
+        /* libev folds errors into readiness; ask the kernel only if the user cares. */
+        struct pollfd p = {.fd = h->fd, .events = 0};
+        if (poll(&p, 1, 0) > 0 && (p.revents & (POLLERR | POLLHUP | POLLNVAL)))
+            events |= TS_IOLOOP_ERROR;
+    }
+    if (events)
+        h->cb(h->loop, h->fd, events, h->arg);
+}
+
+int ts_ioloop_add_handler(ts_ioloop *loop, int fd, int events, ts_ioloop_handler_cb cb, void *arg)
+{
+    if (fd < 0 || !cb || ev_mask(events) == 0)
+        return TS_EINVAL;
+    if (fd >= loop->nhandlers) {
+        int n = TS__MAX(64, loop->nhandlers);
+        while (n <= fd)
+            n *= 2;
+        ts__handler **hs = ts__realloc(loop->handlers, (size_t)n * sizeof *hs);
+        if (!hs)
+            return TS_ENOMEM;
+        memset(hs + loop->nhandlers, 0, (size_t)(n - loop->nhandlers) * sizeof *hs);
+        loop->handlers = hs;
+        loop->nhandlers = n;
+    }
+    if (loop->handlers[fd])
+        return -EEXIST;
+    ts__handler *h = ts__calloc(1, sizeof *h);
+    if (!h)
+        return TS_ENOMEM;
+    h->loop = loop;
+    h->fd = fd;
+    h->events = events;
+    h->cb = cb;
+    h->arg = arg;
+    ev_io_init(&h->io, handler_io_cb, fd, ev_mask(events));
+    h->io.data = h;
+    ev_io_start(loop->ev, &h->io);
+    loop->handlers[fd] = h;
+    return 0;
+}
+
+static ts__handler *handler_get(ts_ioloop *loop, int fd)
+{
+    return (fd >= 0 && fd < loop->nhandlers) ? loop->handlers[fd] : NULL;
+}
+
+int ts_ioloop_update_handler(ts_ioloop *loop, int fd, int events)
+{
+    ts__handler *h = handler_get(loop, fd);
+    if (!h)
+        return -ENOENT;
+    if (ev_mask(events) == 0)
+        return TS_EINVAL;
+    h->events = events;
+    if ((h->io.events & (EV_READ | EV_WRITE)) != ev_mask(events)) {
+        ev_io_stop(loop->ev, &h->io);
+        ev_io_set(&h->io, fd, ev_mask(events));
+        ev_io_start(loop->ev, &h->io);
+    }
+    return 0;
+}
+
+int ts_ioloop_remove_handler(ts_ioloop *loop, int fd)
+{
+    ts__handler *h = handler_get(loop, fd);
+    if (!h)
+        return -ENOENT;
+    ev_io_stop(loop->ev, &h->io); /* also drops an event already collected */
+    loop->handlers[fd] = NULL;
+    ts__free(h);
+    return 0;
+}

@@ -1,0 +1,93 @@
+/* The loop's private state, shared by ioloop.c, ioloop_timer.c and executor.c. */
+#ifndef TSTREAM_IOLOOP_INT_H
+#define TSTREAM_IOLOOP_INT_H
+
+#include <ev.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "internal.h"
+
+typedef struct ts__cbnode {
+    struct ts__cbnode *next;
+    ts_ioloop_cb cb;
+    void *arg;
+} ts__cbnode;
+
+typedef struct ts__handler {
+    ev_io io;
+    ts_ioloop *loop;
+    int fd;
+    int events;
+    ts_ioloop_handler_cb cb;
+    void *arg;
+} ts__handler;
+
+/* A timeout slot. Ids are (generation << 32 | index + 1): a stale id never matches. */
+typedef struct ts__tslot {
+    double deadline;
+    uint64_t seq;
+    ts_ioloop_cb cb;
+    void *arg;
+    uint32_t gen;
+    uint32_t heap_idx; /* position in the heap while pending */
+    uint32_t next_free;
+} ts__tslot;
+
+enum { TS__SIG_FREE = 0, TS__SIG_BUSY = 1, TS__SIG_FULL = 2 };
+
+typedef struct ts__sigslot {
+    atomic_int state;
+    ts_ioloop_cb cb;
+    void *arg;
+} ts__sigslot;
+
+typedef struct ts__executor ts__executor;
+
+struct ts_ioloop {
+    struct ev_loop *ev;
+    bool owns_ev;
+    bool running;
+    atomic_bool stop_requested;
+    pthread_t owner;
+
+    ev_prepare prepare;
+    ev_check check;
+    ev_idle idle;
+    ev_async async;
+    ev_timer timer;
+
+    /* callbacks queued on the loop's thread (no lock) */
+    ts__cbnode *head, *tail;
+    ts__cbnode *spare; /* free nodes, reused so steady state allocates nothing */
+    size_t nspare;
+    /* callbacks queued from other threads */
+    pthread_mutex_t xlock;
+    ts__cbnode *xhead, *xtail;
+    ts__sigslot sig[TS_IOLOOP_SIGNAL_SLOTS];
+
+    /* timeouts: slot table + binary heap of slot indexes ordered by (deadline, seq) */
+    ts__tslot *slots;
+    uint32_t nslots, free_slot;
+    uint32_t *heap;
+    uint32_t nheap;
+    uint64_t seq;
+
+    /* fd handlers, indexed by fd */
+    ts__handler **handlers;
+    int nhandlers;
+
+    ts__executor *executor;
+    int executor_threads;
+};
+
+#define TS__NO_SLOT UINT32_MAX
+
+void ts__timers_init(ts_ioloop *loop);
+void ts__timers_free(ts_ioloop *loop);
+void ts__executor_free(ts_ioloop *loop);
+bool ts__ioloop_on_thread(const ts_ioloop *loop);
+/* Runs the callbacks queued so far (used while tearing down). */
+void ts__ioloop_run_queued(ts_ioloop *loop);
+
+#endif /* TSTREAM_IOLOOP_INT_H */
