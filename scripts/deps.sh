@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# scripts/deps.sh -- make sure the Debian packages needed to build and test
+# libtstream are installed.
+#
+#   scripts/deps.sh           check; install what is missing (root) or print
+#                             the apt-get command and exit 1 (non-root)
+#   scripts/deps.sh --list    print the package list (one line) and exit
+#   scripts/deps.sh --check   only check; exit 1 if anything is missing
+#
+# doxygen is optional (only needed for `make docs`) and never required here.
+set -euo pipefail
+
+PACKAGES=(
+    build-essential
+    cmake
+    pkg-config
+    libev-dev
+    libssl-dev
+    libpcre2-dev
+    libcmocka-dev
+    openssl
+    curl
+    nginx
+    wrk
+)
+
+mode=install
+case "${1:-}" in
+    --list)  echo "${PACKAGES[*]}"; exit 0 ;;
+    --check) mode=check ;;
+    "")      ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    *) echo "usage: $0 [--list|--check]" >&2; exit 2 ;;
+esac
+
+if ! command -v dpkg-query >/dev/null 2>&1; then
+    echo "deps: dpkg-query not found (not a Debian-based system); skipping package check." >&2
+    echo "deps: you need: a C11 compiler, cmake, pkg-config, libev, OpenSSL, PCRE2 (8-bit), cmocka, curl, nginx, wrk." >&2
+    exit 0
+fi
+
+is_installed() {
+    local st
+    st=$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) || return 1
+    [[ "$st" == "install ok installed" ]]
+}
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+    if [[ "$pkg" == nginx ]]; then
+        # Any nginx flavour will do (nginx-light is a transitional package on
+        # Debian 12 that pulls in nginx).
+        if is_installed nginx || is_installed nginx-light || is_installed nginx-core \
+           || is_installed nginx-full || is_installed nginx-extras; then
+            continue
+        fi
+    elif is_installed "$pkg"; then
+        continue
+    fi
+    missing+=("$pkg")
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+    echo "deps: all required packages are installed."
+    exit 0
+fi
+
+echo "deps: missing packages: ${missing[*]}"
+
+if [[ "$mode" == check ]]; then
+    exit 1
+fi
+
+if [[ $(id -u) -ne 0 ]]; then
+    echo "deps: not running as root; install them with:" >&2
+    echo "" >&2
+    echo "    sudo apt-get update && sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
+    echo "" >&2
+    exit 1
+fi
+
+# Installing nginx on Debian tries to start the service (and fails the
+# install if it cannot, e.g. without an init system). Forbid service starts
+# during this install unless a policy is already in place.
+policy=/usr/sbin/policy-rc.d
+created_policy=0
+cleanup() {
+    if [[ $created_policy -eq 1 ]]; then
+        rm -f "$policy"
+    fi
+}
+trap cleanup EXIT
+if [[ " ${missing[*]} " == *" nginx "* && ! -e "$policy" ]]; then
+    printf '#!/bin/sh\n# temporary, created by libtstream scripts/deps.sh\nexit 101\n' > "$policy"
+    chmod 755 "$policy"
+    created_policy=1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update
+apt-get install -y --no-install-recommends "${missing[@]}"
+echo "deps: installed: ${missing[*]}"
