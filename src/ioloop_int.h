@@ -34,6 +34,13 @@ typedef struct ts__tslot {
     uint32_t next_free;
 } ts__tslot;
 
+/* Heap entries carry their sort key, so sifting never touches the slot table. */
+typedef struct ts__heapent {
+    double deadline;
+    uint64_t seq;
+    uint32_t slot;
+} ts__heapent;
+
 enum { TS__SIG_FREE = 0, TS__SIG_BUSY = 1, TS__SIG_FULL = 2 };
 
 typedef struct ts__sigslot {
@@ -69,7 +76,7 @@ struct ts_ioloop {
     /* timeouts: slot table + binary heap of slot indexes ordered by (deadline, seq) */
     ts__tslot *slots;
     uint32_t nslots, free_slot;
-    uint32_t *heap;
+    ts__heapent *heap;
     uint32_t nheap;
     uint64_t seq;
 

@@ -10,55 +10,55 @@
 
 #include "ioloop_int.h"
 
-static bool slot_before(const ts_ioloop *loop, uint32_t a, uint32_t b)
+static inline bool ent_before(const ts__heapent *x, const ts__heapent *y)
 {
-    const ts__tslot *x = &loop->slots[a], *y = &loop->slots[b];
     return x->deadline < y->deadline || (x->deadline == y->deadline && x->seq < y->seq);
 }
 
-static void heap_place(ts_ioloop *loop, uint32_t pos, uint32_t slot)
+static inline void heap_place(ts_ioloop *loop, uint32_t pos, ts__heapent e)
 {
-    loop->heap[pos] = slot;
-    loop->slots[slot].heap_idx = pos;
+    loop->heap[pos] = e;
+    loop->slots[e.slot].heap_idx = pos;
 }
 
 static void sift_up(ts_ioloop *loop, uint32_t pos)
 {
-    uint32_t slot = loop->heap[pos];
+    ts__heapent e = loop->heap[pos];
     while (pos > 0) {
         uint32_t parent = (pos - 1) / 2;
-        if (!slot_before(loop, slot, loop->heap[parent]))
+        if (!ent_before(&e, &loop->heap[parent]))
             break;
         heap_place(loop, pos, loop->heap[parent]);
         pos = parent;
     }
-    heap_place(loop, pos, slot);
+    heap_place(loop, pos, e);
 }
 
 static void sift_down(ts_ioloop *loop, uint32_t pos)
 {
-    uint32_t slot = loop->heap[pos], n = loop->nheap;
+    ts__heapent e = loop->heap[pos];
+    uint32_t n = loop->nheap;
     for (;;) {
         uint32_t child = 2 * pos + 1;
         if (child >= n)
             break;
-        if (child + 1 < n && slot_before(loop, loop->heap[child + 1], loop->heap[child]))
+        if (child + 1 < n && ent_before(&loop->heap[child + 1], &loop->heap[child]))
             child++;
-        if (!slot_before(loop, loop->heap[child], slot))
+        if (!ent_before(&loop->heap[child], &e))
             break;
         heap_place(loop, pos, loop->heap[child]);
         pos = child;
     }
-    heap_place(loop, pos, slot);
+    heap_place(loop, pos, e);
 }
 
 static void heap_remove_at(ts_ioloop *loop, uint32_t pos)
 {
-    uint32_t last = loop->heap[--loop->nheap];
+    ts__heapent last = loop->heap[--loop->nheap];
     if (pos == loop->nheap)
         return;
     heap_place(loop, pos, last);
-    if (pos > 0 && slot_before(loop, last, loop->heap[(pos - 1) / 2]))
+    if (pos > 0 && ent_before(&last, &loop->heap[(pos - 1) / 2]))
         sift_up(loop, pos);
     else
         sift_down(loop, pos);
@@ -82,7 +82,7 @@ static void arm_timer(ts_ioloop *loop)
         ev_timer_stop(loop->ev, &loop->timer);
     if (loop->nheap == 0)
         return;
-    double delay = loop->slots[loop->heap[0]].deadline - ts__monotonic();
+    double delay = loop->heap[0].deadline - ts__monotonic();
     ev_timer_set(&loop->timer, delay > 0 ? delay : 0, 0);
     ev_timer_start(loop->ev, &loop->timer);
 }
@@ -95,10 +95,10 @@ static void timer_cb(struct ev_loop *ev, ev_timer *w, int revents)
     /* Timeouts scheduled by these callbacks wait for a later pass, as in Tornado. */
     uint64_t seq_limit = loop->seq;
     while (loop->nheap > 0) {
-        uint32_t idx = loop->heap[0];
-        ts__tslot *s = &loop->slots[idx];
-        if (s->deadline > now || s->seq >= seq_limit)
+        if (loop->heap[0].deadline > now || loop->heap[0].seq >= seq_limit)
             break;
+        uint32_t idx = loop->heap[0].slot;
+        ts__tslot *s = &loop->slots[idx];
         ts_ioloop_cb cb = s->cb;
         void *arg = s->arg;
         heap_remove_at(loop, 0);
@@ -135,7 +135,7 @@ static bool grow_slots(ts_ioloop *loop)
     if (!slots)
         return false;
     loop->slots = slots;
-    uint32_t *heap = ts__realloc(loop->heap, (size_t)n * sizeof *heap);
+    ts__heapent *heap = ts__realloc(loop->heap, (size_t)n * sizeof *heap);
     if (!heap)
         return false;
     loop->heap = heap;
@@ -160,7 +160,7 @@ uint64_t ts_ioloop_call_at(ts_ioloop *loop, double deadline, ts_ioloop_cb cb, vo
     s->seq = loop->seq++;
     s->cb = cb;
     s->arg = arg;
-    loop->heap[loop->nheap] = idx;
+    loop->heap[loop->nheap] = (ts__heapent){deadline, s->seq, idx};
     sift_up(loop, loop->nheap++);
     if (s->heap_idx == 0)
         arm_timer(loop);
