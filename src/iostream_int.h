@@ -1,0 +1,177 @@
+/*
+ * Private declarations of the stream layer: the read and write buffers
+ * (readbuf.c, writebuf.c), the stream object shared by the core files
+ * (iostream.c, iostream_read.c, iostream_write.c, iostream_future.c), and
+ * the hooks the transports (iostream_socket.c, iostream_pipe.c,
+ * iostream_ssl.c) and the tests use. Nothing here is public API.
+ */
+#ifndef TSTREAM_IOSTREAM_INT_H
+#define TSTREAM_IOSTREAM_INT_H
+
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "internal.h"
+#include "tstream/iostream.h"
+
+/* ------------------------------------------------------------------------ */
+/* Read buffer: one contiguous block with a start offset (h2o_buffer_t).     */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Unconsumed bytes live at base[start .. start+len). The block is allocated
+ * on first use and released (base == NULL) by ts__readbuf_release_if_empty(),
+ * so an idle stream holds no read memory. Consuming never moves memory: a
+ * view handed to a read callback stays valid until the core calls reserve,
+ * append or release again.
+ */
+typedef struct ts__readbuf {
+    char *base;
+    size_t cap;
+    size_t start;
+    size_t len;
+} ts__readbuf;
+
+/** Where ts__readbuf_data() points while no block is allocated. */
+extern const char ts__readbuf_empty[1];
+
+void ts__readbuf_init(ts__readbuf *rb);
+/** Frees the block (the buffer is then empty and released). */
+void ts__readbuf_free(ts__readbuf *rb);
+
+/** The first unconsumed byte (never NULL: the empty sentinel when released). */
+static inline const char *ts__readbuf_data(const ts__readbuf *rb)
+{
+    return rb->base ? rb->base + rb->start : ts__readbuf_empty;
+}
+static inline size_t ts__readbuf_len(const ts__readbuf *rb) { return rb->len; }
+static inline size_t ts__readbuf_capacity(const ts__readbuf *rb) { return rb->cap; }
+
+/**
+ * Makes room for at least @p want more bytes at the tail and returns the
+ * tail (*avail receives the room there, >= want). Compacts with memmove when
+ * it must grow or when the consumed prefix passes half of the block; grows
+ * by doubling, but never past max(max_cap, len + want). NULL on allocation
+ * failure (the buffer is unchanged). Invalidates earlier data pointers.
+ */
+char *ts__readbuf_reserve(ts__readbuf *rb, size_t want, size_t max_cap, size_t *avail);
+/** Marks @p n bytes written at the tail (after reserve) as data. */
+void ts__readbuf_commit(ts__readbuf *rb, size_t n);
+/** Copies @p n bytes in (reserve + memcpy + commit). 0 or TS_ENOMEM. */
+int ts__readbuf_append(ts__readbuf *rb, const void *data, size_t n, size_t max_cap);
+/** Drops @p n bytes from the front. Moves no memory. */
+void ts__readbuf_consume(ts__readbuf *rb, size_t n);
+/** Frees the block if no data is left in it. */
+void ts__readbuf_release_if_empty(ts__readbuf *rb);
+
+/* ------------------------------------------------------------------------ */
+/* Write buffer: FIFO of chunks plus write markers, indexed by byte count.   */
+/* ------------------------------------------------------------------------ */
+
+/** Size of the copy chunks small writes are coalesced into. */
+#define TS__WB_CHUNK 16384u
+
+typedef struct ts__wchunk ts__wchunk;
+
+/** A write's completion: it is done when done_index reaches @c end. */
+typedef struct ts__wmark {
+    uint64_t end;
+    ts_iostream_write_cb cb;
+    void *arg;
+} ts__wmark;
+
+typedef struct ts__writebuf {
+    ts__wchunk *head, *tail;
+    size_t head_off;      /* bytes of head already written */
+    size_t size;          /* bytes queued and not yet written */
+    uint64_t total_index; /* bytes ever queued */
+    uint64_t done_index;  /* bytes ever written */
+    ts__wmark *marks;     /* ring of pending markers */
+    uint32_t mcap, mhead, mcount;
+} ts__writebuf;
+
+void ts__writebuf_init(ts__writebuf *wb);
+/** Frees every chunk (owned data through its free function) and the markers, without running any. */
+void ts__writebuf_free(ts__writebuf *wb);
+static inline size_t ts__writebuf_size(const ts__writebuf *wb) { return wb->size; }
+/** Queues a copy of @p data (coalesced into the tail chunk when it fits). 0 or TS_ENOMEM (nothing queued). */
+int ts__writebuf_append(ts__writebuf *wb, const void *data, size_t len);
+/**
+ * Queues @p data without copying; @p free_fn(@p data) runs when it has been
+ * written or the buffer is cleared. @p len must be > 0. 0 or TS_ENOMEM
+ * (nothing queued, data not freed).
+ */
+int ts__writebuf_append_owned(ts__writebuf *wb, void *data, size_t len, void (*free_fn)(void *));
+/**
+ * Counts @p n bytes as written without queueing them (they went out inline
+ * before being buffered), keeping the indexes consistent. Only valid while
+ * the buffer is empty.
+ */
+void ts__writebuf_skip(ts__writebuf *wb, size_t n);
+/** Adds a marker at the current end (total_index). 0 or TS_ENOMEM. */
+int ts__writebuf_add_mark(ts__writebuf *wb, ts_iostream_write_cb cb, void *arg);
+/** Fills up to @p max_iov entries, at most @p max_bytes in all, from the head. Returns the count. */
+int ts__writebuf_iov(const ts__writebuf *wb, struct iovec *iov, int max_iov, size_t max_bytes);
+/** Marks @p n bytes (<= size) written: frees finished chunks, advances done_index. */
+void ts__writebuf_advance(ts__writebuf *wb, size_t n);
+/** Pops the oldest marker if done_index reached it (or any oldest one with @p force). */
+bool ts__writebuf_pop_mark(ts__writebuf *wb, bool force, ts__wmark *out);
+/** Whether a marker is pending. */
+static inline bool ts__writebuf_has_marks(const ts__writebuf *wb) { return wb->mcount != 0; }
+/** Whether the oldest marker is done. */
+bool ts__writebuf_mark_ready(const ts__writebuf *wb);
+/** Drops all queued bytes (running owned free functions); markers stay. */
+void ts__writebuf_clear(ts__writebuf *wb);
+/** Number of chunks queued (for tests). */
+size_t ts__writebuf_nchunks(const ts__writebuf *wb);
+
+/* ------------------------------------------------------------------------ */
+/* Hooks for transports and tests                                            */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Allocates a stream whose transport lives in the same block, right after
+ * the stream (@p transport_size bytes, zeroed, max-aligned). The transport is
+ * then reached with ts__iostream_transport(); ops->free must not free it
+ * (it may release what the transport points to). NULL on allocation failure.
+ * Used by the socket and pipe transports so an idle stream is one allocation.
+ */
+ts_iostream *ts__iostream_new_inline(ts_ioloop *loop, const ts_stream_ops *ops, size_t transport_size,
+                                     const ts_iostream_options *opts);
+
+/** The transport pointer the stream was created with (or its inline transport). */
+void *ts__iostream_transport(ts_iostream *s);
+
+/** The stream's ops. */
+const ts_stream_ops *ts__iostream_ops(ts_iostream *s);
+
+/**
+ * Takes the fd away from the stream (Tornado's start_tls precondition).
+ * Fails with TS_EBUSY if a read, write or connect is pending or any data is
+ * buffered in either direction (data still in the kernel is fine), and with
+ * TS_ECLOSED if the stream is closed. On success the fd is removed from the
+ * loop and returned in *fd_out; the stream is closed WITHOUT closing the fd
+ * (ops->close_fd is not called; ops->free still is, later), its close
+ * callback does not run, and the caller keeps its reference to release.
+ */
+int ts__iostream_detach_fd(ts_iostream *s, int *fd_out);
+
+/**
+ * Runs @p cb(s, status, arg) once the transport handshake has completed
+ * (status 0) or failed (its error). Always deferred through the loop, even
+ * when the handshake is already done, the transport has none (status 0), or
+ * the stream is already closed (its error, or TS_ECLOSED). Returns 0, or
+ * TS_EBUSY if already waiting (then @p cb never runs).
+ */
+int ts__iostream_wait_for_handshake(ts_iostream *s, ts_iostream_connect_cb cb, void *arg);
+
+/** Bytes the delimiter / regex search has examined over the stream's life (test stat). */
+uint64_t ts__iostream_search_bytes(const ts_iostream *s);
+
+/** sizeof(struct ts_iostream), for memory reports. */
+size_t ts__iostream_struct_size(void);
+
+/** Heap bytes the stream holds beyond its struct (buffers, regex cache, queued writes): test/report stat. */
+size_t ts__iostream_heap_bytes(const ts_iostream *s);
+
+#endif /* TSTREAM_IOSTREAM_INT_H */

@@ -1,0 +1,112 @@
+/*
+ * The read buffer: one contiguous block, a start offset, doubling growth and
+ * memmove compaction (h2o's h2o_buffer_t, Redis's query buffer).
+ *
+ * This file knows nothing of streams, fds or searching: it only keeps bytes
+ * in order and decides when to move or release memory. The stream core reads
+ * straight into the tail that ts__readbuf_reserve() hands out.
+ */
+#include <string.h>
+
+#include "iostream_int.h"
+
+/* Shared by every released buffer so data pointers are never NULL. */
+const char ts__readbuf_empty[1] = "";
+
+void ts__readbuf_init(ts__readbuf *rb) { memset(rb, 0, sizeof(*rb)); }
+
+void ts__readbuf_free(ts__readbuf *rb)
+{
+    ts__free(rb->base);
+    ts__readbuf_init(rb);
+}
+
+/* Moves the live bytes to the front of the block. */
+static void compact(ts__readbuf *rb)
+{
+    if (rb->start == 0)
+        return;
+    if (rb->len)
+        memmove(rb->base, rb->base + rb->start, rb->len);
+    rb->start = 0;
+}
+
+char *ts__readbuf_reserve(ts__readbuf *rb, size_t want, size_t max_cap, size_t *avail)
+{
+    if (want == 0)
+        want = 1;
+    if (!rb->base) {
+        char *p = ts__malloc(want);
+        if (!p)
+            return NULL;
+        rb->base = p;
+        rb->cap = want;
+        rb->start = 0;
+        rb->len = 0;
+    }
+    /* Restarting an empty buffer at 0 is free and keeps the tail long. */
+    if (rb->len == 0)
+        rb->start = 0;
+    size_t tail = rb->cap - rb->start - rb->len;
+    /*
+     * A consumed prefix past half the block is compacted even when the tail
+     * is big enough: otherwise a stream that consumes as fast as it reads
+     * would walk the live bytes toward the end and keep growing the block.
+     * The copy is bounded by the live bytes, which are then under half the
+     * block, so the cost is amortised over the bytes consumed.
+     */
+    if (rb->start > 0 && (tail < want || rb->start > rb->cap / 2)) {
+        compact(rb);
+        tail = rb->cap - rb->len;
+    }
+    if (tail < want) {
+        size_t need = rb->len + want;
+        size_t ncap = rb->cap ? rb->cap : want;
+        while (ncap < need) {
+            if (ncap > SIZE_MAX / 2) {
+                ncap = need;
+                break;
+            }
+            ncap *= 2;
+        }
+        /* Doubling may overshoot the stream's limit; the limit wins unless the request itself is bigger. */
+        if (ncap > max_cap)
+            ncap = TS__MAX(max_cap, need);
+        char *p = ts__realloc(rb->base, ncap);
+        if (!p)
+            return NULL;
+        rb->base = p;
+        rb->cap = ncap;
+        tail = ncap - rb->len;
+    }
+    *avail = tail;
+    return rb->base + rb->start + rb->len;
+}
+
+void ts__readbuf_commit(ts__readbuf *rb, size_t n) { rb->len += n; }
+
+int ts__readbuf_append(ts__readbuf *rb, const void *data, size_t n, size_t max_cap)
+{
+    if (n == 0)
+        return 0;
+    size_t avail;
+    char *tail = ts__readbuf_reserve(rb, n, max_cap, &avail);
+    if (!tail)
+        return TS_ENOMEM;
+    memcpy(tail, data, n);
+    ts__readbuf_commit(rb, n);
+    return 0;
+}
+
+void ts__readbuf_consume(ts__readbuf *rb, size_t n)
+{
+    /* No memmove here: the bytes just consumed may still be on loan to a callback. */
+    rb->start += n;
+    rb->len -= n;
+}
+
+void ts__readbuf_release_if_empty(ts__readbuf *rb)
+{
+    if (rb->len == 0 && rb->base)
+        ts__readbuf_free(rb);
+}

@@ -1,0 +1,222 @@
+/*
+ * The write buffer: a FIFO of chunks plus a ring of write markers, both
+ * indexed by the total number of bytes ever queued (Tornado's _StreamBuffer
+ * and _write_futures, libuv's write queue).
+ *
+ * Small copies are coalesced into TS__WB_CHUNK-byte chunks so many small
+ * writes cost one writev entry per chunk, not one each; owned (zero-copy)
+ * data is referenced. Each chunk records the index where it ends, each
+ * marker the index where its write ends; a marker is done once done_index
+ * reaches it. This file does no I/O and runs no callbacks: the core asks it
+ * for an iovec, reports how much went out, and pops the finished markers.
+ */
+#include <string.h>
+
+#include "iostream_int.h"
+
+struct ts__wchunk {
+    ts__wchunk *next;
+    char *data;
+    size_t len;
+    size_t cap;   /* copy chunks: room for appends; owned chunks: 0 */
+    uint64_t end; /* total_index at the chunk's last byte */
+    void (*free_fn)(void *);
+    /* copy chunks: the bytes follow */
+};
+
+void ts__writebuf_init(ts__writebuf *wb) { memset(wb, 0, sizeof(*wb)); }
+
+static void chunk_free(ts__wchunk *c)
+{
+    if (c->free_fn)
+        c->free_fn(c->data);
+    ts__free(c);
+}
+
+static void push_chunk(ts__writebuf *wb, ts__wchunk *c)
+{
+    c->next = NULL;
+    if (wb->tail)
+        wb->tail->next = c;
+    else
+        wb->head = c;
+    wb->tail = c;
+}
+
+void ts__writebuf_clear(ts__writebuf *wb)
+{
+    ts__wchunk *c = wb->head;
+    wb->head = wb->tail = NULL;
+    /* What was queued but not written is dropped: count it as gone so indexes stay monotonic. */
+    wb->size = 0;
+    wb->head_off = 0;
+    while (c) {
+        ts__wchunk *next = c->next;
+        chunk_free(c);
+        c = next;
+    }
+}
+
+void ts__writebuf_free(ts__writebuf *wb)
+{
+    ts__writebuf_clear(wb);
+    ts__free(wb->marks);
+    ts__writebuf_init(wb);
+}
+
+static ts__wchunk *new_copy_chunk(size_t cap)
+{
+    if (cap > SIZE_MAX - sizeof(ts__wchunk))
+        return NULL;
+    ts__wchunk *c = ts__malloc(sizeof(ts__wchunk) + cap);
+    if (!c)
+        return NULL;
+    c->data = (char *)(c + 1);
+    c->len = 0;
+    c->cap = cap;
+    c->free_fn = NULL;
+    return c;
+}
+
+int ts__writebuf_append(ts__writebuf *wb, const void *data, size_t len)
+{
+    if (len == 0)
+        return 0;
+    ts__wchunk *t = wb->tail;
+    size_t room = (t && t->cap) ? t->cap - t->len : 0;
+    size_t first = TS__MIN(room, len);
+    size_t rest = len - first;
+    ts__wchunk *c = NULL;
+    if (rest) {
+        /* Allocate before touching the tail so a failure queues nothing. */
+        c = new_copy_chunk(TS__MAX(rest, (size_t)TS__WB_CHUNK));
+        if (!c)
+            return TS_ENOMEM;
+    }
+    if (first) {
+        memcpy(t->data + t->len, data, first);
+        t->len += first;
+        t->end += first;
+    }
+    wb->total_index += len;
+    wb->size += len;
+    if (c) {
+        memcpy(c->data, (const char *)data + first, rest);
+        c->len = rest;
+        c->end = wb->total_index;
+        push_chunk(wb, c);
+    }
+    return 0;
+}
+
+int ts__writebuf_append_owned(ts__writebuf *wb, void *data, size_t len, void (*free_fn)(void *))
+{
+    ts__wchunk *c = ts__malloc(sizeof(*c));
+    if (!c)
+        return TS_ENOMEM;
+    c->data = data;
+    c->len = len;
+    c->cap = 0;
+    c->free_fn = free_fn;
+    wb->total_index += len;
+    wb->size += len;
+    c->end = wb->total_index;
+    push_chunk(wb, c);
+    return 0;
+}
+
+void ts__writebuf_skip(ts__writebuf *wb, size_t n)
+{
+    wb->total_index += n;
+    wb->done_index += n;
+}
+
+int ts__writebuf_add_mark(ts__writebuf *wb, ts_iostream_write_cb cb, void *arg)
+{
+    if (wb->mcount == wb->mcap) {
+        uint32_t ncap = wb->mcap ? wb->mcap * 2 : 4;
+        ts__wmark *m = ts__malloc(ncap * sizeof(*m));
+        if (!m)
+            return TS_ENOMEM;
+        /* Unroll the ring into the new array so it starts at 0. */
+        for (uint32_t i = 0; i < wb->mcount; i++)
+            m[i] = wb->marks[(wb->mhead + i) % wb->mcap];
+        ts__free(wb->marks);
+        wb->marks = m;
+        wb->mcap = ncap;
+        wb->mhead = 0;
+    }
+    ts__wmark *m = &wb->marks[(wb->mhead + wb->mcount) % wb->mcap];
+    m->end = wb->total_index;
+    m->cb = cb;
+    m->arg = arg;
+    wb->mcount++;
+    return 0;
+}
+
+int ts__writebuf_iov(const ts__writebuf *wb, struct iovec *iov, int max_iov, size_t max_bytes)
+{
+    int n = 0;
+    size_t off = wb->head_off;
+    for (ts__wchunk *c = wb->head; c && n < max_iov && max_bytes > 0; c = c->next) {
+        size_t l = TS__MIN(c->len - off, max_bytes);
+        iov[n].iov_base = c->data + off;
+        iov[n].iov_len = l;
+        n++;
+        max_bytes -= l;
+        off = 0;
+    }
+    return n;
+}
+
+void ts__writebuf_advance(ts__writebuf *wb, size_t n)
+{
+    wb->size -= n;
+    wb->done_index += n;
+    while (n > 0) {
+        ts__wchunk *c = wb->head;
+        size_t left = c->len - wb->head_off;
+        if (n < left) {
+            wb->head_off += n;
+            return;
+        }
+        n -= left;
+        wb->head = c->next;
+        if (!wb->head)
+            wb->tail = NULL;
+        wb->head_off = 0;
+        chunk_free(c);
+    }
+}
+
+bool ts__writebuf_mark_ready(const ts__writebuf *wb)
+{
+    return wb->mcount && wb->marks[wb->mhead].end <= wb->done_index;
+}
+
+bool ts__writebuf_pop_mark(ts__writebuf *wb, bool force, ts__wmark *out)
+{
+    if (!wb->mcount || (!force && !ts__writebuf_mark_ready(wb)))
+        return false;
+    *out = wb->marks[wb->mhead];
+    wb->mhead = (wb->mhead + 1) % wb->mcap;
+    wb->mcount--;
+    if (wb->mcount == 0) {
+        wb->mhead = 0;
+        /* A burst may have grown the ring; don't let an idle stream keep it. */
+        if (wb->mcap > 4) {
+            ts__free(wb->marks);
+            wb->marks = NULL;
+            wb->mcap = 0;
+        }
+    }
+    return true;
+}
+
+size_t ts__writebuf_nchunks(const ts__writebuf *wb)
+{
+    size_t n = 0;
+    for (const ts__wchunk *c = wb->head; c; c = c->next)
+        n++;
+    return n;
+}

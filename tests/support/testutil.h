@@ -1,0 +1,78 @@
+/*
+ * Shared test helpers: loops with a watchdog, run-until, guard-page memory,
+ * allocation hooks through cmocka's test_malloc with failure injection, and
+ * an fd-leak check. Include after <cmocka.h>'s prerequisites.
+ */
+#ifndef TS_TESTUTIL_H
+#define TS_TESTUTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "tstream.h"
+
+/* ---- loops -------------------------------------------------------------- */
+
+/**
+ * A new loop with a watchdog: if a tu_run_* call on it runs longer than
+ * @p watchdog_seconds in total, the loop stops and the test fails.
+ */
+ts_ioloop *tu_loop_new(double watchdog_seconds);
+
+/**
+ * Runs the loop's queued callbacks (a few rounds, so deferred stream
+ * completions settle), checks that no fd handler is left registered, and
+ * frees it.
+ */
+void tu_loop_free(ts_ioloop *loop);
+
+/** A condition polled after every loop iteration. */
+typedef bool (*tu_pred)(void *arg);
+
+/**
+ * Runs @p loop until @p pred(@p arg) is true (checked before each poll) or
+ * @p timeout seconds pass. Returns whether the predicate became true. Fails
+ * the test if the watchdog fires.
+ */
+bool tu_run_until(ts_ioloop *loop, tu_pred pred, void *arg, double timeout);
+
+/** Runs until *@p flag is true (a tu_pred over a bool). Fails the test on timeout. */
+void tu_run_until_flag(ts_ioloop *loop, const bool *flag, double timeout);
+
+/** Runs until *@p counter >= @p target. Fails the test on timeout. */
+void tu_run_until_count(ts_ioloop *loop, const int *counter, int target, double timeout);
+
+/** Runs the loop for @p seconds. */
+void tu_run_for(ts_ioloop *loop, double seconds);
+
+/** Runs @p n loop iterations (non-blocking polls). */
+void tu_run_iterations(ts_ioloop *loop, int n);
+
+/* ---- memory ------------------------------------------------------------- */
+
+/**
+ * @p len bytes placed so that the byte after them is the first byte of an
+ * inaccessible page: reading one byte past the end faults.
+ */
+void *tu_guarded_alloc(size_t len);
+/** Frees memory from tu_guarded_alloc(). */
+void tu_guarded_free(void *p, size_t len);
+
+/** Routes the library's allocations through cmocka's test_malloc (leak checks). */
+void tu_use_test_allocator(void);
+/** Restores malloc/realloc/free. */
+void tu_restore_allocator(void);
+/** With the test allocator: the allocation after @p n more succeed fails (n = 0: the next). -1 disables. */
+void tu_fail_alloc_after(long n);
+/** Allocations made through the test allocator since it was installed. */
+long tu_alloc_count(void);
+
+/* ---- fds ---------------------------------------------------------------- */
+
+/** The number of open fds in this process. */
+int tu_count_fds(void);
+
+/** Makes @p fd non-blocking. */
+void tu_set_nonblock(int fd);
+
+#endif /* TS_TESTUTIL_H */

@@ -1,0 +1,256 @@
+/* The read buffer as a plain data structure: no loop, no fds. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "iostream_int.h"
+#include "testutil.h"
+
+static int setup(void **state)
+{
+    (void)state;
+    tu_use_test_allocator(); /* cmocka reports any block left allocated */
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    tu_restore_allocator();
+    return 0;
+}
+
+static void test_starts_released(void **state)
+{
+    (void)state;
+    ts__readbuf rb;
+    ts__readbuf_init(&rb);
+    assert_null(rb.base);
+    assert_int_equal(ts__readbuf_len(&rb), 0);
+    /* Data pointer is the shared sentinel, never NULL. */
+    assert_ptr_equal(ts__readbuf_data(&rb), ts__readbuf_empty);
+    ts__readbuf_release_if_empty(&rb);
+    ts__readbuf_free(&rb);
+}
+
+static void test_reserve_commit_consume(void **state)
+{
+    (void)state;
+    ts__readbuf rb;
+    ts__readbuf_init(&rb);
+    size_t avail = 0;
+    char *tail = ts__readbuf_reserve(&rb, 100, 1 << 20, &avail);
+    assert_non_null(tail);
+    assert_true(avail >= 100);
+    memcpy(tail, "hello world", 11);
+    ts__readbuf_commit(&rb, 11);
+    assert_int_equal(ts__readbuf_len(&rb), 11);
+    assert_memory_equal(ts__readbuf_data(&rb), "hello world", 11);
+    const char *view = ts__readbuf_data(&rb);
+    ts__readbuf_consume(&rb, 6);
+    /* Consuming moves no memory: the old view is still intact. */
+    assert_memory_equal(view, "hello world", 11);
+    assert_memory_equal(ts__readbuf_data(&rb), "world", 5);
+    ts__readbuf_release_if_empty(&rb); /* not empty: kept */
+    assert_non_null(rb.base);
+    ts__readbuf_consume(&rb, 5);
+    ts__readbuf_release_if_empty(&rb);
+    assert_null(rb.base);
+    assert_int_equal(rb.cap, 0);
+    ts__readbuf_free(&rb);
+}
+
+static void test_doubling_growth_and_limit(void **state)
+{
+    (void)state;
+    ts__readbuf rb;
+    ts__readbuf_init(&rb);
+    char chunk[1000];
+    memset(chunk, 'x', sizeof chunk);
+    assert_int_equal(ts__readbuf_append(&rb, chunk, 1000, 1 << 20), 0);
+    size_t cap = rb.cap;
+    assert_int_equal(cap, 1000);
+    assert_int_equal(ts__readbuf_append(&rb, chunk, 1000, 1 << 20), 0);
+    assert_int_equal(rb.cap, 2000); /* doubled */
+    assert_int_equal(ts__readbuf_append(&rb, chunk, 1, 1 << 20), 0);
+    assert_int_equal(rb.cap, 4000);
+    /* The limit caps doubling... */
+    assert_int_equal(ts__readbuf_append(&rb, chunk, 1000, 4500), 0); /* 3001: fits */
+    assert_int_equal(rb.cap, 4000);
+    assert_int_equal(ts__readbuf_append(&rb, chunk, 1000, 4500), 0); /* 4001: 8000 capped */
+    assert_int_equal(rb.cap, 4500);
+    assert_int_equal(ts__readbuf_append(&rb, chunk, 1000, 4500), 0);
+    assert_int_equal(rb.cap, 5001); /* need exceeds the limit: the request wins */
+    assert_int_equal(ts__readbuf_len(&rb), 5001);
+    ts__readbuf_free(&rb);
+}
+
+static void test_compaction_when_prefix_passes_half(void **state)
+{
+    (void)state;
+    ts__readbuf rb;
+    ts__readbuf_init(&rb);
+    char data[100];
+    for (int i = 0; i < 100; i++)
+        data[i] = (char)i;
+    assert_int_equal(ts__readbuf_append(&rb, data, 100, 100), 0);
+    ts__readbuf_consume(&rb, 40); /* prefix 40 < half */
+    size_t avail;
+    /* Tail room 0, must compact (not grow) to fit 30 more. */
+    char *tail = ts__readbuf_reserve(&rb, 30, 100, &avail);
+    assert_non_null(tail);
+    assert_int_equal(rb.cap, 100);
+    assert_int_equal(rb.start, 0);
+    assert_int_equal(avail, 40);
+    assert_memory_equal(ts__readbuf_data(&rb), data + 40, 60);
+    ts__readbuf_commit(&rb, 0);
+
+    /* Prefix past half: compacted even though nothing more is asked for. */
+    ts__readbuf_free(&rb);
+    assert_int_equal(ts__readbuf_append(&rb, data, 100, 100), 0);
+    ts__readbuf_consume(&rb, 60);
+    assert_int_equal(rb.start, 60);
+    tail = ts__readbuf_reserve(&rb, 0, 100, &avail);
+    assert_non_null(tail);
+    assert_int_equal(rb.start, 0); /* 60 > 100/2 */
+    assert_int_equal(rb.cap, 100);
+    assert_memory_equal(ts__readbuf_data(&rb), data + 60, 40);
+    ts__readbuf_free(&rb);
+}
+
+static void test_small_prefix_not_compacted(void **state)
+{
+    (void)state;
+    ts__readbuf rb;
+    ts__readbuf_init(&rb);
+    char data[100] = {0};
+    size_t avail;
+    assert_non_null(ts__readbuf_reserve(&rb, 200, 1000, &avail));
+    assert_int_equal(ts__readbuf_append(&rb, data, 100, 1000), 0);
+    ts__readbuf_consume(&rb, 50);
+    assert_non_null(ts__readbuf_reserve(&rb, 10, 1000, &avail));
+    assert_int_equal(rb.start, 50); /* 50 < 200/2 and room enough: no memmove */
+    assert_int_equal(avail, 100);
+    ts__readbuf_free(&rb);
+}
+
+static void test_empty_restarts_at_zero(void **state)
+{
+    (void)state;
+    ts__readbuf rb;
+    ts__readbuf_init(&rb);
+    char data[64] = {0};
+    assert_int_equal(ts__readbuf_append(&rb, data, 64, 1000), 0);
+    ts__readbuf_consume(&rb, 64);
+    size_t avail;
+    char *tail = ts__readbuf_reserve(&rb, 64, 1000, &avail);
+    assert_ptr_equal(tail, rb.base);
+    assert_int_equal(rb.cap, 64); /* reused, not grown */
+    ts__readbuf_free(&rb);
+}
+
+static void test_append_from_guard_page(void **state)
+{
+    (void)state;
+    /* Inputs end exactly at an inaccessible page: any over-read faults. */
+    for (size_t len = 1; len <= 5000; len = len * 3 + 1) {
+        char *in = tu_guarded_alloc(len);
+        for (size_t i = 0; i < len; i++)
+            in[i] = (char)('a' + i % 26);
+        ts__readbuf rb;
+        ts__readbuf_init(&rb);
+        size_t total = 0;
+        for (int round = 0; round < 5; round++) {
+            assert_int_equal(ts__readbuf_append(&rb, in, len, SIZE_MAX), 0);
+            total += len;
+            ts__readbuf_consume(&rb, len / 2);
+            total -= len / 2;
+            assert_int_equal(ts__readbuf_len(&rb), total);
+        }
+        ts__readbuf_free(&rb);
+        tu_guarded_free(in, len);
+    }
+}
+
+static void test_random_ops_match_model(void **state)
+{
+    (void)state;
+    /* A plain array is the model; every op must keep the buffer equal to it. */
+    enum { MODEL = 1 << 16 };
+    static char model[MODEL];
+    size_t mstart = 0, mlen = 0;
+    ts__readbuf rb;
+    ts__readbuf_init(&rb);
+    unsigned seed = 12345;
+    unsigned char next = 0;
+    for (int i = 0; i < 20000; i++) {
+        seed = seed * 1103515245u + 12345u;
+        unsigned op = (seed >> 16) % 4;
+        size_t n = (seed >> 8) % 700;
+        if (op < 2) {
+            if (mstart + mlen + n > MODEL) {
+                memmove(model, model + mstart, mlen);
+                mstart = 0;
+            }
+            if (mlen + n > 8192)
+                n = 0;
+            size_t avail;
+            char *tail = ts__readbuf_reserve(&rb, n, 8192, &avail);
+            assert_non_null(tail);
+            assert_true(avail >= n);
+            for (size_t k = 0; k < n; k++)
+                tail[k] = model[mstart + mlen + k] = (char)next++;
+            ts__readbuf_commit(&rb, n);
+            mlen += n;
+        } else if (op == 2) {
+            n = n % (mlen + 1);
+            ts__readbuf_consume(&rb, n);
+            mstart += n;
+            mlen -= n;
+        } else {
+            ts__readbuf_release_if_empty(&rb);
+        }
+        assert_int_equal(ts__readbuf_len(&rb), mlen);
+        assert_memory_equal(ts__readbuf_data(&rb), model + mstart, mlen);
+        assert_true(rb.cap <= 16384);
+    }
+    ts__readbuf_free(&rb);
+}
+
+static void test_out_of_memory(void **state)
+{
+    (void)state;
+    ts__readbuf rb;
+    ts__readbuf_init(&rb);
+    tu_fail_alloc_after(0);
+    assert_int_equal(ts__readbuf_append(&rb, "abc", 3, 100), TS_ENOMEM);
+    assert_null(rb.base);
+    assert_int_equal(ts__readbuf_append(&rb, "abc", 3, 100), 0);
+    tu_fail_alloc_after(0);
+    /* Growth fails: the buffer keeps its data. */
+    assert_int_equal(ts__readbuf_append(&rb, "defg", 4, 100), TS_ENOMEM);
+    assert_int_equal(ts__readbuf_len(&rb), 3);
+    assert_memory_equal(ts__readbuf_data(&rb), "abc", 3);
+    ts__readbuf_free(&rb);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_starts_released, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reserve_commit_consume, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_doubling_growth_and_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_compaction_when_prefix_passes_half, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_small_prefix_not_compacted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_empty_restarts_at_zero, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_append_from_guard_page, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_random_ops_match_model, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_out_of_memory, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

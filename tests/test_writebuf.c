@@ -1,0 +1,320 @@
+/* The write buffer as a plain data structure: no loop, no fds. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "iostream_int.h"
+#include "testutil.h"
+
+static int setup(void **state)
+{
+    (void)state;
+    tu_use_test_allocator();
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    tu_restore_allocator();
+    return 0;
+}
+
+/* Gathers everything queued, as writev would see it, without consuming. */
+static size_t peek_all(const ts__writebuf *wb, char *out, size_t max)
+{
+    struct iovec iov[1024];
+    int n = ts__writebuf_iov(wb, iov, 1024, max);
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+        memcpy(out + off, iov[i].iov_base, iov[i].iov_len);
+        off += iov[i].iov_len;
+    }
+    return off;
+}
+
+static void test_small_writes_coalesce(void **state)
+{
+    (void)state;
+    ts__writebuf wb;
+    ts__writebuf_init(&wb);
+    for (int i = 0; i < 1000; i++)
+        assert_int_equal(ts__writebuf_append(&wb, "0123456789", 10), 0);
+    assert_int_equal(ts__writebuf_size(&wb), 10000);
+    assert_int_equal(ts__writebuf_nchunks(&wb), 1); /* all in one 16 KiB chunk */
+    for (int i = 0; i < 1000; i++)
+        assert_int_equal(ts__writebuf_append(&wb, "0123456789", 10), 0);
+    assert_int_equal(ts__writebuf_nchunks(&wb), 2); /* 16384 + 3616 */
+    struct iovec iov[4];
+    assert_int_equal(ts__writebuf_iov(&wb, iov, 4, SIZE_MAX), 2);
+    assert_int_equal(iov[0].iov_len, TS__WB_CHUNK);
+    assert_int_equal(iov[1].iov_len, 20000 - TS__WB_CHUNK);
+    static char out[20000];
+    assert_int_equal(peek_all(&wb, out, sizeof out), 20000);
+    for (int i = 0; i < 20000; i++)
+        assert_int_equal(out[i], '0' + i % 10);
+    ts__writebuf_free(&wb);
+}
+
+static void test_large_write_own_chunk(void **state)
+{
+    (void)state;
+    ts__writebuf wb;
+    ts__writebuf_init(&wb);
+    size_t big = 100000;
+    char *data = malloc(big);
+    memset(data, 'L', big);
+    assert_int_equal(ts__writebuf_append(&wb, "ab", 2), 0);
+    assert_int_equal(ts__writebuf_append(&wb, data, big), 0);
+    /* The tail chunk is topped up, the rest goes in one chunk of its own. */
+    assert_int_equal(ts__writebuf_nchunks(&wb), 2);
+    struct iovec iov[4];
+    assert_int_equal(ts__writebuf_iov(&wb, iov, 4, SIZE_MAX), 2);
+    assert_int_equal(iov[0].iov_len, TS__WB_CHUNK);
+    assert_int_equal(iov[1].iov_len, big + 2 - TS__WB_CHUNK);
+    free(data);
+    ts__writebuf_free(&wb);
+}
+
+static int g_freed;
+static void count_free(void *p)
+{
+    g_freed++;
+    free(p);
+}
+
+static void test_owned_zero_copy(void **state)
+{
+    (void)state;
+    ts__writebuf wb;
+    ts__writebuf_init(&wb);
+    g_freed = 0;
+    char *owned = malloc(5);
+    memcpy(owned, "HELLO", 5);
+    assert_int_equal(ts__writebuf_append(&wb, "x", 1), 0);
+    assert_int_equal(ts__writebuf_append_owned(&wb, owned, 5, count_free), 0);
+    assert_int_equal(ts__writebuf_append(&wb, "y", 1), 0); /* not coalesced into owned memory */
+    struct iovec iov[4];
+    assert_int_equal(ts__writebuf_iov(&wb, iov, 4, SIZE_MAX), 3);
+    assert_ptr_equal(iov[1].iov_base, owned); /* referenced, not copied */
+    ts__writebuf_advance(&wb, 3);
+    assert_int_equal(g_freed, 0);
+    ts__writebuf_advance(&wb, 3); /* owned chunk done */
+    assert_int_equal(g_freed, 1);
+    assert_int_equal(ts__writebuf_size(&wb), 1);
+    ts__writebuf_free(&wb);
+}
+
+static void test_clear_frees_owned(void **state)
+{
+    (void)state;
+    ts__writebuf wb;
+    ts__writebuf_init(&wb);
+    g_freed = 0;
+    assert_int_equal(ts__writebuf_append_owned(&wb, malloc(10), 10, count_free), 0);
+    assert_int_equal(ts__writebuf_append_owned(&wb, malloc(10), 10, count_free), 0);
+    ts__writebuf_advance(&wb, 4);
+    ts__writebuf_clear(&wb);
+    assert_int_equal(g_freed, 2);
+    assert_int_equal(ts__writebuf_size(&wb), 0);
+    ts__writebuf_free(&wb);
+}
+
+static void cb_dummy(ts_iostream *s, int status, void *arg)
+{
+    (void)s, (void)status, (void)arg;
+}
+
+static void test_marks_complete_by_index_in_order(void **state)
+{
+    (void)state;
+    ts__writebuf wb;
+    ts__writebuf_init(&wb);
+    int args[5];
+    size_t lens[5] = {3, 0, 10, 1, 0};
+    for (int i = 0; i < 5; i++) {
+        static const char data[16] = "abcdefghijklmno";
+        assert_int_equal(ts__writebuf_append(&wb, data, lens[i]), 0);
+        assert_int_equal(ts__writebuf_add_mark(&wb, cb_dummy, &args[i]), 0);
+    }
+    ts__wmark m;
+    assert_false(ts__writebuf_pop_mark(&wb, false, &m));
+    ts__writebuf_advance(&wb, 2);
+    assert_false(ts__writebuf_pop_mark(&wb, false, &m));
+    ts__writebuf_advance(&wb, 1); /* index 3: marks 0 and 1 (the empty write) */
+    assert_true(ts__writebuf_pop_mark(&wb, false, &m));
+    assert_ptr_equal(m.arg, &args[0]);
+    assert_int_equal(m.end, 3);
+    assert_true(ts__writebuf_pop_mark(&wb, false, &m));
+    assert_ptr_equal(m.arg, &args[1]);
+    assert_false(ts__writebuf_pop_mark(&wb, false, &m));
+    ts__writebuf_advance(&wb, 11);
+    for (int i = 2; i < 5; i++) {
+        assert_true(ts__writebuf_pop_mark(&wb, false, &m));
+        assert_ptr_equal(m.arg, &args[i]);
+    }
+    assert_false(ts__writebuf_has_marks(&wb));
+    ts__writebuf_free(&wb);
+}
+
+static void test_marks_ring_wraps_and_grows(void **state)
+{
+    (void)state;
+    ts__writebuf wb;
+    ts__writebuf_init(&wb);
+    uintptr_t next_pop = 0, next_push = 0;
+    ts__wmark m;
+    for (int round = 0; round < 200; round++) {
+        int push = 1 + round % 7, pop = round % 5;
+        for (int i = 0; i < push; i++) {
+            assert_int_equal(ts__writebuf_append(&wb, "z", 1), 0);
+            assert_int_equal(ts__writebuf_add_mark(&wb, cb_dummy, (void *)next_push++), 0);
+        }
+        for (int i = 0; i < pop && ts__writebuf_pop_mark(&wb, true, &m); i++)
+            assert_int_equal((uintptr_t)m.arg, next_pop++);
+    }
+    while (ts__writebuf_pop_mark(&wb, true, &m))
+        assert_int_equal((uintptr_t)m.arg, next_pop++);
+    assert_int_equal(next_pop, next_push);
+    assert_null(wb.marks); /* a grown ring is released once drained */
+    ts__writebuf_free(&wb);
+}
+
+static void test_iov_caps(void **state)
+{
+    (void)state;
+    ts__writebuf wb;
+    ts__writebuf_init(&wb);
+    g_freed = 0;
+    for (int i = 0; i < 50; i++)
+        assert_int_equal(ts__writebuf_append_owned(&wb, malloc(100), 100, count_free), 0);
+    struct iovec iov[64];
+    assert_int_equal(ts__writebuf_iov(&wb, iov, 16, SIZE_MAX), 16);
+    assert_int_equal(ts__writebuf_iov(&wb, iov, 64, 250), 3);
+    assert_int_equal(iov[2].iov_len, 50);
+    ts__writebuf_advance(&wb, 150); /* mid-chunk */
+    assert_int_equal(ts__writebuf_iov(&wb, iov, 64, 10), 1);
+    assert_int_equal(iov[0].iov_len, 10);
+    assert_int_equal(ts__writebuf_iov(&wb, iov, 64, SIZE_MAX), 49);
+    assert_int_equal(iov[0].iov_len, 50);
+    assert_int_equal(g_freed, 1);
+    ts__writebuf_free(&wb);
+    assert_int_equal(g_freed, 50);
+}
+
+static void test_skip_keeps_indexes(void **state)
+{
+    (void)state;
+    ts__writebuf wb;
+    ts__writebuf_init(&wb);
+    ts__writebuf_skip(&wb, 100);
+    assert_int_equal(ts__writebuf_add_mark(&wb, cb_dummy, NULL), 0);
+    assert_true(ts__writebuf_mark_ready(&wb));
+    assert_int_equal(ts__writebuf_append(&wb, "abc", 3), 0);
+    assert_int_equal(ts__writebuf_add_mark(&wb, cb_dummy, NULL), 0);
+    ts__wmark m;
+    assert_true(ts__writebuf_pop_mark(&wb, false, &m));
+    assert_int_equal(m.end, 100);
+    assert_false(ts__writebuf_pop_mark(&wb, false, &m));
+    ts__writebuf_advance(&wb, 3);
+    assert_true(ts__writebuf_pop_mark(&wb, false, &m));
+    assert_int_equal(m.end, 103);
+    ts__writebuf_free(&wb);
+}
+
+static void test_random_against_model(void **state)
+{
+    (void)state;
+    /* Random appends (copied, owned, from guard pages) and partial advances. */
+    enum { MAXQ = 1 << 20 };
+    char *model = malloc(MAXQ);
+    char *out = malloc(MAXQ);
+    size_t mstart = 0, mlen = 0;
+    ts__writebuf wb;
+    ts__writebuf_init(&wb);
+    unsigned seed = 99;
+    unsigned char next = 0;
+    for (int i = 0; i < 3000; i++) {
+        seed = seed * 1103515245u + 12345u;
+        unsigned op = (seed >> 16) % 3;
+        size_t n = (seed >> 4) % (op == 0 ? 300 : 40000);
+        if (op < 2 && mstart + mlen + n <= MAXQ) {
+            char *in = tu_guarded_alloc(n);
+            for (size_t k = 0; k < n; k++)
+                in[k] = model[mstart + mlen + k] = (char)next++;
+            if (op == 1 && n > 0) {
+                char *own = malloc(n);
+                memcpy(own, in, n);
+                assert_int_equal(ts__writebuf_append_owned(&wb, own, n, free), 0);
+            } else {
+                assert_int_equal(ts__writebuf_append(&wb, in, n), 0);
+            }
+            tu_guarded_free(in, n);
+            mlen += n;
+        } else {
+            size_t k = n % (mlen + 1);
+            ts__writebuf_advance(&wb, k);
+            mstart += k;
+            mlen -= k;
+            if (mlen == 0)
+                mstart = 0;
+        }
+        assert_int_equal(ts__writebuf_size(&wb), mlen);
+        assert_int_equal(wb.total_index - wb.done_index, mlen);
+        if (i % 50 == 0) {
+            assert_int_equal(peek_all(&wb, out, MAXQ), mlen);
+            assert_memory_equal(out, model + mstart, mlen);
+        }
+    }
+    ts__writebuf_free(&wb);
+    free(model);
+    free(out);
+}
+
+static void test_out_of_memory(void **state)
+{
+    (void)state;
+    ts__writebuf wb;
+    ts__writebuf_init(&wb);
+    tu_fail_alloc_after(0);
+    assert_int_equal(ts__writebuf_append(&wb, "abc", 3), TS_ENOMEM);
+    assert_int_equal(ts__writebuf_size(&wb), 0);
+    assert_int_equal(wb.total_index, 0);
+    assert_int_equal(ts__writebuf_append(&wb, "abc", 3), 0);
+    tu_fail_alloc_after(0);
+    static char big[TS__WB_CHUNK * 2];
+    /* Needs a new chunk: fails before touching the tail. */
+    assert_int_equal(ts__writebuf_append(&wb, big, sizeof big), TS_ENOMEM);
+    assert_int_equal(ts__writebuf_size(&wb), 3);
+    tu_fail_alloc_after(0);
+    char *own = malloc(4);
+    assert_int_equal(ts__writebuf_append_owned(&wb, own, 4, free), TS_ENOMEM);
+    free(own); /* not taken on failure */
+    tu_fail_alloc_after(0);
+    assert_int_equal(ts__writebuf_add_mark(&wb, cb_dummy, NULL), TS_ENOMEM);
+    assert_false(ts__writebuf_has_marks(&wb));
+    ts__writebuf_free(&wb);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_small_writes_coalesce, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_large_write_own_chunk, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_owned_zero_copy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_clear_frees_owned, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_marks_complete_by_index_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_marks_ring_wraps_and_grows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_iov_caps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_skip_keeps_indexes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_random_against_model, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_out_of_memory, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
