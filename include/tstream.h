@@ -13,5 +13,9 @@
 #include "tstream/ioloop.h"
 #include "tstream/future.h"
 #include "tstream/iostream.h"
+#include "tstream/netutil.h"
+#include "tstream/process.h"
+#include "tstream/tcpserver.h"
+#include "tstream/tcpclient.h"
 
 #endif /* TSTREAM_H */

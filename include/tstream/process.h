@@ -1,0 +1,64 @@
+/**
+ * @file tstream/process.h
+ * @brief Pre-fork multi-process servers (Tornado's tornado.process).
+ *
+ * The Tornado way to use every core: bind the listening sockets
+ * (ts_bind_sockets()), fork with ts_fork_processes(), then, in each child,
+ * create a loop and add the sockets to a server. All children accept from
+ * the same inherited sockets; the kernel spreads the connections.
+ */
+#ifndef TSTREAM_PROCESS_H
+#define TSTREAM_PROCESS_H
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** The default for ts_fork_processes()'s max_restarts (Tornado's). */
+#define TS_DEFAULT_MAX_RESTARTS 100
+
+/** The number of online processors (sysconf), at least 1. */
+TS_EXPORT int ts_cpu_count(void);
+
+/**
+ * Forks @p num_processes worker processes (Tornado's fork_processes) and
+ * returns, in each child, its task id: 0 .. num_processes - 1.
+ *
+ * - @p num_processes <= 0 means one per processor (ts_cpu_count()).
+ * - The parent never returns on success: it waits for its children. A child
+ *   that dies by a signal or exits with a non-zero status is restarted with
+ *   the same task id (in the new child this call returns that id); a child
+ *   that exits with status 0 is not. After more than @p max_restarts
+ *   restarts in total (negative: TS_DEFAULT_MAX_RESTARTS) the parent gives
+ *   up. When every child has exited, **the parent calls exit(0)** (as
+ *   Tornado calls sys.exit(0)), so code after this call only ever runs in a
+ *   child.
+ * - Call it before creating any loop or thread (as Tornado requires no
+ *   IOLoop before fork_processes): a child inherits only the calling
+ *   thread, and a parent must not hold a running loop while it waits. Open
+ *   listening sockets before it, so every child inherits them.
+ * - Progress (start, deaths, restarts) is logged through the log hook.
+ *
+ * @return in a child, its task id (>= 0). In the parent, only on failure:
+ * TS_ESTATE (already called in this process, or in a child of it),
+ * TS_ECANCELLED (too many restarts: the parent stopped waiting; children
+ * still alive are left running, as Tornado's RuntimeError leaves them), or
+ * the -errno of a failed fork/wait (children already started are left
+ * running).
+ */
+TS_EXPORT int ts_fork_processes(int num_processes, int max_restarts);
+
+/**
+ * The task id of this process (Tornado's task_id): the value
+ * ts_fork_processes() returned in this child, or -1 in a process that
+ * ts_fork_processes() did not create.
+ */
+TS_EXPORT int ts_task_id(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TSTREAM_PROCESS_H */

@@ -1,0 +1,166 @@
+/**
+ * @file tstream/tcpserver.h
+ * @brief A non-blocking, single-threaded TCP server (Tornado's TCPServer).
+ *
+ * The server accepts connections on its listening sockets and hands each one
+ * to your handler as a ready stream. That is all it does: it does not track
+ * the connections it handed out (they live on after ts_tcpserver_stop()),
+ * and it reads and writes nothing itself.
+ *
+ * A minimal echo server:
+ * @code
+ *   static int on_stream(ts_tcpserver *srv, ts_iostream *s, const struct sockaddr *a,
+ *                        socklen_t alen, void *arg)
+ *   {
+ *       return ts_iostream_read_until(s, "\n", 1, 0, on_line, NULL); // on error the server drops s
+ *   }
+ *   ...
+ *   ts_tcpserver *srv = ts_tcpserver_new(loop, on_stream, NULL, NULL);
+ *   ts_tcpserver_listen(srv, 8888, NULL);
+ *   ts_ioloop_start(loop);
+ * @endcode
+ *
+ * Multi-process, the Tornado way: create the loop, bind, fork, then start
+ * (see ts_tcpserver_start()); or bind with ts_bind_sockets(), call
+ * ts_fork_processes(), and only then create the loop and add the sockets.
+ */
+#ifndef TSTREAM_TCPSERVER_H
+#define TSTREAM_TCPSERVER_H
+
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "common.h"
+#include "ioloop.h"
+#include "iostream.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** A TCP server. Opaque. Used on its loop's thread only. */
+typedef struct ts_tcpserver ts_tcpserver;
+
+/**
+ * A connection arrived (Tornado's handle_stream). @p stream is connected (for
+ * a TLS server, the handshake may still be running: use
+ * ts_iostream_wait_for_handshake() if you must know its outcome); the one
+ * reference to it is yours to drop with ts_iostream_unref() /
+ * ts_iostream_free() when done. @p addr / @p addrlen are the peer's address,
+ * valid during the call.
+ *
+ * Return 0 when you have taken the stream. A negative return means you did
+ * not: the server logs the error through ts_ioloop_handle_callback_error(),
+ * closes the stream and drops that reference itself (so do not drop it as
+ * well), and keeps serving.
+ *
+ * The handler may call ts_tcpserver_stop() and even ts_tcpserver_free().
+ */
+typedef int (*ts_tcpserver_stream_cb)(ts_tcpserver *server, ts_iostream *stream, const struct sockaddr *addr,
+                                      socklen_t addrlen, void *arg);
+
+/** Server options. Zero-initialise, set `size = sizeof(ts_tcpserver_options)`. */
+typedef struct ts_tcpserver_options {
+    /** sizeof(ts_tcpserver_options). */
+    size_t size;
+    /**
+     * An OpenSSL `SSL_CTX *` with the server's certificate (e.g. from
+     * ts_ssl_context_new() with server_side). When set, every connection is
+     * a TLS stream (ts_iostream_new_ssl(), server side); each stream takes its
+     * own reference, and the server one more, so the caller may free its own
+     * at once. NULL: plain TCP.
+     */
+    void *ssl_ctx;
+    /** Each stream's max_buffer_size (0: the stream default, 100 MiB). */
+    size_t max_buffer_size;
+    /** Each stream's read_chunk_size (0: the stream default, 64 KiB). */
+    size_t read_chunk_size;
+    /** Each stream's max_write_buffer_size (0: unlimited). */
+    size_t max_write_buffer_size;
+    /** Leave Nagle's algorithm on. By default TCP_NODELAY is set on every accepted TCP socket. */
+    bool disable_nodelay;
+} ts_tcpserver_options;
+
+/**
+ * Creates a server on @p loop that passes each connection to
+ * @p handle_stream. @p opts may be NULL (plain TCP, defaults). NULL on OOM or
+ * bad arguments (no handler, opts->size too small, or ssl_ctx set in a build
+ * without TLS).
+ */
+TS_EXPORT ts_tcpserver *ts_tcpserver_new(ts_ioloop *loop, ts_tcpserver_stream_cb handle_stream, void *arg,
+                                         const ts_tcpserver_options *opts);
+
+/**
+ * Binds @p port on @p address (NULL: every interface; IPv4 and IPv6) and
+ * starts accepting at once (Tornado's listen). May be called more than once
+ * to listen on several ports. Port 0 picks an ephemeral port (see
+ * ts_tcpserver_port()). Returns 0 or an error from ts_bind_sockets() or
+ * ts_add_accept_handler(); TS_ESTATE after ts_tcpserver_stop().
+ */
+TS_EXPORT int ts_tcpserver_listen(ts_tcpserver *server, int port, const char *address);
+
+/**
+ * Binds sockets to serve later, once ts_tcpserver_start() is called (Tornado's
+ * bind). @p family, @p backlog and @p flags as for ts_bind_sockets(). After
+ * start, bound sockets are served at once. Returns 0 or an error from
+ * ts_bind_sockets().
+ */
+TS_EXPORT int ts_tcpserver_bind(ts_tcpserver *server, int port, const char *address, int family, int backlog,
+                                int flags);
+
+/**
+ * Starts serving the sockets bound with ts_tcpserver_bind() (Tornado's
+ * start). With @p num_processes other than 1 it first forks through
+ * ts_fork_processes(num_processes, max_restarts) (0 or negative: one per
+ * CPU): this call then returns only in the children, each serving the
+ * inherited sockets, and the parent exits when all children have exited
+ * (see ts_fork_processes()). The server's loop must not be running nor have
+ * started its executor threads (as Tornado: no loop may be used before
+ * forking); in each child the loop is re-armed with ev_loop_fork(). Returns
+ * 0, TS_ESTATE (already started, or stopped), or a fork/accept error.
+ */
+TS_EXPORT int ts_tcpserver_start(ts_tcpserver *server, int num_processes, int max_restarts);
+
+/**
+ * Serves @p n listening sockets (e.g. from ts_bind_sockets() or
+ * ts_bind_unix_socket()), Tornado's add_sockets. The server takes ownership
+ * of every fd in @p fds, even on error (it closes them on stop, or at once
+ * when it cannot serve them). Returns 0, TS_ESTATE (stopped), TS_ENOMEM, or
+ * an error from ts_add_accept_handler().
+ */
+TS_EXPORT int ts_tcpserver_add_sockets(ts_tcpserver *server, const int *fds, size_t n);
+
+/** Singular ts_tcpserver_add_sockets(). */
+TS_EXPORT int ts_tcpserver_add_socket(ts_tcpserver *server, int fd);
+
+/**
+ * Stops listening (Tornado's stop): removes the accept handlers and closes
+ * every listening socket, including bound ones not yet started. Connections
+ * already handed out carry on. Idempotent; safe inside the handler.
+ */
+TS_EXPORT void ts_tcpserver_stop(ts_tcpserver *server);
+
+/** Stops the server (if it is not stopped) and frees it. NULL allowed; safe inside the handler. */
+TS_EXPORT void ts_tcpserver_free(ts_tcpserver *server);
+
+/**
+ * The local port of the first listening socket (handy after listening on port
+ * 0), or a negative error: TS_ESTATE if there is none.
+ */
+TS_EXPORT int ts_tcpserver_port(const ts_tcpserver *server);
+
+/**
+ * Copies up to @p max listening fds (served or bound, not yet started) into
+ * @p fds. Returns how many there are (which may exceed @p max). The fds stay
+ * the server's.
+ */
+TS_EXPORT size_t ts_tcpserver_sockets(const ts_tcpserver *server, int *fds, size_t max);
+
+/** The server's loop. */
+TS_EXPORT ts_ioloop *ts_tcpserver_loop(const ts_tcpserver *server);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TSTREAM_TCPSERVER_H */
