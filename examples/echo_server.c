@@ -1,0 +1,199 @@
+/*
+ * echo_server: a line echo server on TCPServer. Each connection reads a line
+ * with read_until("\n"), writes it back unchanged and reads the next; the
+ * connection stays open until the client closes it. This is the protocol the
+ * benchmark kit drives.
+ *
+ *   echo_server PORT [--address ADDR] [--tls CERT KEY] [--processes N]
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <tstream.h>
+#include <tstream/ssl.h>
+#include <tstream/tcpserver.h>
+
+/* Stop reading while this much output is queued: back pressure on a slow reader. */
+#define HIGH_WATER (4u << 20)
+#define MAX_LINE (64u << 20)
+
+static ts_ioloop *g_loop;
+
+/* Live connections, so that shutdown can close them and leave nothing behind. */
+typedef struct conn {
+    struct conn *prev, *next;
+    ts_iostream *stream;
+} conn;
+static conn g_conns = {&g_conns, &g_conns, NULL};
+
+static void on_close(ts_iostream *s, void *arg)
+{
+    (void)s;
+    conn *c = arg;
+    c->prev->next = c->next;
+    c->next->prev = c->prev;
+    free(c);
+}
+
+static void on_line(ts_iostream *s, int status, const char *data, size_t len, void *arg);
+
+static void read_next(ts_iostream *s)
+{
+    int rc = ts_iostream_read_until(s, "\n", 1, MAX_LINE, on_line, NULL);
+    if (rc < 0)
+        ts_iostream_free(s);
+}
+
+static void on_drained(ts_iostream *s, int status, void *arg)
+{
+    (void)arg;
+    if (status < 0) {
+        ts_iostream_free(s);
+        return;
+    }
+    read_next(s);
+}
+
+static void on_line(ts_iostream *s, int status, const char *data, size_t len, void *arg)
+{
+    (void)arg;
+    if (status < 0) { /* the client closed (or an error): drop our reference */
+        ts_iostream_free(s);
+        return;
+    }
+    if (ts_iostream_write_buffer_size(s) + len > HIGH_WATER) {
+        /* wait for this write to reach the kernel before reading more */
+        if (ts_iostream_write(s, data, len, on_drained, NULL) < 0)
+            ts_iostream_free(s);
+        return;
+    }
+    if (ts_iostream_write(s, data, len, NULL, NULL) < 0) {
+        ts_iostream_free(s);
+        return;
+    }
+    read_next(s);
+}
+
+static int on_stream(ts_tcpserver *server, ts_iostream *s, const struct sockaddr *addr, socklen_t addrlen,
+                     void *arg)
+{
+    (void)server, (void)addr, (void)addrlen, (void)arg;
+    conn *c = malloc(sizeof *c);
+    if (!c)
+        return TS_ENOMEM;
+    int rc = ts_iostream_read_until(s, "\n", 1, MAX_LINE, on_line, NULL);
+    if (rc < 0) {
+        free(c);
+        return rc;
+    }
+    c->stream = s;
+    c->next = g_conns.next;
+    c->prev = &g_conns;
+    g_conns.next->prev = c;
+    g_conns.next = c;
+    ts_iostream_set_close_callback(s, on_close, c);
+    return 0;
+}
+
+/* Closes every connection; their callbacks drop the last references. */
+static void close_all(void)
+{
+    for (conn *c = g_conns.next; c != &g_conns; c = c->next)
+        ts_iostream_close(c->stream, 0);
+    for (int i = 0; i < 100 && g_conns.next != &g_conns; i++) {
+        ts_future *never = ts_future_new(g_loop);
+        ts_ioloop_run_sync(g_loop, never, 0.01);
+        ts_future_unref(never);
+    }
+}
+
+static void stop_loop(ts_ioloop *loop, void *arg)
+{
+    (void)arg;
+    ts_ioloop_stop(loop);
+}
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    ts_ioloop_add_callback_from_signal(g_loop, stop_loop, NULL);
+}
+
+static void usage(FILE *out, const char *prog)
+{
+    fprintf(out,
+            "usage: %s PORT [--address ADDR] [--tls CERT KEY] [--processes N]\n"
+            "Line echo server: every line received (ending in \\n) is written back unchanged.\n"
+            "  --address ADDR   address to listen on (default 127.0.0.1)\n"
+            "  --tls CERT KEY   serve TLS with this certificate and key (PEM files)\n"
+            "  --processes N    fork N server processes sharing the port (0: one per CPU)\n",
+            prog);
+}
+
+int main(int argc, char **argv)
+{
+    const char *address = "127.0.0.1", *cert = NULL, *key = NULL;
+    int port = -1, processes = 1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout, argv[0]);
+            return 0;
+        } else if (!strcmp(argv[i], "--address") && i + 1 < argc) {
+            address = argv[++i];
+        } else if (!strcmp(argv[i], "--tls") && i + 2 < argc) {
+            cert = argv[++i];
+            key = argv[++i];
+        } else if (!strcmp(argv[i], "--processes") && i + 1 < argc) {
+            processes = atoi(argv[++i]);
+        } else if (port < 0 && argv[i][0] != '-') {
+            port = atoi(argv[i]);
+        } else {
+            usage(stderr, argv[0]);
+            return 2;
+        }
+    }
+    if (port < 0 || port > 65535) {
+        usage(stderr, argv[0]);
+        return 2;
+    }
+
+    SSL_CTX *ctx = NULL;
+    if (cert) {
+        int err = 0;
+        ts_ssl_context_options o = {.size = sizeof o, .server_side = true, .cert_file = cert, .key_file = key};
+        ctx = ts_ssl_context_new(&o, &err);
+        if (!ctx) {
+            fprintf(stderr, "echo_server: TLS setup failed: %s (%s)\n", ts_strerror(err),
+                    ts_ssl_last_error_detail() ? ts_ssl_last_error_detail() : "");
+            return 1;
+        }
+    }
+    g_loop = ts_ioloop_new();
+    ts_tcpserver_options so = {.size = sizeof so, .ssl_ctx = ctx};
+    ts_tcpserver *server = ts_tcpserver_new(g_loop, on_stream, NULL, &so);
+    if (ctx)
+        SSL_CTX_free(ctx); /* the server holds its own reference */
+    int rc = server ? ts_tcpserver_bind(server, port, address, AF_UNSPEC, 4096, 0) : TS_ENOMEM;
+    if (rc == 0)
+        rc = ts_tcpserver_start(server, processes, 100);
+    if (rc < 0) {
+        fprintf(stderr, "echo_server: cannot listen on %s:%d: %s\n", address, port, ts_strerror(rc));
+        ts_tcpserver_free(server);
+        ts_ioloop_free(g_loop, false);
+        return 1;
+    }
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    if (ts_task_id() <= 0)
+        fprintf(stderr, "echo_server: listening on %s:%d%s\n", address, ts_tcpserver_port(server),
+                ctx ? " (TLS)" : "");
+    ts_ioloop_start(g_loop);
+    ts_tcpserver_free(server);
+    close_all();
+    ts_ioloop_free(g_loop, false);
+    return 0;
+}

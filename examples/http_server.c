@@ -1,0 +1,503 @@
+/*
+ * http_server: a small keep-alive HTTP/1.1 server on TCPServer.
+ *
+ * Per connection: the request head is read with read_until_regex for a blank
+ * line (with a size limit), a Content-Length body with read_bytes, then the
+ * response is written; pipelined requests are answered in order because the
+ * next request is read only once the previous response is queued (or, for a
+ * file, fully handed to the kernel). Files stream in chunks with back
+ * pressure, never held whole in memory.
+ *
+ *   http_server PORT [--address ADDR] [--root DIR] [--tls CERT KEY]
+ *                    [--processes N] [--idle-timeout S]
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <tstream.h>
+#include <tstream/ssl.h>
+#include <tstream/tcpserver.h>
+
+#define MAX_HEAD (16 * 1024)
+#define MAX_BODY (16 * 1024 * 1024)
+#define FILE_CHUNK (256 * 1024)
+#define HELLO "Hello from libtstream!\n"
+
+typedef struct config {
+    const char *root; /* realpath of --root, or NULL */
+    double idle_timeout;
+} config;
+
+static config g_cfg = {NULL, 30.0};
+static ts_ioloop *g_loop;
+
+typedef struct conn {
+    struct conn *prev, *next;
+    ts_iostream *s;
+    uint64_t idle_timer;
+    bool keep_alive;
+    bool head_only;
+    int file_fd;
+    off_t file_left;
+    char method[16];
+    char path[1024];
+} conn;
+
+static conn g_conns = {.prev = &g_conns, .next = &g_conns};
+
+static void read_request(conn *c);
+
+/* ---- connection lifetime ------------------------------------------------- */
+
+static void on_idle(ts_ioloop *loop, void *arg)
+{
+    (void)loop;
+    conn *c = arg;
+    c->idle_timer = 0;
+    ts_iostream_close(c->s, TS_ETIMEDOUT);
+}
+
+static void arm_idle(conn *c)
+{
+    if (c->idle_timer)
+        ts_ioloop_remove_timeout(g_loop, c->idle_timer);
+    c->idle_timer = ts_ioloop_call_later(g_loop, g_cfg.idle_timeout, on_idle, c);
+}
+
+/* The close callback runs once, after every pending callback was told: free the connection here. */
+static void on_close(ts_iostream *s, void *arg)
+{
+    conn *c = arg;
+    if (c->idle_timer)
+        ts_ioloop_remove_timeout(g_loop, c->idle_timer);
+    if (c->file_fd >= 0)
+        close(c->file_fd);
+    c->prev->next = c->next;
+    c->next->prev = c->prev;
+    free(c);
+    ts_iostream_unref(s);
+}
+
+/* ---- responses ------------------------------------------------------------- */
+
+static const char *reason(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 413: return "Content Too Large";
+    case 431: return "Request Header Fields Too Large";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Internal Server Error";
+    }
+}
+
+static void on_flushed_close(ts_iostream *s, int status, void *arg)
+{
+    (void)arg, (void)status;
+    ts_iostream_close(s, 0);
+}
+
+static void finish(conn *c)
+{
+    if (c->keep_alive) {
+        read_request(c);
+        return;
+    }
+    /* close once the response reached the kernel */
+    if (ts_iostream_write(c->s, "", 0, on_flushed_close, c) < 0)
+        ts_iostream_close(c->s, 0);
+}
+
+static void send_head(conn *c, int status, const char *ctype, long long length)
+{
+    char head[512];
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 %d %s\r\nServer: libtstream-http_server\r\nContent-Type: %s\r\n"
+                     "Content-Length: %lld\r\n%s\r\n",
+                     status, reason(status), ctype, length, c->keep_alive ? "" : "Connection: close\r\n");
+    ts_iostream_write(c->s, head, (size_t)n, NULL, NULL);
+}
+
+static void send_simple(conn *c, int status, const char *body)
+{
+    if (status >= 400 && status != 404 && status != 405)
+        c->keep_alive = false;
+    send_head(c, status, "text/plain; charset=utf-8", (long long)strlen(body));
+    if (!c->head_only)
+        ts_iostream_write(c->s, body, strlen(body), NULL, NULL);
+    finish(c);
+}
+
+static void send_error(conn *c, int status)
+{
+    char body[128];
+    snprintf(body, sizeof body, "%d %s\n", status, reason(status));
+    send_simple(c, status, body);
+}
+
+/* ---- files ------------------------------------------------------------------ */
+
+static void file_pump(conn *c);
+
+static void on_chunk_written(ts_iostream *s, int status, void *arg)
+{
+    (void)s;
+    if (status < 0)
+        return; /* closing: on_close cleans up */
+    file_pump(arg);
+}
+
+/* Keeps about two chunks in flight: read one, queue it, continue when it reached the kernel. */
+static void file_pump(conn *c)
+{
+    while (c->file_left > 0) {
+        size_t want = c->file_left < FILE_CHUNK ? (size_t)c->file_left : FILE_CHUNK;
+        char *buf = malloc(want);
+        ssize_t n = buf ? read(c->file_fd, buf, want) : -1;
+        if (n <= 0) {
+            free(buf);
+            ts_iostream_close(c->s, n < 0 ? -errno : TS_EUNSATISFIABLE);
+            return;
+        }
+        c->file_left -= n;
+        bool wait = ts_iostream_write_buffer_size(c->s) + (size_t)n > 2 * FILE_CHUNK;
+        if (ts_iostream_write_owned(c->s, buf, (size_t)n, free, wait ? on_chunk_written : NULL, c) < 0) {
+            free(buf);
+            return;
+        }
+        if (wait)
+            return;
+    }
+    close(c->file_fd);
+    c->file_fd = -1;
+    finish(c);
+}
+
+static int hexval(int ch)
+{
+    return isdigit(ch) ? ch - '0' : isxdigit(ch) ? (tolower(ch) - 'a' + 10) : -1;
+}
+
+/* Maps a request path under --root; returns an open fd or a negative HTTP status. */
+static int open_under_root(const char *path, off_t *size)
+{
+    char decoded[1024], full[PATH_MAX + 1100], real[PATH_MAX];
+    size_t j = 0;
+    for (size_t i = 0; path[i] && path[i] != '?' && j + 1 < sizeof decoded; i++) {
+        if (path[i] == '%' && hexval(path[i + 1]) >= 0 && hexval(path[i + 2]) >= 0) {
+            decoded[j++] = (char)(hexval(path[i + 1]) * 16 + hexval(path[i + 2]));
+            i += 2;
+        } else {
+            decoded[j++] = path[i];
+        }
+    }
+    decoded[j] = '\0';
+    if (strlen(decoded) != j || strstr(decoded, "/../") || (j >= 3 && !strcmp(decoded + j - 3, "/..")))
+        return -400;
+    snprintf(full, sizeof full, "%s%s", g_cfg.root, decoded);
+    if (!realpath(full, real))
+        return -404;
+    size_t rl = strlen(g_cfg.root);
+    if (strncmp(real, g_cfg.root, rl) != 0 || (real[rl] != '/' && real[rl] != '\0'))
+        return -403;
+    struct stat st;
+    if (stat(real, &st) < 0 || !S_ISREG(st.st_mode))
+        return -404;
+    int fd = open(real, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -403;
+    *size = st.st_size;
+    return fd;
+}
+
+/* ---- requests ------------------------------------------------------------ */
+
+static void respond(conn *c, const char *body, size_t body_len)
+{
+    bool get = !strcmp(c->method, "GET"), head = !strcmp(c->method, "HEAD");
+    c->head_only = head;
+    if (!strcmp(c->path, "/echo") && !strcmp(c->method, "POST")) {
+        send_head(c, 200, "application/octet-stream", (long long)body_len);
+        ts_iostream_write(c->s, body, body_len, NULL, NULL);
+        finish(c);
+        return;
+    }
+    if (!get && !head) {
+        send_error(c, 405);
+        return;
+    }
+    if (!strcmp(c->path, "/") || !g_cfg.root) {
+        if (strcmp(c->path, "/") != 0) {
+            send_error(c, 404);
+            return;
+        }
+        send_simple(c, 200, HELLO);
+        return;
+    }
+    off_t size = 0;
+    int fd = open_under_root(c->path, &size);
+    if (fd < 0) {
+        send_error(c, -fd);
+        return;
+    }
+    send_head(c, 200, "application/octet-stream", (long long)size);
+    if (head) {
+        close(fd);
+        finish(c);
+        return;
+    }
+    c->file_fd = fd;
+    c->file_left = size;
+    file_pump(c);
+}
+
+static void on_body(ts_iostream *s, int status, const char *data, size_t len, void *arg)
+{
+    (void)s;
+    if (status < 0)
+        return;
+    respond(arg, data, len);
+}
+
+/* Finds a header's value in the head; copies it into out. */
+static bool header_value(const char *head, size_t len, const char *name, char *out, size_t outlen)
+{
+    size_t nl = strlen(name);
+    const char *p = memchr(head, '\n', len), *end = head + len;
+    while (p && p + 1 < end) {
+        const char *line = p + 1;
+        const char *eol = memchr(line, '\n', (size_t)(end - line));
+        if (!eol)
+            break;
+        if ((size_t)(eol - line) > nl && line[nl] == ':' && !strncasecmp(line, name, nl)) {
+            const char *v = line + nl + 1;
+            while (v < eol && (*v == ' ' || *v == '\t'))
+                v++;
+            const char *ve = eol;
+            while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t'))
+                ve--;
+            size_t n = (size_t)(ve - v) < outlen - 1 ? (size_t)(ve - v) : outlen - 1;
+            memcpy(out, v, n);
+            out[n] = '\0';
+            return true;
+        }
+        p = eol;
+    }
+    return false;
+}
+
+static void on_head(ts_iostream *s, int status, const char *data, size_t len, void *arg)
+{
+    conn *c = arg;
+    if (status == TS_EUNSATISFIABLE) {
+        /* The stream kept the oversized head unread and closed; nothing more to send. */
+        return;
+    }
+    if (status < 0)
+        return;
+    arm_idle(c);
+    /* request line: METHOD SP TARGET SP HTTP/x.y */
+    const char *eol = memchr(data, '\n', len);
+    char version[16] = "";
+    char line[1200];
+    size_t ll = (size_t)(eol - data);
+    if (ll > 0 && data[ll - 1] == '\r')
+        ll--;
+    if (ll >= sizeof line || ll == 0) {
+        c->keep_alive = false;
+        send_error(c, ll == 0 ? 400 : 431);
+        return;
+    }
+    memcpy(line, data, ll);
+    line[ll] = '\0';
+    if (sscanf(line, "%15[A-Z] %1023[^ ] %15s", c->method, c->path, version) != 3 || c->path[0] != '/' ||
+        strncmp(version, "HTTP/1.", 7) != 0 || !isdigit((unsigned char)version[7]) || version[8]) {
+        c->keep_alive = false;
+        send_error(c, strncmp(version, "HTTP/", 5) == 0 && strncmp(version, "HTTP/1.", 7) ? 505 : 400);
+        return;
+    }
+    char value[64];
+    bool http10 = version[7] == '0';
+    c->keep_alive = !http10;
+    if (header_value(data, len, "Connection", value, sizeof value)) {
+        if (!strcasecmp(value, "close"))
+            c->keep_alive = false;
+        else if (!strcasecmp(value, "keep-alive"))
+            c->keep_alive = true;
+    }
+    if (header_value(data, len, "Transfer-Encoding", value, sizeof value)) {
+        c->keep_alive = false; /* request bodies: Content-Length only */
+        send_error(c, 400);
+        return;
+    }
+    if (header_value(data, len, "Content-Length", value, sizeof value)) {
+        char *end;
+        errno = 0;
+        unsigned long long n = strtoull(value, &end, 10);
+        if (errno || *end || !isdigit((unsigned char)value[0])) {
+            send_error(c, 400);
+            return;
+        }
+        if (n > MAX_BODY) {
+            send_error(c, 413);
+            return;
+        }
+        if (n > 0) {
+            if (ts_iostream_read_bytes(s, (size_t)n, false, on_body, c) < 0)
+                ts_iostream_close(s, 0);
+            return;
+        }
+    }
+    respond(c, NULL, 0);
+}
+
+static void read_request(conn *c)
+{
+    if (ts_iostream_read_until_regex(c->s, "\r?\n\r?\n", MAX_HEAD, on_head, c) < 0)
+        ts_iostream_close(c->s, 0);
+}
+
+static int on_stream(ts_tcpserver *server, ts_iostream *s, const struct sockaddr *addr, socklen_t addrlen,
+                     void *arg)
+{
+    (void)server, (void)addr, (void)addrlen, (void)arg;
+    conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return TS_ENOMEM;
+    c->s = s;
+    c->file_fd = -1;
+    c->next = g_conns.next;
+    c->prev = &g_conns;
+    g_conns.next->prev = c;
+    g_conns.next = c;
+    ts_iostream_set_close_callback(s, on_close, c);
+    arm_idle(c);
+    read_request(c);
+    return 0;
+}
+
+/* ---- main ------------------------------------------------------------------------- */
+
+static void stop_loop(ts_ioloop *loop, void *arg)
+{
+    (void)arg;
+    ts_ioloop_stop(loop);
+}
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    ts_ioloop_add_callback_from_signal(g_loop, stop_loop, NULL);
+}
+
+static void usage(FILE *out, const char *prog)
+{
+    fprintf(out,
+            "usage: %s PORT [options]\n"
+            "A keep-alive HTTP/1.1 server. GET / answers a short greeting; with --root,\n"
+            "other paths serve files under DIR; POST /echo returns the request body.\n"
+            "  --address ADDR       address to listen on (default 127.0.0.1)\n"
+            "  --root DIR           serve files from DIR\n"
+            "  --tls CERT KEY       serve HTTPS with this certificate and key (PEM)\n"
+            "  --processes N        fork N processes sharing the port (0: one per CPU)\n"
+            "  --idle-timeout S     close connections idle for S seconds (default 30)\n",
+            prog);
+}
+
+int main(int argc, char **argv)
+{
+    const char *address = "127.0.0.1", *cert = NULL, *key = NULL, *root = NULL;
+    int port = -1, processes = 1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout, argv[0]);
+            return 0;
+        } else if (!strcmp(argv[i], "--address") && i + 1 < argc) {
+            address = argv[++i];
+        } else if (!strcmp(argv[i], "--root") && i + 1 < argc) {
+            root = argv[++i];
+        } else if (!strcmp(argv[i], "--tls") && i + 2 < argc) {
+            cert = argv[++i];
+            key = argv[++i];
+        } else if (!strcmp(argv[i], "--processes") && i + 1 < argc) {
+            processes = atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "--idle-timeout") && i + 1 < argc) {
+            g_cfg.idle_timeout = atof(argv[++i]);
+        } else if (port < 0 && argv[i][0] != '-') {
+            port = atoi(argv[i]);
+        } else {
+            usage(stderr, argv[0]);
+            return 2;
+        }
+    }
+    if (port < 0 || port > 65535 || !(g_cfg.idle_timeout > 0)) {
+        usage(stderr, argv[0]);
+        return 2;
+    }
+    static char root_real[PATH_MAX];
+    if (root) {
+        if (!realpath(root, root_real)) {
+            fprintf(stderr, "http_server: --root %s: %s\n", root, strerror(errno));
+            return 2;
+        }
+        g_cfg.root = root_real;
+    }
+    SSL_CTX *ctx = NULL;
+    if (cert) {
+        int err = 0;
+        ts_ssl_context_options o = {.size = sizeof o, .server_side = true, .cert_file = cert, .key_file = key};
+        ctx = ts_ssl_context_new(&o, &err);
+        if (!ctx) {
+            fprintf(stderr, "http_server: TLS setup failed: %s (%s)\n", ts_strerror(err),
+                    ts_ssl_last_error_detail() ? ts_ssl_last_error_detail() : "");
+            return 1;
+        }
+    }
+    signal(SIGPIPE, SIG_IGN);
+    g_loop = ts_ioloop_new();
+    ts_tcpserver_options so = {.size = sizeof so, .ssl_ctx = ctx};
+    ts_tcpserver *server = ts_tcpserver_new(g_loop, on_stream, NULL, &so);
+    if (ctx)
+        SSL_CTX_free(ctx);
+    int rc = server ? ts_tcpserver_bind(server, port, address, AF_UNSPEC, 4096, 0) : TS_ENOMEM;
+    if (rc == 0)
+        rc = ts_tcpserver_start(server, processes, 100);
+    if (rc < 0) {
+        fprintf(stderr, "http_server: cannot listen on %s:%d: %s\n", address, port, ts_strerror(rc));
+        ts_tcpserver_free(server);
+        ts_ioloop_free(g_loop, false);
+        return 1;
+    }
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    if (ts_task_id() <= 0)
+        fprintf(stderr, "http_server: listening on %s://%s:%d/%s%s\n", ctx ? "https" : "http", address,
+                ts_tcpserver_port(server), g_cfg.root ? " serving " : "", g_cfg.root ? g_cfg.root : "");
+    ts_ioloop_start(g_loop);
+    ts_tcpserver_free(server);
+    /* close what is left; each close callback frees its connection */
+    for (conn *c = g_conns.next; c != &g_conns; c = c->next)
+        ts_iostream_close(c->s, 0);
+    for (int i = 0; i < 100 && g_conns.next != &g_conns; i++) {
+        ts_future *never = ts_future_new(g_loop);
+        ts_ioloop_run_sync(g_loop, never, 0.01);
+        ts_future_unref(never);
+    }
+    ts_ioloop_free(g_loop, false);
+    return 0;
+}

@@ -1,0 +1,117 @@
+/*
+ * tcp_server: messages end with "that is all!"; each one is printed and
+ * echoed back. A bare "that is all!" means the client is done: the server
+ * closes the connection. Written with the future forms of the stream API.
+ *
+ *   tcp_server PORT [--address ADDR]
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <tstream.h>
+#include <tstream/tcpserver.h>
+
+#define TERMINATOR "that is all!"
+
+static ts_ioloop *g_loop;
+static int g_open;
+
+static void serve_next(ts_iostream *s);
+
+static void on_message(ts_future *f, void *arg)
+{
+    ts_iostream *s = arg;
+    ts_bytes *msg = ts_future_result(f);
+    if (ts_future_error(f) < 0) {
+        printf("connection closed: %s\n", ts_strerror(ts_future_error(f)));
+        g_open--;
+        ts_iostream_free(s);
+    } else if (msg->len == strlen(TERMINATOR)) {
+        printf("no more messages\n");
+        g_open--;
+        ts_iostream_free(s);
+    } else {
+        printf("data received: %s\n", msg->data);
+        ts_future *w = ts_iostream_write_future(s, msg->data, msg->len);
+        ts_future_unref(w); /* write callbacks are not needed: the next read starts now */
+        serve_next(s);
+    }
+    fflush(stdout);
+    ts_future_unref(f);
+}
+
+static void serve_next(ts_iostream *s)
+{
+    ts_future *f = ts_iostream_read_until_future(s, TERMINATOR, strlen(TERMINATOR), 1 << 20);
+    ts_future_add_done_callback(f, on_message, s);
+}
+
+static int on_stream(ts_tcpserver *server, ts_iostream *s, const struct sockaddr *addr, socklen_t addrlen,
+                     void *arg)
+{
+    (void)server, (void)addr, (void)addrlen, (void)arg;
+    g_open++;
+    serve_next(s);
+    return 0;
+}
+
+static void stop_loop(ts_ioloop *loop, void *arg)
+{
+    (void)arg;
+    ts_ioloop_stop(loop);
+}
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    ts_ioloop_add_callback_from_signal(g_loop, stop_loop, NULL);
+}
+
+int main(int argc, char **argv)
+{
+    const char *address = "127.0.0.1";
+    int port = -1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("usage: %s PORT [--address ADDR]\n"
+                   "Echoes messages that end with \"" TERMINATOR "\"; a bare \"" TERMINATOR "\" ends the "
+                   "connection.\n",
+                   argv[0]);
+            return 0;
+        } else if (!strcmp(argv[i], "--address") && i + 1 < argc) {
+            address = argv[++i];
+        } else if (port < 0 && argv[i][0] != '-') {
+            port = atoi(argv[i]);
+        } else {
+            fprintf(stderr, "usage: %s PORT [--address ADDR]\n", argv[0]);
+            return 2;
+        }
+    }
+    if (port < 0 || port > 65535) {
+        fprintf(stderr, "usage: %s PORT [--address ADDR]\n", argv[0]);
+        return 2;
+    }
+    g_loop = ts_ioloop_new();
+    ts_tcpserver *server = ts_tcpserver_new(g_loop, on_stream, NULL, NULL);
+    int rc = ts_tcpserver_listen(server, port, address);
+    if (rc < 0) {
+        fprintf(stderr, "tcp_server: cannot listen on %s:%d: %s\n", address, port, ts_strerror(rc));
+        ts_tcpserver_free(server);
+        ts_ioloop_free(g_loop, false);
+        return 1;
+    }
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    printf("tcp_server: listening on %s:%d\n", address, ts_tcpserver_port(server));
+    fflush(stdout);
+    ts_ioloop_start(g_loop);
+    ts_tcpserver_free(server);
+    ts_ioloop_free(g_loop, false);
+    if (g_open > 0)
+        fprintf(stderr, "tcp_server: stopped with %d connection(s) open\n", g_open);
+    return 0;
+}

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# openssl s_client against examples/echo_server --tls (TLS 1.2 and 1.3), and
+# the plain echo protocol with several pipelined lines and a line split over writes.
+. "$(dirname "$0")/support/testlib.sh"
+need openssl python3
+SRV=$TS_BUILD_DIR/examples/echo_server
+[ -x "$SRV" ] || fail "$SRV not built"
+make_certs "$TMP/certs"
+
+P=$(free_port)
+start plain "$SRV" "$P"
+PT=$(free_port)
+start tls "$SRV" "$PT" --tls "$TMP/certs/server.pem" "$TMP/certs/server.key"
+wait_port "$P"
+wait_port "$PT"
+
+out=$(timeout 20 python3 - "$P" <<'PY'
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(b"one\ntwo\nthr")
+time.sleep(0.1)
+s.sendall(b"ee\n" + b"x" * 300000 + b"\n")
+want = b"one\ntwo\nthree\n" + b"x" * 300000 + b"\n"
+got = b""
+while len(got) < len(want):
+    got += s.recv(65536)
+print("match" if got == want else "mismatch")
+PY
+)
+[ "$out" = match ] || fail "plain echo: $out"
+pass "plain echo: pipelined lines, a split line and a 300000-byte line"
+
+for v in -tls1_2 -tls1_3; do
+    got=$( (printf 'hello over tls\nsecond line\n'; sleep 1) | timeout 20 openssl s_client $v -quiet \
+        -connect "127.0.0.1:$PT" -servername localhost -CAfile "$TMP/certs/ca.pem" -verify_return_error 2>"$TMP/sclient.err")
+    [ "$got" = "$(printf 'hello over tls\nsecond line')" ] || fail "s_client $v got '$got': $(cat "$TMP/sclient.err")"
+    pass "openssl s_client $v: verified, lines echoed"
+done
+
+stop_graceful plain || fail "echo_server exited with status $?: $(tail -20 "$TMP/plain.log")"
+stop_graceful tls || fail "echo_server --tls exited with status $?: $(tail -20 "$TMP/tls.log")"
+pass "servers stopped cleanly on SIGTERM"
