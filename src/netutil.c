@@ -268,6 +268,7 @@ bool ts_is_valid_ip(const char *ip)
 
 #define BACKOFF_MIN 0.01
 #define BACKOFF_MAX 1.0
+#define WARN_INTERVAL 5.0
 
 struct ts_accept_handler {
     ts_ioloop *loop;
@@ -278,8 +279,8 @@ struct ts_accept_handler {
     int reserve_fd;
     uint64_t resume_timer;
     double backoff;
-    bool watching;    /* registered with the loop */
-    bool warned;      /* a warning was logged for this exhaustion episode */
+    double last_warning; /* loop time of the last exhaustion warning */
+    bool watching;       /* registered with the loop */
     bool in_callback; /* inside on_readable: removal frees later */
     bool removed;
 };
@@ -327,10 +328,13 @@ static void pause_accepting(ts_accept_handler *h, int err)
     h->backoff = h->backoff > 0 ? h->backoff * 2 : BACKOFF_MIN;
     if (h->backoff > BACKOFF_MAX)
         h->backoff = BACKOFF_MAX;
-    if (!h->warned)
-        ts_log(TS_LOG_WARN, "accept on fd %d: %s; pausing accepts (back-off from %g s)", h->fd, ts_strerror(err),
-               h->backoff);
-    h->warned = true;
+    /* At most one warning per WARN_INTERVAL: exhaustion can last. */
+    double now = ts_ioloop_time(h->loop);
+    if (h->last_warning == 0 || now - h->last_warning >= WARN_INTERVAL) {
+        ts_log(TS_LOG_WARN, "accept on fd %d: %s; pausing accepts for %g s (and backing off)", h->fd,
+               ts_strerror(err), h->backoff);
+        h->last_warning = now;
+    }
     unwatch(h);
     h->resume_timer = ts_ioloop_call_later(h->loop, h->backoff, resume_accepting, h);
     if (h->resume_timer == 0)
@@ -396,7 +400,6 @@ static void on_readable(ts_ioloop *loop, int fd, int events, void *arg)
             continue;
         }
         h->backoff = 0;
-        h->warned = false;
         h->cb(loop, c, (struct sockaddr *)&ss, len, h->arg);
     }
     h->in_callback = false;
