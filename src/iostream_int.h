@@ -97,17 +97,21 @@ static inline size_t ts__writebuf_size(const ts__writebuf *wb) { return wb->size
 /** Queues a copy of @p data (coalesced into the tail chunk when it fits). 0 or TS_ENOMEM (nothing queued). */
 int ts__writebuf_append(ts__writebuf *wb, const void *data, size_t len);
 /**
- * Queues @p data without copying; @p free_fn(@p data) runs when it has been
- * written or the buffer is cleared. @p len must be > 0. 0 or TS_ENOMEM
- * (nothing queued, data not freed).
+ * Queues @p len bytes at @p data without copying; @p free_fn(@p owner) (if
+ * set) runs once they have been written or the buffer is cleared. @p data
+ * may point inside @p owner (the part not written inline). @p len must be
+ * > 0. 0 or TS_ENOMEM (nothing queued, nothing freed).
  */
-int ts__writebuf_append_owned(ts__writebuf *wb, void *data, size_t len, void (*free_fn)(void *));
+int ts__writebuf_append_owned(ts__writebuf *wb, const void *data, size_t len, void *owner,
+                              void (*free_fn)(void *));
 /**
  * Counts @p n bytes as written without queueing them (they went out inline
  * before being buffered), keeping the indexes consistent. Only valid while
  * the buffer is empty.
  */
 void ts__writebuf_skip(ts__writebuf *wb, size_t n);
+/** Makes room for one more marker, so the next add_mark cannot fail. 0 or TS_ENOMEM. */
+int ts__writebuf_reserve_mark(ts__writebuf *wb);
 /** Adds a marker at the current end (total_index). 0 or TS_ENOMEM. */
 int ts__writebuf_add_mark(ts__writebuf *wb, ts_iostream_write_cb cb, void *arg);
 /** Fills up to @p max_iov entries, at most @p max_bytes in all, from the head. Returns the count. */

@@ -21,6 +21,7 @@ struct ts__wchunk {
     size_t cap;   /* copy chunks: room for appends; owned chunks: 0 */
     uint64_t end; /* total_index at the chunk's last byte */
     void (*free_fn)(void *);
+    void *owner; /* what free_fn receives */
     /* copy chunks: the bytes follow */
 };
 
@@ -29,7 +30,7 @@ void ts__writebuf_init(ts__writebuf *wb) { memset(wb, 0, sizeof(*wb)); }
 static void chunk_free(ts__wchunk *c)
 {
     if (c->free_fn)
-        c->free_fn(c->data);
+        c->free_fn(c->owner);
     ts__free(c);
 }
 
@@ -75,6 +76,7 @@ static ts__wchunk *new_copy_chunk(size_t cap)
     c->len = 0;
     c->cap = cap;
     c->free_fn = NULL;
+    c->owner = NULL;
     return c;
 }
 
@@ -109,12 +111,14 @@ int ts__writebuf_append(ts__writebuf *wb, const void *data, size_t len)
     return 0;
 }
 
-int ts__writebuf_append_owned(ts__writebuf *wb, void *data, size_t len, void (*free_fn)(void *))
+int ts__writebuf_append_owned(ts__writebuf *wb, const void *data, size_t len, void *owner,
+                              void (*free_fn)(void *))
 {
     ts__wchunk *c = ts__malloc(sizeof(*c));
     if (!c)
         return TS_ENOMEM;
-    c->data = data;
+    c->data = (char *)data;
+    c->owner = owner;
     c->len = len;
     c->cap = 0;
     c->free_fn = free_fn;
@@ -131,7 +135,7 @@ void ts__writebuf_skip(ts__writebuf *wb, size_t n)
     wb->done_index += n;
 }
 
-int ts__writebuf_add_mark(ts__writebuf *wb, ts_iostream_write_cb cb, void *arg)
+int ts__writebuf_reserve_mark(ts__writebuf *wb)
 {
     if (wb->mcount == wb->mcap) {
         uint32_t ncap = wb->mcap ? wb->mcap * 2 : 4;
@@ -146,6 +150,14 @@ int ts__writebuf_add_mark(ts__writebuf *wb, ts_iostream_write_cb cb, void *arg)
         wb->mcap = ncap;
         wb->mhead = 0;
     }
+    return 0;
+}
+
+int ts__writebuf_add_mark(ts__writebuf *wb, ts_iostream_write_cb cb, void *arg)
+{
+    int r = ts__writebuf_reserve_mark(wb);
+    if (r)
+        return r;
     ts__wmark *m = &wb->marks[(wb->mhead + wb->mcount) % wb->mcap];
     m->end = wb->total_index;
     m->cb = cb;

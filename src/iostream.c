@@ -1,0 +1,594 @@
+/*
+ * The stream core (Tornado's BaseIOStream): lifetime and reference counts,
+ * the run loop that turns fd readiness into transport calls and transport
+ * results into callbacks, loop interest, connect, the handshake, and closing
+ * in two phases. The read and write halves live in iostream_read.c and
+ * iostream_write.c; the transports behind ts_stream_ops do the actual I/O.
+ *
+ * This file does no buffer management and knows no socket, pipe or TLS
+ * specifics (connect() is generic for any ops whose fd is a socket).
+ *
+ * Callback discipline: user callbacks run only from run(), entered either by
+ * the loop's fd handler or by a deferred loop callback, never from inside an
+ * API call. Each goes through ts__io_cb_enter/leave, which hold a reference.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "iostream_core.h"
+
+/* Callbacks one run delivers before it yields to the loop (fairness). */
+#define TS__RUN_ROUNDS 64
+
+static void run(ts_iostream *s, int events, bool inline_io);
+
+/* ---- creation and lifetime ---------------------------------------------- */
+
+#define TS__OPT(o, f) \
+    (((o) && (o)->size >= offsetof(ts_iostream_options, f) + sizeof((o)->f)) ? (o)->f : 0)
+
+static bool ops_valid(const ts_stream_ops *ops)
+{
+    return ops && ops->size >= offsetof(ts_stream_ops, get_fd_error) && ops->fileno && ops->read_from_fd &&
+           ops->write_to_fd && ops->close_fd;
+}
+
+static void init_stream(ts_iostream *s, ts_ioloop *loop, const ts_stream_ops *ops, void *transport,
+                        const ts_iostream_options *opts)
+{
+    s->loop = loop;
+    s->ops = ops;
+    s->transport = transport;
+    s->refs = 1;
+    s->fd = -1;
+    size_t max = TS__OPT(opts, max_buffer_size);
+    s->max_buffer_size = max ? max : TS_IOSTREAM_DEFAULT_MAX_BUFFER;
+    size_t chunk = TS__OPT(opts, read_chunk_size);
+    /* A chunk close to the limit makes reads fail spuriously (Tornado caps it the same way). */
+    chunk = TS__MIN(chunk ? chunk : TS_IOSTREAM_DEFAULT_CHUNK, s->max_buffer_size / 2);
+    s->read_chunk_size = chunk ? chunk : 1;
+    s->max_write_buffer_size = TS__OPT(opts, max_write_buffer_size);
+    ts__readbuf_init(&s->rb);
+    ts__writebuf_init(&s->wb);
+    if (TS__OP(s, handshake))
+        /* Nothing may touch the fd before the handshake; it starts once the fd is connected. */
+        s->flags |= TS__F_HANDSHAKING;
+}
+
+static void after_init(ts_iostream *s)
+{
+    if (s->flags & TS__F_HANDSHAKING)
+        ts__io_schedule(s); /* the deferred run starts the handshake if already connected */
+}
+
+ts_iostream *ts_iostream_new(ts_ioloop *loop, const ts_stream_ops *ops, void *transport,
+                             const ts_iostream_options *opts)
+{
+    if (!loop || !ops_valid(ops))
+        return NULL;
+    ts_iostream *s = ts__calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    init_stream(s, loop, ops, transport, opts);
+    after_init(s);
+    return s;
+}
+
+#define TS__ALIGN_UP(n, a) (((n) + (a) - 1) / (a) * (a))
+
+ts_iostream *ts__iostream_new_inline(ts_ioloop *loop, const ts_stream_ops *ops, size_t transport_size,
+                                     const ts_iostream_options *opts)
+{
+    if (!loop || !ops_valid(ops))
+        return NULL;
+    size_t off = TS__ALIGN_UP(sizeof(struct ts_iostream), _Alignof(max_align_t));
+    ts_iostream *s = ts__calloc(1, off + transport_size);
+    if (!s)
+        return NULL;
+    init_stream(s, loop, ops, (char *)s + off, opts);
+    s->flags |= TS__F_INLINE_T;
+    /* The caller fills the transport in before the loop runs, so deferring the handshake start is safe. */
+    after_init(s);
+    return s;
+}
+
+static void destroy(ts_iostream *s)
+{
+    ts__readbuf_free(&s->rb);
+    ts__writebuf_free(&s->wb);
+    ts__io_read_free(s);
+    void (*free_fn)(void *) = TS__OP(s, free);
+    if (free_fn)
+        free_fn(s->transport);
+    ts__free(s);
+}
+
+ts_iostream *ts_iostream_ref(ts_iostream *s)
+{
+    s->refs++;
+    return s;
+}
+
+void ts_iostream_unref(ts_iostream *s)
+{
+    if (!s || --s->refs > 0)
+        return;
+    if (!(s->flags & TS__F_CLOSED)) {
+        /* Dropping the last reference closes; the deferred phase two holds its own and frees. */
+        s->refs++;
+        ts__io_close(s, 0, true);
+        if (--s->refs > 0)
+            return;
+        ts_log(TS_LOG_ERROR, "iostream: could not schedule close; stream leaked");
+        return;
+    }
+    if (s->flags & TS__F_CLOSE_DONE)
+        destroy(s);
+}
+
+void ts_iostream_free(ts_iostream *s)
+{
+    if (!s)
+        return;
+    ts_iostream_close(s, 0);
+    ts_iostream_unref(s);
+}
+
+void ts__io_cb_enter(ts_iostream *s) { s->refs++; }
+
+bool ts__io_cb_leave(ts_iostream *s)
+{
+    bool open = !(s->flags & TS__F_CLOSED);
+    if (s->refs == 1) {
+        ts_iostream_unref(s);
+        return false;
+    }
+    s->refs--;
+    return open;
+}
+
+/* ---- closing ------------------------------------------------------------ */
+
+int ts__io_close_status(const ts_iostream *s) { return s->error ? s->error : TS_ECLOSED; }
+
+static void drop_handler(ts_iostream *s)
+{
+    if (s->events) {
+        ts_ioloop_remove_handler(s->loop, s->fd);
+        s->events = 0;
+        s->fd = -1;
+    }
+}
+
+void ts__io_close(ts_iostream *s, int err, bool local)
+{
+    if (s->flags & TS__F_CLOSED)
+        return;
+    if (err && !s->error)
+        s->error = err;
+    if (err == TS_EUNSATISFIABLE)
+        ts_log(TS_LOG_INFO, "iostream: unsatisfiable read, closing connection");
+    else if (err == TS_EBUFFERFULL)
+        ts_log(TS_LOG_WARN, "iostream: reached maximum buffer size, closing connection");
+    drop_handler(s);
+    void (*shut)(void *) = TS__OP(s, shutdown);
+    /* Only a clean local close says goodbye: after EOF or an error the peer is gone or confused. */
+    if (local && !s->error && shut)
+        shut(s->transport);
+    s->ops->close_fd(s->transport);
+    s->flags |= TS__F_CLOSED;
+    s->flags &= ~TS__F_CONNECTING;
+    /* Unwritten bytes can never go out now; their markers fail in phase two. */
+    ts__writebuf_clear(&s->wb);
+    ts__io_schedule(s);
+}
+
+void ts_iostream_close(ts_iostream *s, int err) { ts__io_close(s, err, true); }
+
+/* Phase two, once the pending read and writes were told: the close callback, once. */
+static void close_phase_two(ts_iostream *s)
+{
+    s->flags |= TS__F_CLOSE_DONE;
+    ts_iostream_close_cb cb = s->close_cb;
+    void *arg = s->close_arg;
+    s->close_cb = NULL;
+    if (!cb)
+        return;
+    ts__io_cb_enter(s);
+    cb(s, arg);
+    ts__io_cb_leave(s);
+}
+
+/* ---- scheduling and the run loop ---------------------------------------- */
+
+static void on_deferred(ts_ioloop *loop, void *arg)
+{
+    TS__UNUSED(loop);
+    ts_iostream *s = arg;
+    s->flags &= ~TS__F_SCHEDULED;
+    run(s, 0, true);
+    ts_iostream_unref(s); /* the reference ts__io_schedule took */
+}
+
+void ts__io_schedule(ts_iostream *s)
+{
+    if (s->flags & (TS__F_SCHEDULED | TS__F_IN_RUN))
+        return;
+    s->flags |= TS__F_SCHEDULED;
+    s->refs++;
+    if (ts_ioloop_add_callback(s->loop, on_deferred, s) < 0) {
+        s->flags &= ~TS__F_SCHEDULED;
+        s->refs--;
+        ts_log(TS_LOG_ERROR, "iostream: cannot queue a loop callback (out of memory)");
+    }
+}
+
+static void on_events(ts_ioloop *loop, int fd, int events, void *arg)
+{
+    TS__UNUSED(loop), TS__UNUSED(fd);
+    run(arg, events, false);
+}
+
+bool ts__io_ready_for_io(const ts_iostream *s)
+{
+    return !(s->flags & (TS__F_CLOSED | TS__F_CONNECTING | TS__F_HANDSHAKING));
+}
+
+static bool fd_connected(ts_iostream *s)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (getpeername(s->ops->fileno(s->transport), (struct sockaddr *)&ss, &len) == 0)
+        return true;
+    return errno != ENOTCONN; /* not a socket: nothing to wait for */
+}
+
+static void handshake_done(ts_iostream *s, int status)
+{
+    if (s->flags & TS__F_CONNECT_WAIT) {
+        s->connect_status = status;
+        s->flags |= TS__F_CONNECT_READY;
+    }
+    if (s->flags & TS__F_HS_WAIT) {
+        s->hs_status = status;
+        s->flags |= TS__F_HS_READY;
+    }
+}
+
+static void step_handshake(ts_iostream *s)
+{
+    if (!(s->flags & TS__F_HS_STARTED)) {
+        if ((s->flags & TS__F_CONNECTING) || !fd_connected(s))
+            return; /* a client stream: connect() will start it */
+        s->flags |= TS__F_HS_STARTED;
+    }
+    int r = s->ops->handshake(s->transport);
+    if (r == 0) {
+        s->flags &= ~TS__F_HANDSHAKING;
+        s->flags |= TS__F_HANDSHAKE_DONE;
+        s->hs_wait = 0;
+        handshake_done(s, 0);
+    } else if (r == TS_EWANTREAD || r == TS_EAGAIN) {
+        s->hs_wait = TS_IOLOOP_READ;
+    } else if (r == TS_EWANTWRITE) {
+        s->hs_wait = TS_IOLOOP_WRITE;
+    } else {
+        ts__io_close(s, r, false); /* phase two hands r to the connect / handshake waiters */
+    }
+}
+
+/* The socket is connected (connect finished or succeeded at once). */
+static void connected(ts_iostream *s)
+{
+    s->flags &= ~TS__F_CONNECTING;
+    if (!(s->flags & TS__F_HANDSHAKING) && (s->flags & TS__F_CONNECT_WAIT)) {
+        s->connect_status = 0;
+        s->flags |= TS__F_CONNECT_READY;
+    }
+}
+
+static void finish_connect(ts_iostream *s)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(s->ops->fileno(s->transport), SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = errno == ENOPROTOOPT ? 0 : errno;
+    if (err) {
+        ts__io_close(s, -err, false);
+        return;
+    }
+    connected(s);
+}
+
+static bool idle_listening(const ts_iostream *s)
+{
+    /* Tornado's _maybe_add_error_listener: notice a peer close while nothing is pending. */
+    return s->rd.kind == TS__RK_NONE && s->rb.len == 0 && s->close_cb;
+}
+
+/* Does whatever fd work readiness (@p events) or an inline pass allows. */
+static void do_io(ts_iostream *s, int events, bool inl)
+{
+    if (s->flags & TS__F_CLOSED)
+        return;
+    if (s->flags & TS__F_CONNECTING) {
+        if (!(events & (TS_IOLOOP_WRITE | TS_IOLOOP_READ)))
+            return;
+        finish_connect(s);
+        if (s->flags & (TS__F_CONNECTING | TS__F_CLOSED))
+            return;
+        inl = true;
+    }
+    if (s->flags & TS__F_HANDSHAKING) {
+        int dir = s->hs_wait ? s->hs_wait : (TS_IOLOOP_READ | TS_IOLOOP_WRITE);
+        if (!inl && !(events & dir))
+            return;
+        step_handshake(s);
+        if (s->flags & (TS__F_HANDSHAKING | TS__F_CLOSED))
+            return;
+        inl = true; /* queued reads and writes may go now */
+    }
+    ts__io_read_check(s);
+    if (ts__io_read_wants_fd(s)) {
+        int dir = s->read_wait ? s->read_wait : TS_IOLOOP_READ;
+        if ((events & dir) || (inl && !(s->flags & TS__F_RDRAINED)))
+            ts__io_read_step(s);
+    } else if ((events & TS_IOLOOP_READ) && idle_listening(s)) {
+        ts__io_read_step(s);
+    }
+    if (s->flags & TS__F_CLOSED)
+        return;
+    if (ts__writebuf_size(&s->wb)) {
+        int dir = s->write_wait ? s->write_wait : TS_IOLOOP_WRITE;
+        if ((events & dir) || (inl && !(s->flags & TS__F_WBLOCKED)))
+            ts__io_flush(s);
+    }
+}
+
+/* Runs the connect or handshake-wait callback. */
+static void deliver_connect(ts_iostream *s, bool hs)
+{
+    ts_iostream_connect_cb cb;
+    void *arg;
+    int status;
+    if (hs) {
+        s->flags &= ~(TS__F_HS_WAIT | TS__F_HS_READY);
+        cb = s->hs_cb, arg = s->hs_arg, status = s->hs_status;
+        s->hs_cb = NULL;
+    } else {
+        s->flags &= ~(TS__F_CONNECT_WAIT | TS__F_CONNECT_READY);
+        cb = s->connect_cb, arg = s->connect_arg, status = s->connect_status;
+        s->connect_cb = NULL;
+    }
+    if (!cb)
+        return;
+    ts__io_cb_enter(s);
+    cb(s, status, arg);
+    ts__io_cb_leave(s);
+}
+
+/* Runs one ready callback, in the order the contract promises. Returns whether one ran. */
+static bool deliver(ts_iostream *s)
+{
+    if (s->flags & TS__F_CLOSED) {
+        /* Phase two: whoever is still waiting learns the outcome now. */
+        if ((s->flags & (TS__F_CONNECT_WAIT | TS__F_CONNECT_READY)) == TS__F_CONNECT_WAIT) {
+            s->connect_status = ts__io_close_status(s);
+            s->flags |= TS__F_CONNECT_READY;
+        }
+        if ((s->flags & (TS__F_HS_WAIT | TS__F_HS_READY)) == TS__F_HS_WAIT) {
+            s->hs_status = ts__io_close_status(s);
+            s->flags |= TS__F_HS_READY;
+        }
+        ts__io_read_finalize(s);
+    }
+    if (s->flags & TS__F_CONNECT_READY) {
+        deliver_connect(s, false);
+        return true;
+    }
+    if (s->flags & TS__F_HS_READY) {
+        deliver_connect(s, true);
+        return true;
+    }
+    if (ts__io_read_deliver(s))
+        return true;
+    if (ts__io_write_deliver(s))
+        return true;
+    if ((s->flags & (TS__F_CLOSED | TS__F_CLOSE_DONE)) == TS__F_CLOSED) {
+        close_phase_two(s);
+        return true;
+    }
+    return false;
+}
+
+static bool has_work(const ts_iostream *s)
+{
+    if (s->flags & (TS__F_CONNECT_READY | TS__F_HS_READY | TS__F_KICK))
+        return true;
+    if (s->rd.ready || ts__writebuf_mark_ready(&s->wb))
+        return true;
+    if (s->flags & TS__F_CLOSED)
+        return !(s->flags & TS__F_CLOSE_DONE) || s->rd.kind != TS__RK_NONE || ts__writebuf_has_marks(&s->wb) ||
+               (s->flags & (TS__F_CONNECT_WAIT | TS__F_HS_WAIT));
+    return false;
+}
+
+static void run(ts_iostream *s, int events, bool inline_io)
+{
+    s->refs++;
+    s->flags |= TS__F_IN_RUN;
+    /* A kick only asks for this run; a deferred run is inline, so the read is retried. */
+    s->flags &= ~(TS__F_RDRAINED | TS__F_WBLOCKED | TS__F_KICK);
+    do_io(s, events, inline_io);
+    for (int round = 0; round < TS__RUN_ROUNDS; round++) {
+        if (!deliver(s))
+            break;
+        /* The callback may have started a read or queued a write: serve it now. */
+        do_io(s, 0, true);
+    }
+    s->flags &= ~(TS__F_IN_RUN | TS__F_RDRAINED | TS__F_WBLOCKED);
+    if (has_work(s))
+        ts__io_schedule(s);
+    ts__io_update_interest(s);
+    ts_iostream_unref(s);
+}
+
+/* ---- loop interest ------------------------------------------------------ */
+
+void ts__io_update_interest(ts_iostream *s)
+{
+    unsigned f = s->flags;
+    if (!(f & (TS__F_IN_RUN | TS__F_VIEW)))
+        /* An idle stream keeps no read memory (views are gone once no run is on the stack). */
+        ts__readbuf_release_if_empty(&s->rb);
+    if (f & TS__F_IN_RUN)
+        return; /* run() settles interest once, on its way out */
+    int want = 0;
+    if (f & TS__F_CLOSED) {
+        want = 0;
+    } else if (f & TS__F_CONNECTING) {
+        want = TS_IOLOOP_WRITE;
+    } else if (f & TS__F_HANDSHAKING) {
+        want = (f & TS__F_HS_STARTED) ? s->hs_wait : 0;
+    } else {
+        if (ts__io_read_wants_fd(s))
+            want |= s->read_wait ? s->read_wait : TS_IOLOOP_READ;
+        else if (idle_listening(s))
+            want |= TS_IOLOOP_READ;
+        if (ts__writebuf_size(&s->wb))
+            want |= s->write_wait ? s->write_wait : TS_IOLOOP_WRITE;
+    }
+    if (want == s->events)
+        return;
+    if (want == 0) {
+        drop_handler(s);
+        return;
+    }
+    if (s->events == 0) {
+        int fd = s->ops->fileno(s->transport);
+        int r = ts_ioloop_add_handler(s->loop, fd, want, on_events, s);
+        if (r < 0) {
+            ts__io_close(s, r, false);
+            return;
+        }
+        s->fd = fd;
+    } else {
+        ts_ioloop_update_handler(s->loop, s->fd, want);
+    }
+    s->events = want;
+}
+
+/* ---- connect and handshake ---------------------------------------------- */
+
+int ts_iostream_connect(ts_iostream *s, const struct sockaddr *addr, socklen_t addrlen, ts_iostream_connect_cb cb,
+                        void *arg)
+{
+    if (s->flags & TS__F_CLOSED)
+        return TS_ECLOSED;
+    if (s->flags & (TS__F_CONNECTING | TS__F_CONNECT_WAIT))
+        return TS_EBUSY;
+    int fd = s->ops->fileno(s->transport);
+    struct stat st;
+    if (!addr || fd < 0 || fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode))
+        return TS_EINVAL;
+    s->connect_cb = cb;
+    s->connect_arg = arg;
+    s->flags |= TS__F_CONNECT_WAIT;
+    if (connect(fd, addr, addrlen) == 0) {
+        connected(s);
+        ts__io_schedule(s); /* callback, handshake and queued writes from the loop */
+    } else if (errno == EINPROGRESS || errno == EINTR) {
+        s->flags |= TS__F_CONNECTING;
+    } else {
+        /* Refused at once (e.g. a missing unix socket): reported like a late failure. */
+        ts__io_close(s, -errno, false);
+    }
+    ts__io_update_interest(s);
+    return 0;
+}
+
+int ts__iostream_wait_for_handshake(ts_iostream *s, ts_iostream_connect_cb cb, void *arg)
+{
+    if (s->flags & TS__F_HS_WAIT)
+        return TS_EBUSY;
+    s->hs_cb = cb;
+    s->hs_arg = arg;
+    s->flags |= TS__F_HS_WAIT;
+    if (s->flags & TS__F_CLOSED) {
+        s->hs_status = ts__io_close_status(s);
+        s->flags |= TS__F_HS_READY;
+    } else if (!(s->flags & TS__F_HANDSHAKING)) {
+        s->hs_status = 0;
+        s->flags |= TS__F_HS_READY;
+    }
+    if (s->flags & TS__F_HS_READY)
+        ts__io_schedule(s);
+    return 0;
+}
+
+int ts__iostream_detach_fd(ts_iostream *s, int *fd_out)
+{
+    if (s->flags & TS__F_CLOSED)
+        return TS_ECLOSED;
+    const unsigned busy = TS__F_CONNECTING | TS__F_CONNECT_WAIT | TS__F_HANDSHAKING | TS__F_HS_WAIT;
+    if ((s->flags & busy) || s->rd.kind != TS__RK_NONE || s->rb.len || ts__writebuf_size(&s->wb) ||
+        ts__writebuf_has_marks(&s->wb))
+        return TS_EBUSY;
+    int fd = s->ops->fileno(s->transport);
+    drop_handler(s);
+    /* Closed for good, but silently: the fd and the close callback belong to whoever takes over. */
+    s->flags |= TS__F_CLOSED | TS__F_CLOSE_DONE | TS__F_DETACHED;
+    s->close_cb = NULL;
+    ts__readbuf_free(&s->rb);
+    *fd_out = fd;
+    return 0;
+}
+
+/* ---- accessors ---------------------------------------------------------- */
+
+void ts_iostream_set_close_callback(ts_iostream *s, ts_iostream_close_cb cb, void *arg)
+{
+    s->close_cb = cb;
+    s->close_arg = arg;
+    ts__io_update_interest(s);
+}
+
+bool ts_iostream_closed(const ts_iostream *s) { return s->flags & TS__F_CLOSED; }
+bool ts_iostream_reading(const ts_iostream *s) { return s->rd.kind != TS__RK_NONE; }
+bool ts_iostream_writing(const ts_iostream *s) { return ts__writebuf_size(&s->wb) != 0; }
+int ts_iostream_error(const ts_iostream *s) { return s->error; }
+
+const char *ts_iostream_error_detail(const ts_iostream *s)
+{
+    const char *(*detail)(void *) = TS__OP(s, error_detail);
+    return detail ? detail(s->transport) : NULL;
+}
+
+int ts_iostream_fileno(const ts_iostream *s)
+{
+    return (s->flags & TS__F_CLOSED) ? -1 : s->ops->fileno(s->transport);
+}
+
+ts_ioloop *ts_iostream_loop(const ts_iostream *s) { return s->loop; }
+size_t ts_iostream_read_buffer_size(const ts_iostream *s) { return s->rb.len; }
+size_t ts_iostream_write_buffer_size(const ts_iostream *s) { return ts__writebuf_size(&s->wb); }
+void ts_iostream_set_userdata(ts_iostream *s, void *data) { s->userdata = data; }
+void *ts_iostream_userdata(const ts_iostream *s) { return s->userdata; }
+
+void *ts__iostream_transport(ts_iostream *s) { return s->transport; }
+const ts_stream_ops *ts__iostream_ops(ts_iostream *s) { return s->ops; }
+uint64_t ts__iostream_search_bytes(const ts_iostream *s) { return s->search_bytes; }
+
+size_t ts__iostream_struct_size(void) { return sizeof(struct ts_iostream); }
+
+size_t ts__iostream_heap_bytes(const ts_iostream *s)
+{
+    size_t n = s->rb.cap + ts__writebuf_size(&s->wb) + (size_t)s->wb.mcap * sizeof(ts__wmark);
+    if (s->rd.delim_heap)
+        n += s->rd.dlen;
+    return n + ts__regex_heap_bytes(s->re);
+}

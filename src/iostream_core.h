@@ -1,0 +1,162 @@
+/*
+ * The stream object and the functions the core files share (iostream.c,
+ * iostream_read.c, iostream_regex.c, iostream_write.c, iostream_future.c).
+ * Transports never include this: they see a stream only through
+ * iostream_int.h and ts_stream_ops.
+ */
+#ifndef TSTREAM_IOSTREAM_CORE_H
+#define TSTREAM_IOSTREAM_CORE_H
+
+#include "iostream_int.h"
+
+/* Stream state bits. */
+enum {
+    TS__F_CONNECTING = 1u << 0,     /* connect() in progress */
+    TS__F_CONNECT_WAIT = 1u << 1,   /* a connect callback is owed */
+    TS__F_CONNECT_READY = 1u << 2,  /* ... and is ready to run (connect_status) */
+    TS__F_HANDSHAKING = 1u << 3,    /* ops->handshake not finished */
+    TS__F_HS_WAIT = 1u << 4,        /* a wait_for_handshake callback is owed */
+    TS__F_HS_READY = 1u << 5,       /* ... and is ready to run (hs_status) */
+    TS__F_CLOSED = 1u << 6,         /* phase one done: fd closed, watchers gone */
+    TS__F_CLOSE_DONE = 1u << 7,     /* phase two done: everyone told */
+    TS__F_SCHEDULED = 1u << 8,      /* a deferred run is queued on the loop */
+    TS__F_IN_RUN = 1u << 9,         /* inside run(): callbacks may be on the stack */
+    TS__F_VIEW = 1u << 10,          /* a read callback holds a view into the read buffer */
+    TS__F_DETACHED = 1u << 11,      /* fd taken by ts__iostream_detach_fd() */
+    TS__F_INLINE_T = 1u << 12,      /* the transport lives inside the stream's block */
+    TS__F_RDRAINED = 1u << 13,      /* this run saw the fd would block for reads */
+    TS__F_WBLOCKED = 1u << 14,      /* this run saw the fd would block for writes */
+    TS__F_HANDSHAKE_DONE = 1u << 15, /* the transport handshake completed */
+    TS__F_HS_STARTED = 1u << 16,     /* ops->handshake has been called (the fd is connected) */
+    TS__F_KICK = 1u << 17            /* the transport has data the fd won't announce: run again */
+};
+
+/* An optional op, or NULL when the ops struct is too old to have it. */
+#define TS__OP(s, f) \
+    ((s)->ops->size >= offsetof(ts_stream_ops, f) + sizeof((s)->ops->f) ? (s)->ops->f : NULL)
+
+enum ts__read_kind { TS__RK_NONE = 0, TS__RK_BYTES, TS__RK_UNTIL, TS__RK_REGEX, TS__RK_CLOSE, TS__RK_INTO };
+
+/* Delimiters up to this long are kept inside the stream. */
+#define TS__DELIM_INLINE 16
+
+/* The pending read (Tornado's _read_bytes/_read_delimiter/... fields). */
+typedef struct ts__read {
+    uint8_t kind;
+    bool partial;
+    bool streaming;
+    bool ready; /* complete (status, pos) and waiting to be delivered */
+    bool chunk; /* ready is one streaming chunk, not the end */
+    int status;
+    size_t n;         /* bytes: wanted (streaming: still wanted); into: buffer size */
+    size_t pos;       /* when ready: bytes of the read buffer to deliver */
+    size_t max_bytes; /* 0: none */
+    size_t scan;      /* search resumes here (offset from the unconsumed start) */
+    size_t seen;      /* regex: bytes buffered at the last search */
+    size_t filled;    /* read_into: bytes stored in into */
+    char *into;
+    ts_iostream_read_cb cb;
+    ts_iostream_read_into_cb into_cb;
+    ts_iostream_streaming_cb scb;
+    void *arg;
+    size_t dlen;
+    char *delim_heap; /* delimiter longer than TS__DELIM_INLINE */
+    char delim[TS__DELIM_INLINE];
+} ts__read;
+
+typedef struct ts__regex ts__regex;
+
+struct ts_iostream {
+    ts_ioloop *loop;
+    const ts_stream_ops *ops;
+    void *transport;
+    unsigned flags;
+    int refs;
+    int fd;     /* fd registered with the loop, -1 when none */
+    int events; /* interest registered with the loop (0: none) */
+    int error;
+    int connect_status;
+    int hs_status;
+    uint8_t read_wait;  /* TS_IOLOOP_READ/WRITE a blocked read waits for (0: not blocked) */
+    uint8_t write_wait; /* likewise for the write buffer */
+    uint8_t hs_wait;    /* likewise for the handshake */
+
+    size_t max_buffer_size;
+    size_t read_chunk_size;
+    size_t max_write_buffer_size;
+
+    ts__readbuf rb;
+    ts__writebuf wb;
+    ts__read rd;
+    ts__regex *re;
+
+    ts_iostream_connect_cb connect_cb;
+    void *connect_arg;
+    ts_iostream_connect_cb hs_cb;
+    void *hs_arg;
+    ts_iostream_close_cb close_cb;
+    void *close_arg;
+    void *userdata;
+    uint64_t search_bytes;
+};
+
+/* Most bytes one flush hands the transport, so one busy stream cannot starve the others. */
+#define TS__WRITE_EVENT_CAP (4u * 1024u * 1024u)
+/* Most iovec entries per write_to_fd call (IOV_MAX on Linux). */
+#define TS__IOV_CAP 1024
+
+/* ---- iostream.c --------------------------------------------------------- */
+
+/** Phase one of closing (see ts_iostream_close); @p local: closed by the user, not by EOF or an error. */
+void ts__io_close(ts_iostream *s, int err, bool local);
+/** Queues a deferred run on the loop (no-op if queued, or if a run is on the stack: it will loop). */
+void ts__io_schedule(ts_iostream *s);
+/** Brings the loop's interest in line with what the stream waits for; releases an empty read buffer. */
+void ts__io_update_interest(ts_iostream *s);
+/** Whether fd I/O may happen now (open, connected, handshake done). */
+bool ts__io_ready_for_io(const ts_iostream *s);
+/** The error a failed operation reports: the closing error, else TS_ECLOSED. */
+int ts__io_close_status(const ts_iostream *s);
+
+/** Callback wrapper: holds a reference across a user callback. */
+void ts__io_cb_enter(ts_iostream *s);
+/** Ends a callback; returns whether the stream is still open. */
+bool ts__io_cb_leave(ts_iostream *s);
+
+/* ---- iostream_read.c ---------------------------------------------------- */
+
+/** Reads from the fd (and buffer) for the pending read, or one chunk when idle. */
+void ts__io_read_step(ts_iostream *s);
+/** Checks the pending read against the buffer only (no fd I/O). */
+void ts__io_read_check(ts_iostream *s);
+/** Whether a pending read needs fd data (not complete yet). */
+bool ts__io_read_wants_fd(const ts_iostream *s);
+/** Phase two: decides the pending read against what is buffered (no more data will come). */
+void ts__io_read_finalize(ts_iostream *s);
+/** Runs a ready read's callback (or one streaming chunk). Returns whether one ran. */
+bool ts__io_read_deliver(ts_iostream *s);
+/** Frees the read side's private allocations (delimiter, regex cache). */
+void ts__io_read_free(ts_iostream *s);
+
+/* ---- iostream_regex.c --------------------------------------------------- */
+
+/** Compiles @p pattern into the stream's cache unless it is already there. 0 or TS_EREGEX / TS_ENOMEM. */
+int ts__regex_prepare(ts_iostream *s, const char *pattern);
+/**
+ * Searches the first @p len bytes of @p data from @p *scan. 1: match, *end
+ * set; 0: none yet, *scan advanced to where a match could still start;
+ * negative: TS_EREGEX (a limit was hit). @p final: no more data will come.
+ */
+int ts__regex_search(ts_iostream *s, const char *data, size_t len, size_t *scan, bool final, size_t *end);
+void ts__regex_free(ts__regex *re);
+/** Heap bytes the cache holds (approximate, for reports). */
+size_t ts__regex_heap_bytes(const ts__regex *re);
+
+/* ---- iostream_write.c --------------------------------------------------- */
+
+/** Hands queued bytes to the transport until it would block or the per-event cap. */
+void ts__io_flush(ts_iostream *s);
+/** Runs the oldest finished write callback (or, once closed, the oldest queued one with the close status). */
+bool ts__io_write_deliver(ts_iostream *s);
+
+#endif /* TSTREAM_IOSTREAM_CORE_H */

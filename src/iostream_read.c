@@ -1,0 +1,418 @@
+/*
+ * The read half of the stream core: the read API, deciding when the pending
+ * read is satisfied (Tornado's _find_read_pos), reading from the transport
+ * straight into the read buffer (or the caller's buffer for read_into), and
+ * delivering completions as views into the buffer.
+ *
+ * Searches resume: the pending read keeps an offset (from the unconsumed
+ * start) before which no match can begin, so a long line arriving in pieces
+ * is scanned once. Regex matching itself is in iostream_regex.c.
+ */
+#include <string.h>
+
+#include "iostream_core.h"
+
+static const char *delim_ptr(const ts__read *rd) { return rd->delim_heap ? rd->delim_heap : rd->delim; }
+
+static void reset_read(ts__read *rd)
+{
+    ts__free(rd->delim_heap);
+    memset(rd, 0, sizeof(*rd));
+}
+
+void ts__io_read_free(ts_iostream *s)
+{
+    reset_read(&s->rd);
+    ts__regex_free(s->re);
+    s->re = NULL;
+}
+
+bool ts__io_read_wants_fd(const ts_iostream *s) { return s->rd.kind != TS__RK_NONE && !s->rd.ready; }
+
+/* 1: delimiter ends at *end; 0: not yet; TS_EUNSATISFIABLE: cannot end within max_bytes. */
+static int find_delim(ts_iostream *s, size_t *end)
+{
+    ts__read *rd = &s->rd;
+    const char *data = ts__readbuf_data(&s->rb);
+    size_t len = s->rb.len;
+    /* Bytes past max_bytes can never be part of the answer: don't even look at them. */
+    size_t limit = rd->max_bytes ? TS__MIN(len, rd->max_bytes) : len;
+    size_t dl = rd->dlen;
+    if (limit >= dl && rd->scan <= limit - dl) {
+        const char *d = delim_ptr(rd);
+        size_t span = limit - rd->scan;
+        s->search_bytes += span;
+        const char *hit = dl == 1 ? memchr(data + rd->scan, d[0], span) : memmem(data + rd->scan, span, d, dl);
+        if (hit) {
+            *end = (size_t)(hit - data) + dl;
+            return 1;
+        }
+        /* A delimiter straddling the end may still complete: keep its first dl-1 bytes in view. */
+        rd->scan = limit - dl + 1;
+    }
+    if (rd->max_bytes && len >= rd->max_bytes)
+        return TS_EUNSATISFIABLE;
+    return 0;
+}
+
+static int find_regex(ts_iostream *s, bool final, size_t *end)
+{
+    ts__read *rd = &s->rd;
+    size_t len = s->rb.len;
+    bool at_limit = rd->max_bytes && len >= rd->max_bytes;
+    size_t limit = rd->max_bytes ? TS__MIN(len, rd->max_bytes) : len;
+    final = final || at_limit;
+    if (!final && limit == rd->seen)
+        return 0; /* nothing new since the last search */
+    rd->seen = limit;
+    int r = ts__regex_search(s, ts__readbuf_data(&s->rb), limit, &rd->scan, final, end);
+    if (r == 0 && at_limit)
+        return TS_EUNSATISFIABLE;
+    return r;
+}
+
+/*
+ * Whether the pending read can complete from what is buffered. 1: yes, with
+ * *pos bytes (*chunk: a streaming piece, the read stays pending); 0: not yet;
+ * negative: the read fails with that error. @p final: no more data will come.
+ */
+static int find_pos(ts_iostream *s, bool final, size_t *pos, bool *chunk)
+{
+    ts__read *rd = &s->rd;
+    size_t len = s->rb.len;
+    *chunk = false;
+    switch (rd->kind) {
+    case TS__RK_BYTES:
+        if (rd->streaming) {
+            *pos = TS__MIN(len, rd->n);
+            *chunk = *pos > 0;
+            return (rd->n == 0 || *chunk) ? 1 : 0;
+        }
+        if (len >= rd->n || (rd->partial && len > 0)) {
+            *pos = TS__MIN(len, rd->n);
+            return 1;
+        }
+        return 0;
+    case TS__RK_UNTIL:
+        return find_delim(s, pos);
+    case TS__RK_REGEX:
+        return find_regex(s, final, pos);
+    case TS__RK_CLOSE:
+        if (rd->streaming && len > 0) {
+            *pos = len;
+            *chunk = true;
+            return 1;
+        }
+        if (!final)
+            return 0;
+        /* Data cut short by our own limit is not "everything until close". */
+        if (s->error == TS_EBUFFERFULL || s->error == TS_ENOMEM)
+            return s->error;
+        *pos = rd->streaming ? 0 : len;
+        return 1;
+    case TS__RK_INTO: {
+        size_t k = TS__MIN(len, rd->n - rd->filled);
+        if (k) {
+            memcpy(rd->into + rd->filled, ts__readbuf_data(&s->rb), k);
+            ts__readbuf_consume(&s->rb, k);
+            rd->filled += k;
+        }
+        *pos = 0;
+        return (rd->filled == rd->n || (rd->partial && rd->filled > 0)) ? 1 : 0;
+    }
+    default:
+        return 0;
+    }
+}
+
+/* Marks the read ready if it can complete (or fail); returns whether it is ready. */
+static bool evaluate(ts_iostream *s, bool final)
+{
+    ts__read *rd = &s->rd;
+    if (rd->kind == TS__RK_NONE || rd->ready)
+        return rd->ready;
+    size_t pos = 0;
+    bool chunk = false;
+    int r = find_pos(s, final, &pos, &chunk);
+    if (r == 0 && !final)
+        return false;
+    rd->ready = true;
+    rd->chunk = chunk;
+    rd->pos = r > 0 ? pos : 0;
+    rd->status = r > 0 ? 0 : r < 0 ? r : ts__io_close_status(s);
+    if (r < 0)
+        ts__io_close(s, r, false);
+    return true;
+}
+
+void ts__io_read_check(ts_iostream *s) { evaluate(s, false); }
+
+void ts__io_read_finalize(ts_iostream *s) { evaluate(s, true); }
+
+/* One transport read. >0: bytes; 0: would block (read_wait set); -1: the stream closed. */
+static ssize_t read_once(ts_iostream *s)
+{
+    ts__read *rd = &s->rd;
+    char *dst;
+    size_t room;
+    bool direct = rd->kind == TS__RK_INTO && s->rb.len == 0;
+    if (direct) {
+        /* read_into: bytes go straight to the caller's buffer, no copy. */
+        dst = rd->into + rd->filled;
+        room = rd->n - rd->filled;
+    } else {
+        /* Never let the buffer pass max_buffer_size by more than the one byte that proves it full. */
+        size_t limit = s->max_buffer_size - s->rb.len + 1;
+        dst = ts__readbuf_reserve(&s->rb, TS__MIN(s->read_chunk_size, limit), s->max_buffer_size, &room);
+        if (!dst) {
+            ts__io_close(s, TS_ENOMEM, false);
+            return -1;
+        }
+        room = TS__MIN(room, limit);
+    }
+    ssize_t r = s->ops->read_from_fd(s->transport, dst, room);
+    if (r > 0) {
+        s->read_wait = 0;
+        if (direct) {
+            rd->filled += (size_t)r;
+        } else {
+            ts__readbuf_commit(&s->rb, (size_t)r);
+            if (s->rb.len > s->max_buffer_size) {
+                ts__io_close(s, TS_EBUFFERFULL, false);
+                return -1;
+            }
+        }
+        return r;
+    }
+    if (r == 0) {
+        /* EOF. A transport may know it was not a clean one (TLS truncation). */
+        int (*fd_error)(void *) = TS__OP(s, get_fd_error);
+        ts__io_close(s, fd_error ? fd_error(s->transport) : 0, false);
+        return -1;
+    }
+    if (r == TS_EAGAIN || r == TS_EWANTREAD || r == TS_EWANTWRITE) {
+        s->read_wait = r == TS_EWANTWRITE ? TS_IOLOOP_WRITE : TS_IOLOOP_READ;
+        s->flags |= TS__F_RDRAINED;
+        return 0;
+    }
+    ts__io_close(s, (int)r, false);
+    return -1;
+}
+
+void ts__io_read_step(ts_iostream *s)
+{
+    for (;;) {
+        if (!ts__io_ready_for_io(s) || (s->flags & TS__F_VIEW))
+            return;
+        if (s->rd.kind != TS__RK_NONE) {
+            if (evaluate(s, false))
+                return;
+        } else if (s->rb.len > 0) {
+            return; /* idle: one chunk is enough to notice a close */
+        }
+        ssize_t r = read_once(s);
+        if (r == 0) {
+            size_t (*pending)(void *) = TS__OP(s, pending);
+            if (pending && pending(s->transport) > 0) {
+                /* Bytes the fd will never announce (e.g. inside TLS): come back without waiting. */
+                s->flags |= TS__F_KICK;
+                ts__io_schedule(s);
+            }
+            return;
+        }
+        if (r < 0)
+            return;
+    }
+}
+
+bool ts__io_read_deliver(ts_iostream *s)
+{
+    ts__read *rd = &s->rd;
+    if (!rd->ready)
+        return false;
+    const char *data = ts__readbuf_data(&s->rb);
+    size_t n = rd->pos;
+    void *arg = rd->arg;
+    if (rd->chunk) {
+        rd->ready = rd->chunk = false;
+        if (rd->kind == TS__RK_BYTES)
+            rd->n -= n;
+        /* Consumed before the call so a read started inside it sees what follows; the memory stays put. */
+        ts__readbuf_consume(&s->rb, n);
+        s->flags |= TS__F_VIEW;
+        ts__io_cb_enter(s);
+        rd->scb(s, data, n, arg);
+        s->flags &= ~TS__F_VIEW;
+        ts__io_cb_leave(s);
+        return true;
+    }
+    int kind = rd->kind, status = rd->status;
+    size_t filled = rd->filled;
+    ts_iostream_read_cb cb = rd->cb;
+    ts_iostream_read_into_cb into_cb = rd->into_cb;
+    reset_read(rd); /* cleared before the call: the callback may start the next read */
+    ts__io_cb_enter(s);
+    if (kind == TS__RK_INTO) {
+        into_cb(s, status, status ? 0 : filled, arg);
+    } else if (status) {
+        cb(s, status, NULL, 0, arg);
+    } else {
+        ts__readbuf_consume(&s->rb, n);
+        s->flags |= TS__F_VIEW;
+        cb(s, 0, data, n, arg);
+        s->flags &= ~TS__F_VIEW;
+    }
+    ts__io_cb_leave(s);
+    return true;
+}
+
+/* ---- the read API -------------------------------------------------------- */
+
+static int begin_read(ts_iostream *s)
+{
+    ts__read *rd = &s->rd;
+    if (s->flags & TS__F_CLOSED) {
+        /* Tornado 6.1+: a closed stream still serves what it buffered. */
+        evaluate(s, true);
+        if (rd->status != 0) {
+            reset_read(rd);
+            return TS_ECLOSED;
+        }
+        ts__io_schedule(s);
+        return 0;
+    }
+    if (!evaluate(s, false) && !(s->flags & TS__F_IN_RUN))
+        ts__io_read_step(s); /* Tornado's _try_inline_read (inside a run, run() does it) */
+    if (rd->ready)
+        ts__io_schedule(s);
+    ts__io_update_interest(s);
+    return 0;
+}
+
+static int check_start(ts_iostream *s, bool have_cb)
+{
+    if (!have_cb)
+        return TS_EINVAL;
+    if (s->rd.kind != TS__RK_NONE)
+        return TS_EBUSY;
+    return 0;
+}
+
+int ts_iostream_read_bytes(ts_iostream *s, size_t n, bool partial, ts_iostream_read_cb cb, void *arg)
+{
+    int r = check_start(s, cb != NULL);
+    if (r)
+        return r;
+    if (n > s->max_buffer_size)
+        return TS_EBUFFERFULL;
+    s->rd.kind = TS__RK_BYTES;
+    s->rd.n = n;
+    s->rd.partial = partial;
+    s->rd.cb = cb;
+    s->rd.arg = arg;
+    return begin_read(s);
+}
+
+int ts_iostream_read_bytes_streaming(ts_iostream *s, size_t n, ts_iostream_streaming_cb streaming_cb,
+                                     ts_iostream_read_cb cb, void *arg)
+{
+    int r = check_start(s, cb != NULL);
+    if (r)
+        return r;
+    if (!streaming_cb)
+        return TS_EINVAL;
+    s->rd.kind = TS__RK_BYTES;
+    s->rd.streaming = true;
+    s->rd.n = n;
+    s->rd.scb = streaming_cb;
+    s->rd.cb = cb;
+    s->rd.arg = arg;
+    return begin_read(s);
+}
+
+int ts_iostream_read_until(ts_iostream *s, const void *delim, size_t delim_len, size_t max_bytes,
+                           ts_iostream_read_cb cb, void *arg)
+{
+    int r = check_start(s, cb != NULL);
+    if (r)
+        return r;
+    if (!delim || delim_len == 0)
+        return TS_EINVAL;
+    ts__read *rd = &s->rd;
+    if (delim_len > TS__DELIM_INLINE) {
+        rd->delim_heap = ts__malloc(delim_len);
+        if (!rd->delim_heap)
+            return TS_ENOMEM;
+        memcpy(rd->delim_heap, delim, delim_len);
+    } else {
+        memcpy(rd->delim, delim, delim_len);
+    }
+    rd->kind = TS__RK_UNTIL;
+    rd->dlen = delim_len;
+    rd->max_bytes = max_bytes;
+    rd->cb = cb;
+    rd->arg = arg;
+    return begin_read(s);
+}
+
+int ts_iostream_read_until_regex(ts_iostream *s, const char *pattern, size_t max_bytes, ts_iostream_read_cb cb,
+                                 void *arg)
+{
+    int r = check_start(s, cb != NULL);
+    if (r)
+        return r;
+    if (!pattern)
+        return TS_EINVAL;
+    r = ts__regex_prepare(s, pattern);
+    if (r)
+        return r;
+    s->rd.kind = TS__RK_REGEX;
+    s->rd.max_bytes = max_bytes;
+    s->rd.cb = cb;
+    s->rd.arg = arg;
+    return begin_read(s);
+}
+
+int ts_iostream_read_until_close(ts_iostream *s, ts_iostream_read_cb cb, void *arg)
+{
+    int r = check_start(s, cb != NULL);
+    if (r)
+        return r;
+    s->rd.kind = TS__RK_CLOSE;
+    s->rd.cb = cb;
+    s->rd.arg = arg;
+    return begin_read(s);
+}
+
+int ts_iostream_read_until_close_streaming(ts_iostream *s, ts_iostream_streaming_cb streaming_cb,
+                                           ts_iostream_read_cb cb, void *arg)
+{
+    int r = check_start(s, cb != NULL);
+    if (r)
+        return r;
+    if (!streaming_cb)
+        return TS_EINVAL;
+    s->rd.kind = TS__RK_CLOSE;
+    s->rd.streaming = true;
+    s->rd.scb = streaming_cb;
+    s->rd.cb = cb;
+    s->rd.arg = arg;
+    return begin_read(s);
+}
+
+int ts_iostream_read_into(ts_iostream *s, void *buf, size_t len, bool partial, ts_iostream_read_into_cb cb,
+                          void *arg)
+{
+    int r = check_start(s, cb != NULL);
+    if (r)
+        return r;
+    if (!buf && len)
+        return TS_EINVAL;
+    s->rd.kind = TS__RK_INTO;
+    s->rd.into = buf;
+    s->rd.n = len;
+    s->rd.partial = partial;
+    s->rd.into_cb = cb;
+    s->rd.arg = arg;
+    return begin_read(s);
+}

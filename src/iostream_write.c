@@ -1,0 +1,138 @@
+/*
+ * The write half of the stream core: the write API, the inline first attempt
+ * on an idle stream, flushing the write buffer with one writev per call
+ * (capped in iovec entries and in bytes per event, so one busy stream cannot
+ * starve the others), and running write callbacks in order as the bytes
+ * written reach each write's end index.
+ *
+ * Buffer bookkeeping is writebuf.c's; the bytes themselves go through
+ * ops->write_to_fd.
+ */
+#include "iostream_core.h"
+
+static bool write_blocked(ts_iostream *s, ssize_t r)
+{
+    if (r == 0 || r == TS_EAGAIN || r == TS_EWANTWRITE) {
+        s->write_wait = TS_IOLOOP_WRITE;
+    } else if (r == TS_EWANTREAD) {
+        s->write_wait = TS_IOLOOP_READ; /* e.g. TLS renegotiation: a write that needs a read */
+    } else {
+        return false;
+    }
+    s->flags |= TS__F_WBLOCKED;
+    return true;
+}
+
+void ts__io_flush(ts_iostream *s)
+{
+    struct iovec iov[TS__IOV_CAP];
+    size_t total = 0;
+    while (ts__writebuf_size(&s->wb) > 0) {
+        if (total >= TS__WRITE_EVENT_CAP) {
+            /* Enough for one event; the fd stays watched and the loop serves others first. */
+            s->flags |= TS__F_WBLOCKED;
+            return;
+        }
+        int cnt = ts__writebuf_iov(&s->wb, iov, TS__IOV_CAP, TS__WRITE_EVENT_CAP - total);
+        ssize_t r = s->ops->write_to_fd(s->transport, iov, cnt);
+        if (r > 0) {
+            ts__writebuf_advance(&s->wb, (size_t)r);
+            total += (size_t)r;
+            s->write_wait = 0;
+            continue;
+        }
+        if (!write_blocked(s, r))
+            ts__io_close(s, (int)r, false);
+        return;
+    }
+}
+
+/* Writes straight from the caller's memory. Returns bytes written, or -1 if that closed the stream. */
+static ssize_t write_direct(ts_iostream *s, const char *data, size_t len)
+{
+    size_t done = 0;
+    while (done < len && done < TS__WRITE_EVENT_CAP) {
+        struct iovec iov = {(void *)(data + done), TS__MIN(len - done, TS__WRITE_EVENT_CAP - done)};
+        ssize_t r = s->ops->write_to_fd(s->transport, &iov, 1);
+        if (r > 0) {
+            done += (size_t)r;
+            s->write_wait = 0;
+            continue;
+        }
+        if (write_blocked(s, r))
+            break;
+        ts__io_close(s, (int)r, false);
+        return -1;
+    }
+    return (ssize_t)done;
+}
+
+static int queue_write(ts_iostream *s, const void *data, size_t len, bool owned, void (*free_fn)(void *),
+                       ts_iostream_write_cb cb, void *arg)
+{
+    if (s->flags & TS__F_CLOSED)
+        return TS_ECLOSED;
+    if (len && !data)
+        return TS_EINVAL;
+    if (s->max_write_buffer_size && ts__writebuf_size(&s->wb) + len > s->max_write_buffer_size) {
+        ts__io_close(s, TS_EBUFFERFULL, false);
+        return TS_EBUFFERFULL;
+    }
+    if (cb && ts__writebuf_reserve_mark(&s->wb))
+        return TS_ENOMEM; /* nothing happened yet */
+    size_t done = 0;
+    bool closed = false;
+    if (len && ts__writebuf_size(&s->wb) == 0 && ts__io_ready_for_io(s) && !(s->flags & TS__F_WBLOCKED)) {
+        /* Idle stream: try the kernel first and copy only what it would not take. */
+        ssize_t w = write_direct(s, data, len);
+        closed = w < 0;
+        if (!closed) {
+            done = (size_t)w;
+            ts__writebuf_skip(&s->wb, done);
+        }
+    }
+    if (!closed && done < len) {
+        const char *rest = (const char *)data + done;
+        int r = owned ? ts__writebuf_append_owned(&s->wb, rest, len - done, (void *)data, free_fn)
+                      : ts__writebuf_append(&s->wb, rest, len - done);
+        if (r) {
+            ts__io_close(s, r, false);
+            return r;
+        }
+    } else if (owned && free_fn) {
+        free_fn((void *)data); /* all of it went out (or never will): done with it */
+    }
+    if (cb)
+        ts__writebuf_add_mark(&s->wb, cb, arg); /* room reserved above */
+    if (ts__writebuf_mark_ready(&s->wb))
+        ts__io_schedule(s);
+    ts__io_update_interest(s);
+    return 0;
+}
+
+int ts_iostream_write(ts_iostream *s, const void *data, size_t len, ts_iostream_write_cb cb, void *arg)
+{
+    return queue_write(s, data, len, false, NULL, cb, arg);
+}
+
+int ts_iostream_write_owned(ts_iostream *s, void *data, size_t len, void (*free_fn)(void *),
+                            ts_iostream_write_cb cb, void *arg)
+{
+    return queue_write(s, data, len, true, free_fn, cb, arg);
+}
+
+bool ts__io_write_deliver(ts_iostream *s)
+{
+    ts__wmark m;
+    int status = 0;
+    if (!ts__writebuf_pop_mark(&s->wb, false, &m)) {
+        /* Once closed, the writes that did not make it fail in order. */
+        if (!(s->flags & TS__F_CLOSED) || !ts__writebuf_pop_mark(&s->wb, true, &m))
+            return false;
+        status = ts__io_close_status(s);
+    }
+    ts__io_cb_enter(s);
+    m.cb(s, status, m.arg);
+    ts__io_cb_leave(s);
+    return true;
+}
