@@ -393,3 +393,85 @@ int nh_static_resolver_queries(const nh_static_resolver *r)
 {
     return r->queries;
 }
+
+/* ---- echo server ------------------------------------------------------------ */
+
+#include <netinet/tcp.h>
+
+#define NH_MAX_CONNS 512
+static ts_iostream *g_conns[NH_MAX_CONNS];
+
+static void conn_track(ts_iostream *s, bool add)
+{
+    for (int i = 0; i < NH_MAX_CONNS; i++) {
+        if (add ? g_conns[i] == NULL : g_conns[i] == s) {
+            g_conns[i] = add ? s : NULL;
+            return;
+        }
+    }
+}
+
+void nh_echo_close_all(void)
+{
+    for (int i = 0; i < NH_MAX_CONNS; i++)
+        if (g_conns[i])
+            ts_iostream_close(g_conns[i], 0);
+}
+
+static void echo_read(ts_iostream *s, nh_echo_stats *st);
+
+static void echo_line(ts_iostream *s, int status, const char *data, size_t len, void *arg)
+{
+    nh_echo_stats *st = arg;
+    if (status != 0) {
+        st->open--;
+        conn_track(s, false);
+        ts_iostream_unref(s);
+        return;
+    }
+    if (st->prefix)
+        ts_iostream_write(s, st->prefix, strlen(st->prefix), NULL, NULL);
+    ts_iostream_write(s, data, len, NULL, NULL);
+    st->lines++;
+    echo_read(s, st);
+}
+
+static void echo_read(ts_iostream *s, nh_echo_stats *st)
+{
+    if (ts_iostream_read_until(s, "\n", 1, 65536, echo_line, st) != 0) {
+        st->open--;
+        conn_track(s, false);
+        ts_iostream_close(s, 0);
+        ts_iostream_unref(s);
+    }
+}
+
+static int echo_stream(ts_tcpserver *srv, ts_iostream *s, const struct sockaddr *addr, socklen_t addrlen, void *arg)
+{
+    nh_echo_stats *st = arg;
+    (void)srv, (void)addrlen;
+    st->accepted++;
+    if (st->fail_next > 0) {
+        st->fail_next--;
+        return TS_EINVAL; /* the server logs it, closes and drops s */
+    }
+    if (addr->sa_family == AF_INET || addr->sa_family == AF_INET6) {
+        int v = 0;
+        socklen_t vl = sizeof(v);
+        st->nodelay_checked =
+            getsockopt(ts_iostream_fileno(s), IPPROTO_TCP, TCP_NODELAY, &v, &vl) == 0 && v != 0;
+        st->last_peer_port = addr->sa_family == AF_INET ? ntohs(((const struct sockaddr_in *)addr)->sin_port)
+                                                        : ntohs(((const struct sockaddr_in6 *)addr)->sin6_port);
+    }
+    st->open++;
+    conn_track(s, true);
+    echo_read(s, st);
+    return 0;
+}
+
+ts_tcpserver *nh_echo_server_new(ts_ioloop *loop, const ts_tcpserver_options *opts, nh_echo_stats *stats)
+{
+    ts_tcpserver *srv = ts_tcpserver_new(loop, echo_stream, stats, opts);
+    assert_non_null(srv);
+    return srv;
+}

@@ -76,4 +76,27 @@ void nh_static_resolver_fail(nh_static_resolver *r, const char *host, const char
 /** How many lookups it has answered. */
 int nh_static_resolver_queries(const nh_static_resolver *r);
 
+
+/* ---- an echo server on the library's own TCPServer ----------------------- */
+
+/** What an echo server has seen. */
+typedef struct nh_echo_stats {
+    int accepted; /* handle_stream calls */
+    int open;     /* connections not yet closed */
+    int lines;    /* lines echoed */
+    int fail_next; /* > 0: handle_stream returns TS_EINVAL this many times */
+    bool nodelay_checked; /* the last accepted TCP socket had TCP_NODELAY */
+    int last_peer_port;
+    const char *prefix; /* prepended to every echoed line (NULL: none) */
+} nh_echo_stats;
+
+/**
+ * A TCPServer that echoes every line back (read_until "\n", write), on
+ * @p loop, not yet listening. @p stats must outlive the server's connections.
+ */
+ts_tcpserver *nh_echo_server_new(ts_ioloop *loop, const ts_tcpserver_options *opts, nh_echo_stats *stats);
+
+/** Closes every connection the echo servers still hold (at teardown). */
+void nh_echo_close_all(void);
+
 #endif /* TS_NET_HELPERS_H */
