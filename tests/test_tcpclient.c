@@ -290,6 +290,16 @@ static void test_source_port_and_ip(void **state)
     o.source_ip = "::1";
     r = do_connect(fx->loop, fx->cl, "127.0.0.1", fx->port, &o, 5);
     assert_int_equal(r.status, -EAFNOSUPPORT);
+
+    /* A source port that is taken fails loudly (Tornado's test_source_port_fail). */
+    o = (ts_tcpclient_options){.size = sizeof(o), .source_port = fx->port};
+    r = do_connect(fx->loop, fx->cl, "127.0.0.1", fx->port, &o, 5);
+    assert_int_equal(r.status, -EADDRINUSE);
+
+    /* A source address that is not ours (Tornado's test_source_ip_fail). */
+    o = (ts_tcpclient_options){.size = sizeof(o), .source_ip = "192.0.2.1"};
+    r = do_connect(fx->loop, fx->cl, "127.0.0.1", fx->port, &o, 5);
+    assert_int_equal(r.status, -EADDRNOTAVAIL);
 }
 
 /* ---- Happy Eyeballs ------------------------------------------------------------------- */
@@ -418,6 +428,48 @@ static void test_free_client_while_connecting(void **state)
     ts_iostream_free(r.stream);
 }
 
+/*
+ * Out of memory at every allocation of a connect in turn: either the call
+ * fails at once (and the callback never runs) or the callback runs once;
+ * nothing leaks (cmocka's allocator checks) and nothing crashes.
+ */
+static void test_connect_out_of_memory_sweep(void **state)
+{
+    (void)state;
+    int outcomes[3] = {0, 0, 0}; /* sync error, async error, success */
+    for (long n = 0; n < 200; n++) {
+        tu_use_test_allocator();
+        ts_ioloop *loop = tu_loop_new(10);
+        nh_echo_stats st = {0};
+        ts_tcpserver *srv = nh_echo_server_new(loop, NULL, &st);
+        assert_int_equal(ts_tcpserver_listen(srv, 0, "127.0.0.1"), 0);
+        int port = ts_tcpserver_port(srv);
+        ts_tcpclient *cl = ts_tcpclient_new(loop, NULL);
+        conn_rec r = {.loop = loop};
+        ts_tcpclient_options o = {.size = sizeof(o), .timeout = 2};
+        tu_fail_alloc_after(n);
+        int rc = ts_tcpclient_connect(cl, "127.0.0.1", port, &o, on_connected, &r);
+        if (rc == 0)
+            tu_run_until_flag(loop, &r.done, 3);
+        tu_fail_alloc_after(-1);
+        bool clean = rc == 0 && r.status == 0;
+        outcomes[rc != 0 ? 0 : r.status != 0 ? 1 : 2]++;
+        if (r.stream)
+            ts_iostream_free(r.stream);
+        ts_tcpclient_free(cl);
+        ts_tcpserver_free(srv);
+        nh_echo_close_all();
+        tu_run_until(loop, open_is_zero, &st, 1);
+        tu_loop_free(loop);
+        tu_restore_allocator();
+        if (clean && n > 40)
+            break; /* past the last allocation: every later run succeeds */
+    }
+    printf("# OOM sweep: %d refused at once, %d failed later, %d connected\n", outcomes[0], outcomes[1],
+           outcomes[2]);
+    assert_true(outcomes[0] > 0 && outcomes[2] > 0);
+}
+
 /* ---- TLS ---------------------------------------------------------------------------------- */
 
 static void test_tls_server_and_client(void **state)
@@ -486,6 +538,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_happy_eyeballs_all_fail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_happy_eyeballs_timeout_closes_attempts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_client_while_connecting, setup, teardown),
+        cmocka_unit_test(test_connect_out_of_memory_sweep),
         cmocka_unit_test_setup_teardown(test_tls_server_and_client, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
