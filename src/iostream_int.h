@@ -110,6 +110,11 @@ int ts__writebuf_append_owned(ts__writebuf *wb, const void *data, size_t len, vo
  * the buffer is empty.
  */
 void ts__writebuf_skip(ts__writebuf *wb, size_t n);
+/**
+ * Counts @p n bytes as queued but never to be written (the stream closed
+ * under them), so a marker added next can never be reached.
+ */
+void ts__writebuf_lose(ts__writebuf *wb, size_t n);
 /** Makes room for one more marker, so the next add_mark cannot fail. 0 or TS_ENOMEM. */
 int ts__writebuf_reserve_mark(ts__writebuf *wb);
 /** Adds a marker at the current end (total_index). 0 or TS_ENOMEM. */

@@ -86,10 +86,10 @@ static int queue_write(ts_iostream *s, const void *data, size_t len, bool owned,
         /* Idle stream: try the kernel first and copy only what it would not take. */
         ssize_t w = write_direct(s, data, len);
         closed = w < 0;
-        if (!closed) {
-            done = (size_t)w;
-            ts__writebuf_skip(&s->wb, done);
-        }
+        if (closed)
+            ts__writebuf_lose(&s->wb, len); /* its callback must hear of the failure */
+        else
+            ts__writebuf_skip(&s->wb, (size_t)w), done = (size_t)w;
     }
     if (!closed && done < len) {
         const char *rest = (const char *)data + done;

@@ -135,6 +135,8 @@ void ts__writebuf_skip(ts__writebuf *wb, size_t n)
     wb->done_index += n;
 }
 
+void ts__writebuf_lose(ts__writebuf *wb, size_t n) { wb->total_index += n; }
+
 int ts__writebuf_reserve_mark(ts__writebuf *wb)
 {
     if (wb->mcount == wb->mcap) {

@@ -64,7 +64,9 @@ void tu_use_test_allocator(void);
 void tu_restore_allocator(void);
 /** With the test allocator: the allocation after @p n more succeed fails (n = 0: the next). -1 disables. */
 void tu_fail_alloc_after(long n);
-/** Allocations made through the test allocator since it was installed. */
+/** Counts allocations but uses malloc/realloc/free: may be switched on and off at any time. */
+void tu_use_counting_allocator(void);
+/** Allocations made through the test or counting allocator since it was installed. */
 long tu_alloc_count(void);
 
 /* ---- fds ---------------------------------------------------------------- */
