@@ -1,24 +1,24 @@
 /*
  * http_client: fetch one URL over HTTP/1.1 or HTTPS -- the seeds' callback
- * chain client, grown up.
- *
- *   http_client [options] URL          (http_client --help for the options)
+ * chain client, grown up. `http_client --help` lists the options and the
+ * exit codes.
  *
  * The chain, one callback per step, each starting the next:
  *
- *   start_request   TCPClient: resolve, connect, TLS handshake
- *   on_connect      write the request; read_until_regex(blank line)
+ *   start_request   TCPClient: resolve, connect, TLS handshake  -> on_connect
+ *   on_connect      write the request, read_until_regex(blank line) -> on_head
  *   on_head         parse the status line and headers strictly, then the body:
- *     Content-Length   read_bytes_streaming                 -> on_length_done
- *     chunked          read_until("\r\n") -> on_chunk_size
- *                      -> read_bytes_streaming -> on_chunk_data
- *                      -> read_bytes(2) -> on_chunk_end -> ... -> on_trailer
- *     neither          read_until_close_streaming           -> on_close_done
- *   body_done       finish; or, for a redirect with -L, start_request again.
+ *     Content-Length   read_bytes_streaming                     -> on_length_done
+ *     chunked          read_until("\r\n")                       -> on_chunk_size
+ *                      read_bytes_streaming(size)               -> on_chunk_data
+ *                      read_bytes(2) = CRLF                     -> on_chunk_end ...
+ *                      after the 0-size chunk: read_until("\r\n") -> on_trailer
+ *     neither          read_until_close_streaming               -> on_close_done
+ *   body_done       success. With -L a redirect goes back to start_request
+ *                   straight from on_head, without reading its body.
  *
- * Body bytes go to stdout or -o FILE as they arrive: the body is never held
- * whole in memory. One deadline timer on the loop bounds the whole fetch.
- *
+ * Body bytes go to stdout or -o FILE as they arrive: nothing holds the body
+ * whole. One deadline timer on the loop bounds the whole fetch (--timeout).
  * What it does not do: keep-alive, compression, cookies, authentication,
  * proxies, HTTP/2.
  */
@@ -40,19 +40,10 @@
 #include <tstream/ssl.h>
 #include <tstream/tcpclient.h>
 
-/* Exit codes (documented in --help). */
+/* Exit codes; usage() says what each means. */
 enum {
-    HC_OK = 0,
-    HC_INTERNAL = 1,  /* out of memory, unexpected library error */
-    HC_USAGE = 2,     /* bad arguments or URL */
-    HC_RESOLVE = 3,   /* the host name does not resolve */
-    HC_CONNECT = 4,   /* connection refused or failed, or broken mid-transfer */
-    HC_TLS = 5,       /* TLS setup, handshake or certificate verification */
-    HC_TIMEOUT = 6,   /* --timeout expired */
-    HC_PROTOCOL = 7,  /* malformed or truncated response */
-    HC_HTTP = 8,      /* status >= 400 with --fail */
-    HC_WRITE = 9,     /* cannot write the output */
-    HC_REDIRECTS = 10 /* more than MAX_REDIRECTS redirects with -L */
+    HC_OK = 0, HC_INTERNAL = 1, HC_USAGE = 2, HC_RESOLVE = 3, HC_CONNECT = 4, HC_TLS = 5,
+    HC_TIMEOUT = 6, HC_PROTOCOL = 7, HC_HTTP = 8, HC_WRITE = 9, HC_REDIRECTS = 10
 };
 
 #define MAX_HEAD (64 * 1024)     /* status line + headers */
@@ -63,12 +54,9 @@ enum {
 #define HARD_STOP_GRACE 2.0   /* seconds a timed-out connect gets to wind down */
 
 typedef struct options {
-    const char *url;
-    const char *method;  /* -X; NULL: GET, or POST with -d */
-    const char *data;    /* -d */
-    const char *outfile; /* -o; NULL or "-": stdout */
-    const char *cacert;  /* --cacert */
-    double timeout;      /* --timeout; 0: none */
+    const char *url, *method, *data; /* method: -X (NULL: GET, or POST with -d) */
+    const char *outfile, *cacert;    /* outfile NULL or "-": stdout */
+    double timeout;                  /* 0: none */
     bool follow, include, fail, verbose, silent, insecure;
 } options;
 
@@ -81,51 +69,41 @@ typedef struct url {
 
 typedef enum body_mode { BODY_NONE, BODY_LENGTH, BODY_CHUNKED, BODY_CLOSE } body_mode;
 
-typedef struct progress {
-    bool enabled, drawn;
-    double start, last;
-    uint64_t done;
-    int64_t total; /* -1: unknown */
-} progress;
-
 typedef struct client {
     const options *opt;
     ts_ioloop *loop;
     ts_tcpclient *tcp;
     SSL_CTX *ssl_ctx; /* made on the first https hop */
-    FILE *out;        /* opened on the first byte of output */
+    FILE *out;        /* opened with the first byte of output */
 
     /* the current hop */
     url url;
-    char *authority; /* "host[:port]" as in the Host header */
-    const char *method;
-    const char *data; /* NULL: no request body */
+    char *authority; /* "host[:port]", as in the Host header */
+    const char *method, *data;
+    const char *phase; /* what we are doing, for the timeout message */
     int redirects;
     ts_iostream *stream;
-    const char *phase; /* what we are doing, for timeout messages */
 
-    /* the response being read */
+    /* the response */
     int status;
     char reason[128];
     char *location;
     body_mode mode;
-    uint64_t length; /* BODY_LENGTH */
-    uint64_t received;
+    uint64_t length, received; /* length: Content-Length */
     size_t trailer_bytes;
+
+    /* the progress bar */
+    bool bar, bar_drawn;
+    double bar_start, bar_last;
 
     /* the end */
     bool connecting, done, hard_stopped;
     int exit_code;
     double deadline;
     uint64_t deadline_timer, hard_timer;
-    progress progress;
 } client;
 
-static void start_request(client *c);
-static void read_chunk_size(client *c);
-static void read_trailer(client *c);
-
-/* ---- small helpers ----------------------------------------------------- */
+/* ---- small helpers ------------------------------------------------------- */
 
 static _Noreturn void oom(void)
 {
@@ -149,31 +127,18 @@ static char *xasprintf(const char *fmt, ...)
     return s;
 }
 
-static char *xstrndup(const char *s, size_t n)
-{
-    char *d = malloc(n + 1);
-    if (!d)
-        oom();
-    memcpy(d, s, n);
-    d[n] = '\0';
-    return d;
-}
-
-/* RFC 9110 tchar: the characters of a token (method, header name). */
-static bool is_tchar(unsigned char ch)
-{
-    return isalnum(ch) || (ch && strchr("!#$%&'*+-.^_`|~", ch));
-}
-
+/* An RFC 9110 token (a method, a header name). */
 static bool is_token(const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (!is_tchar((unsigned char)s[i]))
+        if (!isalnum((unsigned char)s[i]) && !(s[i] && strchr("!#$%&'*+-.^_`|~", s[i])))
             return false;
     return n > 0;
 }
 
-/* ---- URLs -------------------------------------------------------------- */
+static bool is_ctl(char ch) { return ((unsigned char)ch < 0x20 && ch != '\t') || ch == 0x7f; }
+
+/* ---- URLs ------------------------------------------------------------------- */
 
 static void url_free(url *u)
 {
@@ -182,50 +147,25 @@ static void url_free(url *u)
     memset(u, 0, sizeof *u);
 }
 
-/* The request target: a leading '/' ensured, unsafe bytes percent-encoded. */
-static char *encode_target(const char *s, size_t n)
-{
-    char *out = malloc(3 * n + 2), *o = out;
-    if (!out)
-        oom();
-    if (n == 0 || s[0] != '/')
-        *o++ = '/';
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch <= 0x20 || ch >= 0x7f)
-            o += sprintf(o, "%%%02X", ch);
-        else
-            *o++ = (char)ch;
-    }
-    *o = '\0';
-    return out;
-}
-
 /* Parses "http[s]://host[:port][/path][?query][#fragment]". */
 static int parse_url(const char *s, url *u, const char **why)
 {
     memset(u, 0, sizeof *u);
     const char *sep = strstr(s, "://");
     size_t slen = sep ? (size_t)(sep - s) : 0;
-    if (slen == 4 && strncasecmp(s, "http", 4) == 0)
-        u->tls = false;
-    else if (slen == 5 && strncasecmp(s, "https", 5) == 0)
-        u->tls = true;
-    else
+    if ((slen != 4 || strncasecmp(s, "http", 4)) && (slen != 5 || strncasecmp(s, "https", 5)))
         return *why = "only http:// and https:// URLs are supported", -1;
-    const char *auth = sep + 3;
-    size_t alen = strcspn(auth, "/?#");
-    const char *auth_end = auth + alen, *host = auth, *host_end, *rest;
-    if (memchr(auth, '@', alen))
+    u->tls = slen == 5;
+    const char *auth = sep + 3, *auth_end = auth + strcspn(auth, "/?#"), *host = auth, *host_end, *rest;
+    if (memchr(auth, '@', (size_t)(auth_end - auth)))
         return *why = "user names and passwords in URLs are not supported", -1;
     if (*auth == '[') {
-        const char *close = memchr(auth, ']', alen);
-        if (!close)
+        if (!(host_end = memchr(auth, ']', (size_t)(auth_end - auth))))
             return *why = "unterminated IPv6 address", -1;
-        host = auth + 1, host_end = close, rest = close + 1;
+        host = auth + 1, rest = host_end + 1;
     } else {
-        const char *colon = memchr(auth, ':', alen);
-        host_end = colon ? colon : auth_end, rest = host_end;
+        host_end = memchr(auth, ':', (size_t)(auth_end - auth));
+        rest = host_end = host_end ? host_end : auth_end;
     }
     if (host_end == host)
         return *why = "no host name", -1;
@@ -233,52 +173,59 @@ static int parse_url(const char *s, url *u, const char **why)
         if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == '[' || *p == '\\')
             return *why = "invalid character in the host name", -1;
     u->port = u->tls ? 443 : 80;
-    if (rest < auth_end) {
-        if (*rest != ':')
-            return *why = "garbage after the host name", -1;
+    if (rest < auth_end && *rest != ':')
+        return *why = "garbage after the host name", -1;
+    if (rest + 1 < auth_end) { /* an empty port means the default */
         long port = 0;
-        for (const char *p = rest + 1; p < auth_end; p++) {
+        for (const char *p = rest + 1; p < auth_end; p++)
             if (!isdigit((unsigned char)*p) || (port = port * 10 + (*p - '0')) > 65535)
                 return *why = "invalid port", -1;
-        }
-        if (rest + 1 < auth_end) {
-            if (port == 0)
-                return *why = "invalid port", -1;
-            u->port = (int)port;
-        }
+        if ((u->port = (int)port) == 0)
+            return *why = "invalid port", -1;
     }
-    u->host = xstrndup(host, (size_t)(host_end - host));
-    u->target = encode_target(auth_end, strcspn(auth_end, "#"));
+    u->host = xasprintf("%.*s", (int)(host_end - host), host);
+    /* The target: a leading '/' ensured, unsafe bytes percent-encoded. */
+    size_t n = strcspn(auth_end, "#");
+    char *o = u->target = malloc(3 * n + 2);
+    if (!o)
+        oom();
+    if (*auth_end != '/')
+        *o++ = '/';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)auth_end[i];
+        if (ch <= 0x20 || ch >= 0x7f)
+            o += sprintf(o, "%%%02X", ch);
+        else
+            *o++ = (char)ch;
+    }
+    *o = '\0';
     return 0;
 }
 
-/* "host[:port]" with the port only when it is not the scheme's default. */
+/* "host[:port]", the port only when it is not the scheme's default. */
 static char *authority_of(const url *u)
 {
     bool v6 = strchr(u->host, ':') != NULL;
-    const char *l = v6 ? "[" : "", *r = v6 ? "]" : "";
     if (u->port == (u->tls ? 443 : 80))
-        return xasprintf("%s%s%s", l, u->host, r);
-    return xasprintf("%s%s%s:%d", l, u->host, r, u->port);
+        return xasprintf("%s%s%s", v6 ? "[" : "", u->host, v6 ? "]" : "");
+    return xasprintf("%s%s%s:%d", v6 ? "[" : "", u->host, v6 ? "]" : "", u->port);
 }
 
-/* RFC 3986 5.2.4 on the path part of an origin-form target, in place. */
+/* RFC 3986 5.2.4 on the path of an origin-form target, in place. */
 static void remove_dot_segments(char *target)
 {
-    size_t plen = strcspn(target, "?"), i = 0;
+    size_t plen = strcspn(target, "?");
     char *out = malloc(strlen(target) + 2), *o = out;
     if (!out)
         oom();
-    while (i < plen) { /* target[i] == '/' */
-        size_t j = i + 1;
-        while (j < plen && target[j] != '/')
-            j++;
+    for (size_t i = 0, j; i < plen; i = j) { /* target[i] is a '/' */
+        for (j = i + 1; j < plen && target[j] != '/'; j++)
+            ;
         const char *seg = target + i + 1;
-        size_t n = j - i - 1;
-        if (n == 1 && seg[0] == '.') {
+        if (j - i == 2 && seg[0] == '.') { /* "/." */
             if (j == plen)
                 *o++ = '/';
-        } else if (n == 2 && seg[0] == '.' && seg[1] == '.') {
+        } else if (j - i == 3 && seg[0] == '.' && seg[1] == '.') { /* "/..": drop the last output segment */
             while (o > out && *--o != '/')
                 ;
             if (j == plen)
@@ -287,7 +234,6 @@ static void remove_dot_segments(char *target)
             memcpy(o, target + i, j - i);
             o += j - i;
         }
-        i = j;
     }
     if (o == out)
         *o++ = '/';
@@ -296,27 +242,24 @@ static void remove_dot_segments(char *target)
     free(out);
 }
 
-/* Resolves a Location header against the URL that answered with it. */
+/* Resolves a Location header value against the URL that answered with it. */
 static int resolve_location(const url *base, const char *loc, url *out, const char **why)
 {
-    size_t i = 0;
-    while (isalnum((unsigned char)loc[i]) || loc[i] == '+' || loc[i] == '-' || loc[i] == '.')
-        i++;
+    size_t i = strspn(loc, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.");
     const char *scheme = base->tls ? "https" : "http";
     char *auth = authority_of(base), *full;
-    if (i > 0 && isalpha((unsigned char)loc[0]) && loc[i] == ':') {
+    if (i > 0 && isalpha((unsigned char)loc[0]) && loc[i] == ':')
         full = xasprintf("%s", loc); /* absolute */
-    } else if (loc[0] == '/' && loc[1] == '/') {
+    else if (loc[0] == '/' && loc[1] == '/')
         full = xasprintf("%s:%s", scheme, loc); /* scheme-relative */
-    } else if (loc[0] == '/') {
+    else if (loc[0] == '/')
         full = xasprintf("%s://%s%s", scheme, auth, loc);
-    } else {
+    else { /* relative to the base path: "x" replaces its last segment, "?q" its query */
         size_t plen = strcspn(base->target, "?"), dir = plen;
-        if (loc[0] != '?' && loc[0] != '#' && loc[0] != '\0')
-            while (base->target[dir - 1] != '/')
-                dir--; /* relative path: replace the last segment */
-        full = xasprintf("%s://%s%.*s%s", scheme, auth, (int)dir, base->target,
-                         loc[0] == '\0' || loc[0] == '#' ? base->target + plen : loc);
+        bool same = loc[0] == '\0' || loc[0] == '#';
+        while (!same && loc[0] != '?' && base->target[dir - 1] != '/')
+            dir--;
+        full = xasprintf("%s://%s%.*s%s", scheme, auth, (int)dir, base->target, same ? base->target + plen : loc);
     }
     int rc = parse_url(full, out, why);
     if (rc == 0)
@@ -326,22 +269,22 @@ static int resolve_location(const url *base, const char *loc, url *out, const ch
     return rc;
 }
 
-/* ---- messages and the progress bar --------------------------------------- */
+/* ---- messages, output and the progress bar --------------------------------- */
 
-static void progress_clear(client *c)
+static void bar_clear(client *c)
 {
-    if (c->progress.drawn) {
+    if (c->bar_drawn)
         fputs("\r\033[K", stderr);
-        c->progress.drawn = false;
-    }
+    c->bar_drawn = false;
 }
 
+/* -v: a line on stderr. */
 static void note(client *c, const char *fmt, ...) TS_PRINTF(2, 3);
 static void note(client *c, const char *fmt, ...)
 {
     if (!c->opt->verbose)
         return;
-    progress_clear(c);
+    bar_clear(c);
     va_list ap;
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
@@ -349,7 +292,7 @@ static void note(client *c, const char *fmt, ...)
     fputc('\n', stderr);
 }
 
-/* Prints each line of a header block with a prefix ("> " or "< "). */
+/* -v: each line of a header block, with a prefix ("> " sent, "< " received). */
 static void note_lines(client *c, const char *prefix, const char *data, size_t len)
 {
     while (c->opt->verbose && len > 0) {
@@ -363,67 +306,50 @@ static void note_lines(client *c, const char *prefix, const char *data, size_t l
     }
 }
 
-static void human_size(double v, char *buf, size_t n)
+static const char *human(double v, char buf[static 32])
 {
     static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
     int u = 0;
-    while (v >= 1024 && u < 4)
-        v /= 1024, u++;
-    snprintf(buf, n, u ? "%.1f %s" : "%.0f %s", v, units[u]);
+    for (; v >= 1024 && u < 4; u++)
+        v /= 1024;
+    snprintf(buf, 32, u ? "%.1f %s" : "%.0f %s", v, units[u]);
+    return buf;
 }
 
-static void progress_start(client *c, int64_t total)
+/* "[#####-----]  42%  8.4 MiB / 20.0 MiB  12.3 MiB/s  ETA 0:01", ~10 times a second. */
+static void bar_draw(client *c, bool final)
 {
-    progress *p = &c->progress;
-    p->start = ts_ioloop_time(c->loop);
-    p->last = 0;
-    p->done = 0;
-    p->total = total;
-}
-
-static void progress_draw(client *c, bool final)
-{
-    progress *p = &c->progress;
-    double now = ts_ioloop_time(c->loop);
-    if (!p->enabled || (!final && now - p->last < PROGRESS_INTERVAL))
+    double now = ts_ioloop_time(c->loop), elapsed = now - c->bar_start;
+    if (!c->bar || (!final && now - c->bar_last < PROGRESS_INTERVAL))
         return;
-    p->last = now;
-    double elapsed = now - p->start, rate = elapsed > 0 ? (double)p->done / elapsed : 0;
-    char done[32], total[32], speed[32], tail[48];
-    human_size((double)p->done, done, sizeof done);
-    human_size(rate, speed, sizeof speed);
+    c->bar_last = now;
+    double done = (double)c->received, rate = elapsed > 0 ? done / elapsed : 0;
+    char b1[32], b2[32], b3[32], tail[48] = "";
     if (final)
         snprintf(tail, sizeof tail, "in %.1f s", elapsed);
-    else if (p->total > 0 && rate > 0) {
-        long eta = lround((double)(p->total - (int64_t)p->done) / rate);
-        snprintf(tail, sizeof tail, "ETA %ld:%02ld", eta / 60, eta % 60);
-    } else
-        tail[0] = '\0';
-    if (p->total > 0) {
-        enum { WIDTH = 30 };
-        char bar[WIDTH + 1];
-        int fill = (int)((double)p->done * WIDTH / (double)p->total);
-        fill = fill > WIDTH ? WIDTH : fill;
-        memset(bar, '#', (size_t)fill);
-        memset(bar + fill, '-', (size_t)(WIDTH - fill));
-        bar[WIDTH] = '\0';
-        human_size((double)p->total, total, sizeof total);
-        fprintf(stderr, "\r[%s] %3d%%  %s / %s  %s/s  %s\033[K", bar, (int)(100 * p->done / (uint64_t)p->total),
-                done, total, speed, tail);
+    if (c->mode == BODY_LENGTH && c->length > 0) {
+        char bar[31];
+        size_t fill = (size_t)(done * 30 / (double)c->length);
+        fill = fill > 30 ? 30 : fill;
+        memset(bar, '#', fill);
+        memset(bar + fill, '-', 30 - fill);
+        bar[30] = '\0';
+        if (!final && rate > 0) {
+            long eta = lround(((double)c->length - done) / rate);
+            snprintf(tail, sizeof tail, "ETA %ld:%02ld", eta / 60, eta % 60);
+        }
+        fprintf(stderr, "\r[%s] %3d%%  %s / %s  %s/s  %s\033[K", bar, (int)(100 * c->received / c->length),
+                human(done, b1), human((double)c->length, b2), human(rate, b3), tail);
     } else {
-        fprintf(stderr, "\r%s  %s/s  %s\033[K", done, speed, tail);
+        fprintf(stderr, "\r%s  %s/s  %s\033[K", human(done, b1), human(rate, b3), tail);
     }
-    p->drawn = true;
-    if (final) {
+    c->bar_drawn = !final;
+    if (final)
         fputc('\n', stderr);
-        p->drawn = false;
-    }
 }
 
-/* ---- the end --------------------------------------------------------------- */
-
 /*
- * Ends the fetch: the first call wins. Prints the message (if any), closes the
+ * Ends the fetch; the first call wins. Prints the message (if any), closes the
  * stream and stops the loop -- unless a connect is in flight, which cannot be
  * cancelled: then on_connect stops the loop when it arrives.
  */
@@ -435,7 +361,7 @@ static void finish(client *c, int code, const char *fmt, ...)
     c->done = true;
     c->exit_code = code;
     if (fmt) {
-        progress_clear(c);
+        bar_clear(c);
         va_list ap;
         va_start(ap, fmt);
         fputs("http_client: ", stderr);
@@ -443,10 +369,9 @@ static void finish(client *c, int code, const char *fmt, ...)
         fputc('\n', stderr);
         va_end(ap);
     }
-    if (c->stream) {
+    if (c->stream)
         ts_iostream_free(c->stream);
-        c->stream = NULL;
-    }
+    c->stream = NULL;
     if (!c->connecting)
         ts_ioloop_stop(c->loop);
 }
@@ -458,22 +383,23 @@ static int exit_code_for(int err)
     case TS_ERESOLVE: return HC_RESOLVE;
     case TS_ESSL: return HC_TLS;
     case TS_ETIMEDOUT: return HC_TIMEOUT;
-    case TS_ECLOSED:
-    case TS_ETRUNCATED:
-    case TS_EUNSATISFIABLE:
-    case TS_EBUFFERFULL:
-    case TS_EREGEX: return HC_PROTOCOL;
+    case TS_ECLOSED: case TS_ETRUNCATED: case TS_EUNSATISFIABLE: case TS_EBUFFERFULL: return HC_PROTOCOL;
     case TS_ENOMEM: return HC_INTERNAL;
-    default: return err > -4096 ? HC_CONNECT : HC_INTERNAL; /* -errno */
+    default: return err > -4096 ? HC_CONNECT : HC_INTERNAL; /* -errno: the network failed */
     }
+}
+
+/* A read or write could not even start (rc < 0). */
+static void check_started(client *c, int rc, const char *what)
+{
+    if (rc < 0)
+        finish(c, exit_code_for(rc), "cannot %s %s: %s", what, c->authority, ts_strerror(rc));
 }
 
 /* A read failed: say what was being read and why. */
 static void read_failed(client *c, ts_iostream *s, int status, const char *what)
 {
-    int err = status;
-    if (err == TS_ECLOSED && ts_iostream_error(s) < 0)
-        err = ts_iostream_error(s); /* the error that closed the stream */
+    int err = status == TS_ECLOSED && ts_iostream_error(s) < 0 ? ts_iostream_error(s) : status;
     const char *detail = ts_iostream_error_detail(s);
     char got[96] = "";
     if (c->mode == BODY_LENGTH && c->received > 0)
@@ -499,30 +425,25 @@ static void on_hard_stop(ts_ioloop *loop, void *arg)
 static void on_deadline(ts_ioloop *loop, void *arg)
 {
     client *c = arg;
-    c->deadline_timer = 0;
     bool connecting = c->connecting;
+    c->deadline_timer = 0;
     finish(c, HC_TIMEOUT, "timed out after %g s while %s %s", c->opt->timeout, c->phase, c->authority);
-    if (connecting) /* TCPClient's own timeout ends it; this is the safety net */
+    if (connecting) /* TCPClient's own timeout ends the connect; this is the safety net */
         c->hard_timer = ts_ioloop_call_later(loop, HARD_STOP_GRACE, on_hard_stop, c);
 }
 
-/* ---- output ---------------------------------------------------------------- */
-
-static const char *out_name(client *c)
+static const char *out_name(const client *c)
 {
     const char *f = c->opt->outfile;
-    return f && strcmp(f, "-") != 0 ? f : "standard output";
+    return f && strcmp(f, "-") ? f : "standard output";
 }
 
+/* Writes to the output, opening it first; false (and finished) on error. */
 static bool out_write(client *c, const void *data, size_t len)
 {
-    if (!c->out) {
-        const char *f = c->opt->outfile;
-        c->out = f && strcmp(f, "-") != 0 ? fopen(f, "wb") : stdout;
-        if (!c->out) {
-            finish(c, HC_WRITE, "cannot open %s: %s", f, strerror(errno));
-            return false;
-        }
+    if (!c->out && !(c->out = strcmp(out_name(c), "standard output") ? fopen(c->opt->outfile, "wb") : stdout)) {
+        finish(c, HC_WRITE, "cannot open %s: %s", c->opt->outfile, strerror(errno));
+        return false;
     }
     if (len > 0 && fwrite(data, 1, len, c->out) != len) {
         finish(c, HC_WRITE, "cannot write to %s: %s", out_name(c), strerror(errno));
@@ -531,29 +452,25 @@ static bool out_write(client *c, const void *data, size_t len)
     return true;
 }
 
-/* ---- connecting and sending ---------------------------------------------- */
+/* ---- connecting and sending the request ------------------------------------ */
+
+static void on_connect(int status, ts_iostream *s, const char *detail, void *arg);
 
 static bool make_ssl_ctx(client *c)
 {
     const char *const alpn[] = {"http/1.1", NULL};
-    ts_ssl_context_options so = {.size = sizeof so};
-    so.ca_file = c->opt->cacert;
+    ts_ssl_context_options so = {.size = sizeof so, .ca_file = c->opt->cacert, .alpn_protocols = alpn};
     so.verify = c->opt->insecure ? TS_SSL_VERIFY_NONE : TS_SSL_VERIFY_REQUIRED;
-    so.alpn_protocols = alpn;
     int err = 0;
-    c->ssl_ctx = ts_ssl_context_new(&so, &err);
-    if (c->ssl_ctx)
+    if ((c->ssl_ctx = ts_ssl_context_new(&so, &err)))
         return true;
     if (err == TS_ESSL && c->opt->cacert)
         finish(c, HC_TLS, "cannot load CA certificates from %s: %s", c->opt->cacert, ts_ssl_last_error_detail());
-    else if (err == TS_ESSL)
-        finish(c, HC_TLS, "cannot set up TLS: %s", ts_ssl_last_error_detail());
     else
-        finish(c, HC_INTERNAL, "cannot set up TLS: %s", ts_strerror(err));
+        finish(c, exit_code_for(err), "cannot set up TLS: %s",
+               err == TS_ESSL ? ts_ssl_last_error_detail() : ts_strerror(err));
     return false;
 }
-
-static void on_connect(int status, ts_iostream *s, const char *detail, void *arg);
 
 static void start_request(client *c)
 {
@@ -562,48 +479,35 @@ static void start_request(client *c)
     c->phase = "connecting to";
     if (c->url.tls && !c->ssl_ctx && !make_ssl_ctx(c))
         return;
-    ts_tcpclient_options o = {.size = sizeof o};
+    ts_tcpclient_options o = {.size = sizeof o, .server_hostname = c->url.host};
     o.ssl_ctx = c->url.tls ? c->ssl_ctx : NULL;
-    o.server_hostname = c->url.host;
-    if (c->opt->timeout > 0) {
-        o.timeout = c->deadline - ts_ioloop_time(c->loop);
-        if (o.timeout <= 0) {
-            finish(c, HC_TIMEOUT, "timed out after %g s before connecting to %s", c->opt->timeout, c->authority);
-            return;
-        }
+    if (c->opt->timeout > 0 && (o.timeout = c->deadline - ts_ioloop_time(c->loop)) <= 0) {
+        finish(c, HC_TIMEOUT, "timed out after %g s before connecting to %s", c->opt->timeout, c->authority);
+        return;
     }
     note(c, "* Connecting to %s port %d%s", c->url.host, c->url.port, c->url.tls ? " (TLS)" : "");
     c->connecting = true;
     int rc = ts_tcpclient_connect(c->tcp, c->url.host, c->url.port, &o, on_connect, c);
-    if (rc < 0) {
-        c->connecting = false;
-        finish(c, exit_code_for(rc), "cannot connect to %s: %s", c->authority, ts_strerror(rc));
-    }
+    c->connecting = rc == 0;
+    check_started(c, rc, "connect to");
 }
 
-static void report_connect_error(client *c, int status, const char *detail)
+static void connect_failed(client *c, int status, const char *detail)
 {
     const char *why = detail && *detail ? detail : ts_strerror(status);
-    switch (status) {
-    case TS_ERESOLVE:
+    if (status == TS_ERESOLVE)
         finish(c, HC_RESOLVE, "cannot resolve host '%s': %s", c->url.host, why);
-        break;
-    case TS_ETIMEDOUT:
+    else if (status == TS_ETIMEDOUT)
         finish(c, HC_TIMEOUT, "timed out after %g s while connecting to %s", c->opt->timeout, c->authority);
-        break;
-    case TS_ESSL:
-        if (!c->opt->insecure && (!detail || strcasestr(detail, "certificate")))
-            finish(c, HC_TLS,
-                   "TLS handshake with %s failed: %s\n"
-                   "http_client: server certificate verification failed; --cacert FILE trusts another CA, "
-                   "--insecure skips verification",
-                   c->authority, why);
-        else
-            finish(c, HC_TLS, "TLS handshake with %s failed: %s", c->authority, why);
-        break;
-    default:
+    else if (status == TS_ESSL && !c->opt->insecure && (!detail || strcasestr(detail, "certificate")))
+        finish(c, HC_TLS,
+               "TLS handshake with %s failed: %s\nhttp_client: server certificate verification failed; "
+               "--cacert FILE trusts another CA, --insecure skips verification",
+               c->authority, why);
+    else if (status == TS_ESSL)
+        finish(c, HC_TLS, "TLS handshake with %s failed: %s", c->authority, why);
+    else
         finish(c, exit_code_for(status), "cannot connect to %s: %s", c->authority, why);
-    }
 }
 
 static void note_connected(client *c, ts_iostream *s)
@@ -611,15 +515,17 @@ static void note_connected(client *c, ts_iostream *s)
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     char ip[NI_MAXHOST], port[NI_MAXSERV];
+    if (!c->opt->verbose)
+        return;
     if (ts_iostream_peer_address(s, &ss, &sl) == 0 &&
-        getnameinfo((struct sockaddr *)&ss, sl, ip, sizeof ip, port, sizeof port, NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+        !getnameinfo((struct sockaddr *)&ss, sl, ip, sizeof ip, port, sizeof port, NI_NUMERICHOST | NI_NUMERICSERV))
         note(c, "* Connected to %s (%s) port %s", c->url.host, ip, port);
-    if (c->opt->verbose && ts_iostream_is_ssl(s)) {
+    if (ts_iostream_is_ssl(s)) {
         ts_bytes *subject = ts_iostream_ssl_peer_subject(s);
         const char *alpn = ts_iostream_ssl_alpn_protocol(s);
-        note(c, "* TLS %s, %s%s%s; server certificate %s%s", ts_iostream_ssl_version(s), ts_iostream_ssl_cipher(s),
+        note(c, "* %s %s%s%s; server certificate %s, %s", ts_iostream_ssl_version(s), ts_iostream_ssl_cipher(s),
              alpn ? ", ALPN " : "", alpn ? alpn : "", subject ? subject->data : "(none)",
-             c->opt->insecure ? " NOT verified (--insecure)" : " verified");
+             c->opt->insecure ? "NOT verified (--insecure)" : "verified");
         ts_bytes_free(subject);
     }
 }
@@ -630,25 +536,22 @@ static void on_connect(int status, ts_iostream *s, const char *detail, void *arg
 {
     client *c = arg;
     c->connecting = false;
-    if (c->done) { /* timed out meanwhile: finish() left the loop to us */
+    if (c->done) { /* timed out meanwhile: finish() left stopping the loop to us */
         if (s)
             ts_iostream_free(s);
         ts_ioloop_remove_timeout(c->loop, c->hard_timer);
-        c->hard_timer = 0;
         ts_ioloop_stop(c->loop);
         return;
     }
     if (status < 0) {
-        report_connect_error(c, status, detail);
+        connect_failed(c, status, detail);
         return;
     }
     c->stream = s;
     note_connected(c, s);
-
-    bool has_body = c->data || !strcmp(c->method, "POST") || !strcmp(c->method, "PUT") || !strcmp(c->method, "PATCH");
     size_t data_len = c->data ? strlen(c->data) : 0;
     char length[96] = "";
-    if (has_body)
+    if (c->data || !strcmp(c->method, "POST") || !strcmp(c->method, "PUT") || !strcmp(c->method, "PATCH"))
         snprintf(length, sizeof length,
                  "Content-Length: %zu\r\nContent-Type: application/x-www-form-urlencoded\r\n", data_len);
     char *head = xasprintf("%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: tstream-http_client/%s\r\n"
@@ -659,51 +562,43 @@ static void on_connect(int status, ts_iostream *s, const char *detail, void *arg
     if (rc == 0 && data_len > 0)
         rc = ts_iostream_write(s, c->data, data_len, NULL, NULL);
     free(head);
-    if (rc < 0) {
-        finish(c, exit_code_for(rc), "cannot send the request to %s: %s", c->authority, ts_strerror(rc));
-        return;
-    }
-    read_head(c);
+    check_started(c, rc, "send the request to");
+    if (!c->done)
+        read_head(c);
 }
 
-/* ---- the response head ---------------------------------------------------- */
+/* ---- the response head -------------------------------------------------------- */
 
 static void on_head(ts_iostream *s, int status, const char *data, size_t len, void *arg);
 
 static void read_head(client *c)
 {
     c->phase = "waiting for the response from";
-    int rc = ts_iostream_read_until_regex(c->stream, "\r?\n\r?\n", MAX_HEAD, on_head, c);
-    if (rc < 0)
-        finish(c, exit_code_for(rc), "cannot read from %s: %s", c->authority, ts_strerror(rc));
+    check_started(c, ts_iostream_read_until_regex(c->stream, "\r?\n\r?\n", MAX_HEAD, on_head, c), "read from");
 }
 
 /* "HTTP/1.x SP 3DIGIT [SP reason]" */
 static bool parse_status_line(client *c, const char *l, size_t n)
 {
-    if (n < 12 || memcmp(l, "HTTP/1.", 7) != 0 || !isdigit((unsigned char)l[7]) || l[8] != ' ')
+    if (n < 12 || memcmp(l, "HTTP/1.", 7) || !isdigit((unsigned char)l[7]) || l[8] != ' ' ||
+        (n > 12 && l[12] != ' '))
         return false;
     for (int i = 9; i < 12; i++)
         if (!isdigit((unsigned char)l[i]))
             return false;
-    if (n > 12 && l[12] != ' ')
-        return false;
-    c->status = (l[9] - '0') * 100 + (l[10] - '0') * 10 + (l[11] - '0');
-    size_t rlen = n > 13 ? n - 13 : 0;
-    snprintf(c->reason, sizeof c->reason, "%.*s", (int)rlen, l + 13);
+    c->status = atoi(l + 9);
+    snprintf(c->reason, sizeof c->reason, "%.*s", n > 13 ? (int)(n - 13) : 0, l + 13);
     return c->status >= 100 && c->status <= 599;
 }
 
-/* Content-Length: 1*DIGIT, or a list of identical values ("5, 5"). */
+/* Content-Length: 1*DIGIT, or a list of the same value ("5, 5"), also across headers. */
 static bool parse_length(const char *v, size_t n, uint64_t *out, bool seen)
 {
-    size_t i = 0;
-    for (;;) {
-        while (i < n && (v[i] == ' ' || v[i] == '\t'))
-            i++;
-        if (i == n || !isdigit((unsigned char)v[i]))
-            return false;
+    for (size_t i = 0;; i++) { /* i: after a comma */
         uint64_t x = 0;
+        i += strspn(v + i, " \t");
+        if (i >= n || !isdigit((unsigned char)v[i]))
+            return false;
         for (; i < n && isdigit((unsigned char)v[i]); i++) {
             if (x > (UINT64_MAX - 9) / 10)
                 return false;
@@ -716,7 +611,7 @@ static bool parse_length(const char *v, size_t n, uint64_t *out, bool seen)
             i++;
         if (i == n)
             return true;
-        if (v[i++] != ',')
+        if (v[i] != ',')
             return false;
     }
 }
@@ -724,72 +619,68 @@ static bool parse_length(const char *v, size_t n, uint64_t *out, bool seen)
 /* Whether the last coding in a Transfer-Encoding value is "chunked". */
 static bool last_coding_is_chunked(const char *v, size_t n)
 {
-    while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
-        n--;
     size_t start = n;
     while (start > 0 && v[start - 1] != ',' && v[start - 1] != ' ' && v[start - 1] != '\t')
         start--;
-    return n - start == 7 && strncasecmp(v + start, "chunked", 7) == 0;
+    return n - start == 7 && !strncasecmp(v + start, "chunked", 7);
 }
 
-/* Parses the whole head strictly; on error calls finish() and returns false. */
+/* Parses one header line (no CRLF); NULL or what is wrong with it. */
+static const char *parse_header(client *c, const char *l, size_t n, bool *have_length, bool *have_te,
+                                bool *chunked)
+{
+    const char *colon = memchr(l, ':', n), *v, *ve = l + n;
+    if (l[0] == ' ' || l[0] == '\t')
+        return "obsolete header line folding";
+    if (!colon || !is_token(l, (size_t)(colon - l)))
+        return "invalid header line";
+    for (v = colon + 1; v < ve && (*v == ' ' || *v == '\t'); v++)
+        ;
+    while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+        ve--;
+    for (const char *q = v; q < ve; q++)
+        if (is_ctl(*q))
+            return "control character in a header value";
+    size_t nlen = (size_t)(colon - l), vlen = (size_t)(ve - v);
+    if (nlen == 14 && !strncasecmp(l, "Content-Length", 14)) {
+        if (!parse_length(v, vlen, &c->length, *have_length))
+            return "invalid Content-Length";
+        *have_length = true;
+    } else if (nlen == 17 && !strncasecmp(l, "Transfer-Encoding", 17)) {
+        *have_te = true;
+        *chunked = last_coding_is_chunked(v, vlen);
+    } else if (nlen == 8 && !strncasecmp(l, "Location", 8) && !c->location) {
+        c->location = xasprintf("%.*s", (int)vlen, v);
+    }
+    return NULL;
+}
+
+/* Parses the whole head strictly and picks the body mode; false (finished) on error. */
 static bool parse_head(client *c, const char *data, size_t len)
 {
-    const char *p = data, *end = data + len, *bad = NULL;
-    bool first = true, have_length = false, have_te = false, chunked = false;
+    const char *p = data, *end = data + len, *bad = NULL, *l = data;
+    bool have_length = false, have_te = false, chunked = false;
+    size_t n = 0;
     free(c->location);
     c->location = NULL;
     c->length = 0;
-    while (p < end && !bad) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        size_t n = (size_t)(nl - p);
-        const char *l = p;
-        p = nl + 1;
+    for (bool first = true; p < end && !bad; first = false) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p)); /* the head ends with one */
+        l = p, n = (size_t)(nl - p), p = nl + 1;
         if (n > 0 && l[n - 1] == '\r')
             n--;
-        if (memchr(l, '\r', n) || memchr(l, '\0', n)) {
+        if (memchr(l, '\r', n) || memchr(l, '\0', n))
             bad = "stray CR or NUL byte";
-        } else if (first) {
-            first = false;
-            if (!parse_status_line(c, l, n))
-                bad = "invalid status line";
-        } else if (n == 0) {
-            if (p != end)
-                bad = "data after the blank line";
-        } else if (l[0] == ' ' || l[0] == '\t') {
-            bad = "obsolete header line folding";
-        } else {
-            const char *colon = memchr(l, ':', n);
-            if (!colon || !is_token(l, (size_t)(colon - l))) {
-                bad = "invalid header line";
-                break;
-            }
-            size_t nlen = (size_t)(colon - l);
-            const char *v = colon + 1, *ve = l + n;
-            while (v < ve && (*v == ' ' || *v == '\t'))
-                v++;
-            while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
-                ve--;
-            for (const char *q = v; q < ve && !bad; q++)
-                if (((unsigned char)*q < 0x20 && *q != '\t') || *q == 0x7f)
-                    bad = "control character in a header value";
-            size_t vlen = (size_t)(ve - v);
-            if (nlen == 14 && !strncasecmp(l, "content-length", 14)) {
-                if (!parse_length(v, vlen, &c->length, have_length))
-                    bad = "invalid Content-Length";
-                have_length = true;
-            } else if (nlen == 17 && !strncasecmp(l, "transfer-encoding", 17)) {
-                have_te = true;
-                chunked = last_coding_is_chunked(v, vlen);
-            } else if (nlen == 8 && !strncasecmp(l, "location", 8) && !c->location) {
-                c->location = xstrndup(v, vlen);
-            }
-        }
+        else if (first)
+            bad = parse_status_line(c, l, n) ? NULL : "invalid status line";
+        else if (n > 0)
+            bad = parse_header(c, l, n, &have_length, &have_te, &chunked);
     }
     if (!bad && have_te && have_length)
-        bad = "both Transfer-Encoding and Content-Length";
+        bad = "both Transfer-Encoding and Content-Length", n = 0;
     if (bad) {
-        finish(c, HC_PROTOCOL, "malformed response from %s: %s", c->authority, bad);
+        finish(c, HC_PROTOCOL, "malformed response from %s: %s%s%.*s%s", c->authority, bad, n ? " in '" : "",
+               (int)(n > 60 ? 60 : n), l, n ? "'" : "");
         return false;
     }
     if (!strcmp(c->method, "HEAD") || c->status == 204 || c->status == 304 || c->status < 200)
@@ -801,11 +692,6 @@ static bool parse_head(client *c, const char *data, size_t len)
     return true;
 }
 
-static bool is_redirect(int status)
-{
-    return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
-}
-
 static void follow_redirect(client *c)
 {
     url next;
@@ -815,14 +701,14 @@ static void follow_redirect(client *c)
         return;
     }
     c->redirects++;
-    if (c->status == 303 && strcmp(c->method, "HEAD") != 0)
+    if (c->status == 303 && strcmp(c->method, "HEAD"))
         c->method = "GET", c->data = NULL;
-    note(c, "* Redirect %d of at most %d: %s %s://%s%s", c->redirects, MAX_REDIRECTS, c->method,
-         next.tls ? "https" : "http", c->authority, next.target);
-    ts_iostream_free(c->stream); /* Connection: close -- the rest is not needed */
+    ts_iostream_free(c->stream); /* Connection: close -- the redirect's body is not needed */
     c->stream = NULL;
     url_free(&c->url);
     c->url = next;
+    note(c, "* Redirect %d of at most %d: %s %s://%s%s", c->redirects, MAX_REDIRECTS, c->method,
+         next.tls ? "https" : "http", next.host, next.target);
     start_request(c);
 }
 
@@ -841,42 +727,39 @@ static void on_head(ts_iostream *s, int status, const char *data, size_t len, vo
     note_lines(c, "< ", data, len);
     if (!parse_head(c, data, len))
         return;
-    if (c->status == 101) {
-        finish(c, HC_PROTOCOL, "malformed response from %s: unexpected 101 Switching Protocols", c->authority);
-        return;
-    }
-    bool redirect = c->opt->follow && is_redirect(c->status) && c->location;
+    bool redirect = c->opt->follow && c->location &&
+                    (c->status == 301 || c->status == 302 || c->status == 303 || c->status == 307 || c->status == 308);
     bool failed = c->opt->fail && c->status >= 400;
-    if (c->opt->include && !failed && !out_write(c, data, len))
+    if (c->status == 101)
+        finish(c, HC_PROTOCOL, "malformed response from %s: 101 Switching Protocols, unasked", c->authority);
+    else if (c->opt->include && !failed && !out_write(c, data, len))
         return;
-    if (c->status < 200) { /* 100 Continue and friends: the real head follows */
+    else if (c->status < 200) /* 100 Continue and friends: the real head follows */
         read_head(c);
-    } else if (redirect && c->redirects >= MAX_REDIRECTS) {
+    else if (redirect && c->redirects >= MAX_REDIRECTS)
         finish(c, HC_REDIRECTS, "too many redirects (more than %d); the last one was to %s", MAX_REDIRECTS,
                c->location);
-    } else if (redirect) {
+    else if (redirect)
         follow_redirect(c);
-    } else if (failed) {
+    else if (failed)
         finish(c, HC_HTTP, "%s returned HTTP %d %s", c->authority, c->status, c->reason);
-    } else {
+    else
         start_body(c);
-    }
 }
 
-/* ---- the body -------------------------------------------------------------- */
+/* ---- the body ------------------------------------------------------------------ */
 
 static void body_done(client *c)
 {
-    c->progress.done = c->received;
-    if (c->progress.enabled && c->mode != BODY_NONE)
-        progress_draw(c, true);
-    if (!out_write(c, NULL, 0))
+    if (c->mode != BODY_NONE)
+        bar_draw(c, true);
+    if (!out_write(c, NULL, 0)) /* -o FILE: an empty body still makes the file */
         return;
     if (fflush(c->out) != 0) {
         finish(c, HC_WRITE, "cannot write to %s: %s", out_name(c), strerror(errno));
         return;
     }
-    note(c, "* %" PRIu64 " body bytes, HTTP %d %s", c->received, c->status, c->reason);
+    note(c, "* %" PRIu64 " body bytes; HTTP %d %s", c->received, c->status, c->reason);
     finish(c, HC_OK, NULL);
 }
 
@@ -887,71 +770,64 @@ static void on_body_data(ts_iostream *s, const char *data, size_t len, void *arg
     if (c->done || !out_write(c, data, len))
         return;
     c->received += len;
-    c->progress.done = c->received;
-    progress_draw(c, false);
+    bar_draw(c, false);
 }
 
+/* The end of one streaming read: any last bytes, then whether it succeeded. */
 static bool body_read_ok(client *c, ts_iostream *s, int status, const char *data, size_t len, const char *what)
 {
+    if (!c->done && len > 0)
+        on_body_data(s, data, len, c);
     if (c->done)
         return false;
-    if (len > 0) {
-        on_body_data(s, data, len, c);
-        if (c->done)
-            return false;
-    }
-    if (status < 0) {
+    if (status < 0)
         read_failed(c, s, status, what);
-        return false;
-    }
-    return true;
+    return status == 0;
 }
 
 static void on_length_done(ts_iostream *s, int status, const char *data, size_t len, void *arg)
 {
-    client *c = arg;
-    if (body_read_ok(c, s, status, data, len, "the body"))
-        body_done(c);
+    if (body_read_ok(arg, s, status, data, len, "the body"))
+        body_done(arg);
 }
 
 static void on_close_done(ts_iostream *s, int status, const char *data, size_t len, void *arg)
 {
-    client *c = arg;
-    if (!body_read_ok(c, s, status, data, len, "the body"))
+    if (!body_read_ok(arg, s, status, data, len, "the body"))
         return;
-    if (ts_iostream_error(s) == TS_ETRUNCATED)
-        note(c, "* warning: the TLS peer closed without close_notify; the body may be truncated");
-    body_done(c);
+    if (ts_iostream_error(s) == TS_ETRUNCATED) /* no framing but the close itself */
+        note(arg, "* warning: the TLS peer closed without close_notify: the body may be truncated");
+    body_done(arg);
 }
+
+static void read_chunk_size(client *c);
 
 static void start_body(client *c)
 {
-    int rc = 0;
     c->received = 0;
     c->phase = "reading the body from";
-    progress_start(c, c->mode == BODY_LENGTH ? (int64_t)c->length : -1);
+    c->bar_start = ts_ioloop_time(c->loop);
+    c->bar_last = 0;
     if (c->mode == BODY_NONE || (c->mode == BODY_LENGTH && c->length == 0))
         body_done(c);
     else if (c->mode == BODY_LENGTH)
-        rc = ts_iostream_read_bytes_streaming(c->stream, (size_t)c->length, on_body_data, on_length_done, c);
+        check_started(c, ts_iostream_read_bytes_streaming(c->stream, (size_t)c->length, on_body_data, on_length_done, c),
+                      "read the body from");
     else if (c->mode == BODY_CHUNKED)
         read_chunk_size(c);
     else
-        rc = ts_iostream_read_until_close_streaming(c->stream, on_body_data, on_close_done, c);
-    if (rc < 0)
-        finish(c, exit_code_for(rc), "cannot read the body from %s: %s", c->authority, ts_strerror(rc));
+        check_started(c, ts_iostream_read_until_close_streaming(c->stream, on_body_data, on_close_done, c),
+                      "read the body from");
 }
 
-/* chunk-size [ BWS ";" chunk-ext ] -- without the CRLF */
+/* chunk-size [ BWS ";" chunk-ext ], without the CRLF */
 static bool parse_chunk_size(const char *l, size_t n, uint64_t *size)
 {
     size_t i = 0;
-    uint64_t x = 0;
-    for (; i < n && isxdigit((unsigned char)l[i]); i++) {
+    for (*size = 0; i < n && isxdigit((unsigned char)l[i]); i++) {
         if (i == 16)
             return false; /* more than 64 bits */
-        int d = isdigit((unsigned char)l[i]) ? l[i] - '0' : (tolower((unsigned char)l[i]) - 'a' + 10);
-        x = x << 4 | (uint64_t)d;
+        *size = *size << 4 | (uint64_t)(isdigit((unsigned char)l[i]) ? l[i] - '0' : (l[i] | 0x20) - 'a' + 10);
     }
     if (i == 0)
         return false;
@@ -960,9 +836,8 @@ static bool parse_chunk_size(const char *l, size_t n, uint64_t *size)
     if (i < n && l[i] != ';')
         return false;
     for (; i < n; i++)
-        if (((unsigned char)l[i] < 0x20 && l[i] != '\t') || l[i] == 0x7f)
+        if (is_ctl(l[i]))
             return false;
-    *size = x;
     return true;
 }
 
@@ -973,9 +848,8 @@ static void on_trailer(ts_iostream *s, int status, const char *data, size_t len,
 
 static void read_chunk_size(client *c)
 {
-    int rc = ts_iostream_read_until(c->stream, "\r\n", 2, MAX_CHUNK_LINE, on_chunk_size, c);
-    if (rc < 0)
-        finish(c, exit_code_for(rc), "cannot read the body from %s: %s", c->authority, ts_strerror(rc));
+    check_started(c, ts_iostream_read_until(c->stream, "\r\n", 2, MAX_CHUNK_LINE, on_chunk_size, c),
+                  "read the body from");
 }
 
 static void on_chunk_size(ts_iostream *s, int status, const char *data, size_t len, void *arg)
@@ -984,33 +858,21 @@ static void on_chunk_size(ts_iostream *s, int status, const char *data, size_t l
     uint64_t size;
     if (c->done)
         return;
-    if (status < 0) {
+    if (status < 0)
         read_failed(c, s, status, "a chunk-size line");
-        return;
-    }
-    if (!parse_chunk_size(data, len - 2, &size)) {
+    else if (!parse_chunk_size(data, len - 2, &size))
         finish(c, HC_PROTOCOL, "malformed response from %s: invalid chunk-size line '%.*s'", c->authority,
-               (int)(len - 2 > 40 ? 40 : len - 2), data);
-        return;
-    }
-    if (size == 0) {
-        c->trailer_bytes = 0;
-        read_trailer(c);
-        return;
-    }
-    int rc = ts_iostream_read_bytes_streaming(s, (size_t)size, on_body_data, on_chunk_data, c);
-    if (rc < 0)
-        finish(c, exit_code_for(rc), "cannot read a chunk from %s: %s", c->authority, ts_strerror(rc));
+               (int)(len - 2 > 60 ? 60 : len - 2), data);
+    else if (size == 0) /* the last chunk: trailers follow, up to a blank line */
+        check_started(c, ts_iostream_read_until(s, "\r\n", 2, MAX_CHUNK_LINE * 8, on_trailer, c), "read from");
+    else
+        check_started(c, ts_iostream_read_bytes_streaming(s, (size_t)size, on_body_data, on_chunk_data, c), "read from");
 }
 
 static void on_chunk_data(ts_iostream *s, int status, const char *data, size_t len, void *arg)
 {
-    client *c = arg;
-    if (!body_read_ok(c, s, status, data, len, "a chunk"))
-        return;
-    int rc = ts_iostream_read_bytes(s, 2, false, on_chunk_end, c);
-    if (rc < 0)
-        finish(c, exit_code_for(rc), "cannot read a chunk from %s: %s", c->authority, ts_strerror(rc));
+    if (body_read_ok(arg, s, status, data, len, "a chunk"))
+        check_started(arg, ts_iostream_read_bytes(s, 2, false, on_chunk_end, arg), "read from");
 }
 
 static void on_chunk_end(ts_iostream *s, int status, const char *data, size_t len, void *arg)
@@ -1020,17 +882,10 @@ static void on_chunk_end(ts_iostream *s, int status, const char *data, size_t le
         return;
     if (status < 0)
         read_failed(c, s, status, "a chunk");
-    else if (len != 2 || memcmp(data, "\r\n", 2) != 0)
+    else if (len != 2 || memcmp(data, "\r\n", 2))
         finish(c, HC_PROTOCOL, "malformed response from %s: a chunk is not followed by CRLF", c->authority);
     else
         read_chunk_size(c);
-}
-
-static void read_trailer(client *c)
-{
-    int rc = ts_iostream_read_until(c->stream, "\r\n", 2, MAX_CHUNK_LINE * 8, on_trailer, c);
-    if (rc < 0)
-        finish(c, exit_code_for(rc), "cannot read the trailers from %s: %s", c->authority, ts_strerror(rc));
 }
 
 static void on_trailer(ts_iostream *s, int status, const char *data, size_t len, void *arg)
@@ -1038,52 +893,50 @@ static void on_trailer(ts_iostream *s, int status, const char *data, size_t len,
     client *c = arg;
     if (c->done)
         return;
-    if (status < 0) {
+    if (status < 0)
         read_failed(c, s, status, "the trailers");
-    } else if (len == 2) {
-        body_done(c); /* the blank line that ends the chunked body */
-    } else if ((c->trailer_bytes += len) > MAX_TRAILERS) {
-        finish(c, HC_PROTOCOL, "malformed response from %s: trailers longer than %d bytes", c->authority,
-               MAX_TRAILERS);
-    } else {
+    else if (len == 2) /* the blank line that ends the chunked body */
+        body_done(c);
+    else if ((c->trailer_bytes += len) > MAX_TRAILERS)
+        finish(c, HC_PROTOCOL, "malformed response from %s: trailers over %d bytes", c->authority, MAX_TRAILERS);
+    else {
         note_lines(c, "< ", data, len);
-        read_trailer(c);
+        check_started(c, ts_iostream_read_until(s, "\r\n", 2, MAX_CHUNK_LINE * 8, on_trailer, c), "read from");
     }
 }
 
-/* ---- the command line ------------------------------------------------------ */
+/* ---- the command line -------------------------------------------------------- */
 
 static void usage(FILE *f)
 {
     fputs("usage: http_client [options] URL\n"
           "\n"
-          "Fetches URL (http:// or https://) with one HTTP/1.1 request and streams the\n"
-          "body to standard output.\n"
+          "Fetches URL (http:// or https://) with one HTTP/1.1 request and writes the\n"
+          "body to standard output as it arrives.\n"
           "\n"
-          "options:\n"
-          "  -o, --output FILE   write the body to FILE instead of standard output\n"
-          "  -i, --include       write the status line and headers before the body\n"
-          "  -L, --location      follow redirects (301, 302, 303, 307, 308; at most 5);\n"
-          "                      303 turns the request into a GET, the others keep it\n"
-          "  -X, --request METHOD  use METHOD instead of GET (POST with -d)\n"
-          "  -d, --data DATA     send DATA as the request body, with Content-Length\n"
-          "  -f, --fail          fail (exit 8) without writing the body on status >= 400\n"
+          "  -o, --output FILE      write the body to FILE instead\n"
+          "  -i, --include          write the status line and headers before the body\n"
+          "  -L, --location         follow redirects (301, 302, 303, 307, 308; at most 5);\n"
+          "                         303 turns the request into a GET, the others keep it\n"
+          "  -X, --request METHOD   use METHOD instead of GET (or of POST with -d)\n"
+          "  -d, --data DATA        send DATA as the request body, with Content-Length\n"
+          "  -f, --fail             on status 400 or above: no body, exit 8\n"
           "      --timeout SECONDS  give up on the whole fetch after SECONDS\n"
-          "      --cacert FILE   trust the CA certificates in FILE (PEM) instead of the\n"
-          "                      system store when verifying the server\n"
-          "  -k, --insecure      do not verify the server's certificate (TLS still used)\n"
-          "  -v, --verbose       show the connection, request and response on stderr\n"
-          "  -s, --silent        no progress bar (it is shown only when stderr is a\n"
-          "                      terminal and the body does not go to that terminal)\n"
-          "  -h, --help          show this help\n"
+          "      --cacert FILE      verify the server against the CA certificates in FILE\n"
+          "                         (PEM) instead of the system store\n"
+          "  -k, --insecure         do not verify the server's certificate\n"
+          "  -v, --verbose          show the connection, request and response on stderr\n"
+          "  -s, --silent           no progress bar (one is drawn on stderr when it is a\n"
+          "                         terminal and the body does not go to that terminal)\n"
+          "  -h, --help             show this help\n"
           "\n"
-          "exit status:\n"
-          "   0  success (also for HTTP errors, unless --fail)\n"
+          "Exit status:\n"
+          "   0  success (HTTP errors included, unless --fail)\n"
           "   1  internal error (out of memory)\n"
-          "   2  usage error: bad option or URL\n"
+          "   2  usage: bad option or URL\n"
           "   3  the host name could not be resolved\n"
           "   4  connection refused or failed, or broken during the transfer\n"
-          "   5  TLS error: handshake or certificate verification failed, bad --cacert\n"
+          "   5  TLS: handshake or certificate verification failed, bad --cacert\n"
           "   6  timed out (--timeout)\n"
           "   7  malformed or truncated response\n"
           "   8  HTTP status 400 or above, with --fail\n"
@@ -1097,16 +950,16 @@ static int parse_args(int argc, char **argv, options *opt)
 {
     enum { OPT_TIMEOUT = 256, OPT_CACERT };
     static const struct option longopts[] = {
-        {"output", required_argument, NULL, 'o'},    {"include", no_argument, NULL, 'i'},
-        {"location", no_argument, NULL, 'L'},        {"request", required_argument, NULL, 'X'},
-        {"data", required_argument, NULL, 'd'},      {"fail", no_argument, NULL, 'f'},
-        {"timeout", required_argument, NULL, OPT_TIMEOUT}, {"cacert", required_argument, NULL, OPT_CACERT},
-        {"insecure", no_argument, NULL, 'k'},        {"verbose", no_argument, NULL, 'v'},
-        {"silent", no_argument, NULL, 's'},          {"help", no_argument, NULL, 'h'},
+        {"output", required_argument, NULL, 'o'}, {"include", no_argument, NULL, 'i'},
+        {"location", no_argument, NULL, 'L'},     {"request", required_argument, NULL, 'X'},
+        {"data", required_argument, NULL, 'd'},   {"fail", no_argument, NULL, 'f'},
+        {"insecure", no_argument, NULL, 'k'},     {"verbose", no_argument, NULL, 'v'},
+        {"silent", no_argument, NULL, 's'},       {"help", no_argument, NULL, 'h'},
+        {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"cacert", required_argument, NULL, OPT_CACERT},
         {NULL, 0, NULL, 0}};
-    int ch;
     char *end;
-    while ((ch = getopt_long(argc, argv, "o:iLX:d:fkvsh", longopts, NULL)) != -1) {
+    for (int ch; (ch = getopt_long(argc, argv, "o:iLX:d:fkvsh", longopts, NULL)) != -1;) {
         switch (ch) {
         case 'o': opt->outfile = optarg; break;
         case 'i': opt->include = true; break;
@@ -1121,8 +974,7 @@ static int parse_args(int argc, char **argv, options *opt)
         case OPT_TIMEOUT:
             errno = 0;
             opt->timeout = strtod(optarg, &end);
-            if (errno || end == optarg || *end || !isfinite(opt->timeout) || opt->timeout <= 0 ||
-                opt->timeout > 1e7) {
+            if (errno || end == optarg || *end || !(opt->timeout > 0 && opt->timeout < 1e7)) {
                 fprintf(stderr, "http_client: --timeout wants a positive number of seconds, not '%s'\n", optarg);
                 return HC_USAGE;
             }
@@ -1132,8 +984,8 @@ static int parse_args(int argc, char **argv, options *opt)
         }
     }
     if (optind != argc - 1) {
-        fputs(optind == argc ? "http_client: no URL given\n" : "http_client: more than one URL given\n", stderr);
-        fputs("http_client: try 'http_client --help'\n", stderr);
+        fprintf(stderr, "http_client: %s\nhttp_client: try 'http_client --help'\n",
+                optind == argc ? "no URL given" : "more than one URL given");
         return HC_USAGE;
     }
     opt->url = argv[optind];
@@ -1146,22 +998,8 @@ static int parse_args(int argc, char **argv, options *opt)
 
 static void on_log(ts_log_level level, const char *msg, void *arg)
 {
-    client *c = arg;
-    progress_clear(c);
+    bar_clear(arg);
     fprintf(stderr, "%s tstream: %s\n", level >= TS_LOG_ERROR ? "http_client:" : "*", msg);
-}
-
-/* Closes the output; a late write error still fails the fetch. */
-static void close_output(client *c)
-{
-    if (!c->out)
-        return;
-    int rc = c->out == stdout ? fflush(stdout) : fclose(c->out);
-    if (rc != 0 && c->exit_code == HC_OK) {
-        fprintf(stderr, "http_client: cannot write to %s: %s\n", out_name(c), strerror(errno));
-        c->exit_code = HC_WRITE;
-    }
-    c->out = NULL;
 }
 
 int main(int argc, char **argv)
@@ -1179,39 +1017,35 @@ int main(int argc, char **argv)
     }
     c->method = opt.method ? opt.method : opt.data ? "POST" : "GET";
     c->data = opt.data;
-    signal(SIGPIPE, SIG_IGN); /* a closed stdout pipe is a write error (9), not death */
-    bool to_stdout = !opt.outfile || !strcmp(opt.outfile, "-");
-    c->progress.enabled = !opt.silent && isatty(STDERR_FILENO) && !(to_stdout && isatty(STDOUT_FILENO));
+    signal(SIGPIPE, SIG_IGN); /* a closed stdout pipe is a write error (exit 9), not death */
+    bool body_on_tty = !strcmp(out_name(c), "standard output") && isatty(STDOUT_FILENO);
+    c->bar = !opt.silent && isatty(STDERR_FILENO) && !body_on_tty;
     ts_log_set_handler(on_log, c, opt.verbose ? TS_LOG_INFO : TS_LOG_ERROR);
 
     c->loop = ts_ioloop_new();
     c->tcp = c->loop ? ts_tcpclient_new(c->loop, NULL) : NULL;
-    if (!c->tcp) {
-        fputs("http_client: cannot create the event loop\n", stderr);
-        return HC_INTERNAL;
-    }
+    if (!c->tcp)
+        oom();
     if (opt.timeout > 0) {
         c->deadline = ts_ioloop_time(c->loop) + opt.timeout;
         c->deadline_timer = ts_ioloop_call_later(c->loop, opt.timeout, on_deadline, c);
     }
     start_request(c);
-    ts_ioloop_start(c->loop); /* until finish() (or on_hard_stop) stops it */
+    ts_ioloop_start(c->loop); /* until finish() -- or on_hard_stop() -- stops it */
+    if (c->hard_stopped) /* a connect is still in flight and owns memory: leave it to exit() */
+        exit(fflush(stdout) == 0 ? c->exit_code : HC_WRITE);
 
-    if (c->hard_stopped) {
-        /* A connect is still in flight and cannot be cancelled: leave it to exit(). */
-        close_output(c);
-        return c->exit_code;
-    }
     ts_ioloop_remove_timeout(c->loop, c->deadline_timer);
-    ts_iostream_free(c->stream); /* NULL unless something went very wrong */
     ts_tcpclient_free(c->tcp);
-    ts_ioloop_stop(c->loop); /* one more iteration: let the closed stream's callbacks run */
+    ts_ioloop_stop(c->loop); /* one more iteration, for the closed stream's last callbacks */
     ts_ioloop_start(c->loop);
     ts_ioloop_free(c->loop, false);
-    if (c->ssl_ctx)
-        SSL_CTX_free(c->ssl_ctx);
+    SSL_CTX_free(c->ssl_ctx);
     ts_log_set_handler(NULL, NULL, TS_LOG_INFO);
-    close_output(c);
+    if (c->out && (c->out == stdout ? fflush(stdout) : fclose(c->out)) != 0 && c->exit_code == HC_OK) {
+        fprintf(stderr, "http_client: cannot write to %s: %s\n", out_name(c), strerror(errno));
+        c->exit_code = HC_WRITE;
+    }
     url_free(&c->url);
     free(c->authority);
     free(c->location);
