@@ -17,5 +17,6 @@
 #include "tstream/process.h"
 #include "tstream/tcpserver.h"
 #include "tstream/tcpclient.h"
+#include "tstream/ssl.h"
 
 #endif /* TSTREAM_H */

@@ -13,6 +13,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -37,6 +38,9 @@ struct ts__ssl_transport {
     bool shutdown_sent;
     int fatal;          /* sticky error: OpenSSL forbids further I/O after one */
     int write_err;      /* sticky write-side error that still lets reads drain */
+    uint64_t rx_count;  /* bytes returned by reads, to tell whether a deferral made progress */
+    uint64_t rx_mark;   /* rx_count when a write error was last deferred */
+    bool deferred;      /* a write error was deferred at least once */
     /*
      * Length offered by the SSL_write that last returned WANT_WRITE. OpenSSL
      * has already encrypted (part of) it into a record it must finish
@@ -195,8 +199,10 @@ static ssize_t ssl_read(void *tp, void *buf, size_t len)
     if (len > INT_MAX)
         len = INT_MAX;
     ERR_clear_error();
-    if (SSL_read_ex(t->ssl, buf, len, &n))
+    if (SSL_read_ex(t->ssl, buf, len, &n)) {
+        t->rx_count += n;
         return (ssize_t)n;
+    }
     /*
      * No data: either a WANT (e.g. a TLS 1.3 NewSessionTicket or KeyUpdate
      * was consumed and nothing followed yet), or the end.
@@ -211,6 +217,28 @@ static ssize_t ssl_read(void *tp, void *buf, size_t len)
         return 0;
     }
     return rc;
+}
+
+/*
+ * The peer is gone (EPIPE/ECONNRESET on a write), but what it sent before it
+ * went may still be unread: in OpenSSL's buffer or in the kernel. Closing
+ * now would drop it (the write error would win the race against the read
+ * side, the openssl#10880 pattern one level up). So the first time, and
+ * again only while reads keep making progress, the error is deferred as
+ * TS_EWANTREAD: the core then waits for readability, serves the pending read
+ * first, and retries. Without a pending read nothing is consumed and the
+ * next retry reports the error: one extra wake-up, never a spin.
+ */
+static ssize_t write_failed(ts__ssl_transport *t)
+{
+    int unread = 0;
+    bool more = SSL_pending(t->ssl) > 0 || (ioctl(t->fd, FIONREAD, &unread) == 0 && unread > 0);
+    if (more && (!t->deferred || t->rx_count != t->rx_mark)) {
+        t->deferred = true;
+        t->rx_mark = t->rx_count;
+        return TS_EWANTREAD;
+    }
+    return t->write_err;
 }
 
 /* Writes buf[0..len) in records until done or blocked. Returns bytes written, or an error if none were. */
@@ -228,10 +256,15 @@ static ssize_t write_span(ts__ssl_transport *t, const void *buf, size_t len)
             continue;
         }
         int rc = classify(t);
-        if (rc == TS_EWANTREAD || rc == TS_EWANTWRITE)
+        if (rc == TS_EWANTREAD || rc == TS_EWANTWRITE) {
             t->retry_len = chunk;
-        else if (rc > 0) /* a close_notify or EOF seen while writing: the peer is gone */
-            rc = t->fatal = -EPIPE;
+        } else if (rc > 0 || conn_closed_errno(-rc)) {
+            /* A failed write leaves OpenSSL's read side usable: keep reading. */
+            t->write_err = rc > 0 ? -EPIPE : rc;
+            t->fatal = 0;
+            if (done == 0)
+                return write_failed(t);
+        }
         /* Report progress first; a sticky error is returned by the next call. */
         return done > 0 ? (ssize_t)done : rc;
     }
@@ -241,10 +274,12 @@ static ssize_t write_span(ts__ssl_transport *t, const void *buf, size_t len)
 static ssize_t ssl_write(void *tp, const struct iovec *iov, int iovcnt)
 {
     ts__ssl_transport *t = tp;
-    if (t->fatal || t->write_err)
-        return t->fatal ? t->fatal : t->write_err;
+    if (t->fatal)
+        return t->fatal;
     if (t->fd < 0)
         return TS_ECLOSED;
+    if (t->write_err)
+        return write_failed(t);
     if (!t->handshake_done) {
         int rc = ssl_handshake(t);
         if (rc < 0)
