@@ -220,22 +220,14 @@ void tu_restore_allocator(void)
 void tu_fail_alloc_after(long n) { g_fail_after = n; }
 
 /* Counting hooks over libc: safe to switch to and from while blocks are live. */
-static void *c_malloc(size_t n)
-{
-    g_allocs++;
-    return malloc(n);
-}
-
-static void *c_realloc(void *p, size_t n)
-{
-    g_allocs++;
-    return realloc(p, n);
-}
+static void *c_malloc(size_t n) { return should_fail() ? NULL : malloc(n); }
+static void *c_realloc(void *p, size_t n) { return should_fail() ? NULL : realloc(p, n); }
 
 void tu_use_counting_allocator(void)
 {
     static const ts_allocator a = {c_malloc, c_realloc, free};
     g_allocs = 0;
+    g_fail_after = -1;
     assert_int_equal(ts_set_allocator(&a), 0);
 }
 
