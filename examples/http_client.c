@@ -500,10 +500,10 @@ static void connect_failed(client *c, int status, const char *detail)
     else if (status == TS_ETIMEDOUT)
         finish(c, HC_TIMEOUT, "timed out after %g s while connecting to %s", c->opt->timeout, c->authority);
     else if (status == TS_ESSL && !c->opt->insecure && (!detail || strcasestr(detail, "certificate")))
-        finish(c, HC_TLS,
-               "TLS handshake with %s failed: %s\nhttp_client: server certificate verification failed; "
-               "--cacert FILE trusts another CA, --insecure skips verification",
-               c->authority, why);
+        finish(c, HC_TLS, "TLS handshake with %s failed: %s\nhttp_client: server certificate verification failed: %s",
+               c->authority, why,
+               detail && strcasestr(detail, "mismatch") ? "it is not for this host; --insecure skips checks"
+                                                        : "--cacert FILE trusts another CA, --insecure skips checks");
     else if (status == TS_ESSL)
         finish(c, HC_TLS, "TLS handshake with %s failed: %s", c->authority, why);
     else
@@ -591,29 +591,19 @@ static bool parse_status_line(client *c, const char *l, size_t n)
     return c->status >= 100 && c->status <= 599;
 }
 
-/* Content-Length: 1*DIGIT, or a list of the same value ("5, 5"), also across headers. */
+/* Content-Length: 1*DIGIT; repeated headers must agree (no lists: strict). */
 static bool parse_length(const char *v, size_t n, uint64_t *out, bool seen)
 {
-    for (size_t i = 0;; i++) { /* i: after a comma */
-        uint64_t x = 0;
-        i += strspn(v + i, " \t");
-        if (i >= n || !isdigit((unsigned char)v[i]))
+    uint64_t x = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)v[i]) || x > (SIZE_MAX - 9) / 10) /* also too big for this machine */
             return false;
-        for (; i < n && isdigit((unsigned char)v[i]); i++) {
-            if (x > (UINT64_MAX - 9) / 10)
-                return false;
-            x = x * 10 + (uint64_t)(v[i] - '0');
-        }
-        if (seen && x != *out)
-            return false;
-        *out = x, seen = true;
-        while (i < n && (v[i] == ' ' || v[i] == '\t'))
-            i++;
-        if (i == n)
-            return true;
-        if (v[i] != ',')
-            return false;
+        x = x * 10 + (uint64_t)(v[i] - '0');
     }
+    if (n == 0 || (seen && x != *out))
+        return false;
+    *out = x;
+    return true;
 }
 
 /* Whether the last coding in a Transfer-Encoding value is "chunked". */
@@ -707,8 +697,7 @@ static void follow_redirect(client *c)
     c->stream = NULL;
     url_free(&c->url);
     c->url = next;
-    note(c, "* Redirect %d of at most %d: %s %s://%s%s", c->redirects, MAX_REDIRECTS, c->method,
-         next.tls ? "https" : "http", next.host, next.target);
+    note(c, "* Redirect %d of at most %d, to %s (%s)", c->redirects, MAX_REDIRECTS, c->location, c->method);
     start_request(c);
 }
 
@@ -805,13 +794,14 @@ static void read_chunk_size(client *c);
 static void start_body(client *c)
 {
     c->received = 0;
+    c->trailer_bytes = 0;
     c->phase = "reading the body from";
     c->bar_start = ts_ioloop_time(c->loop);
     c->bar_last = 0;
     if (c->mode == BODY_NONE || (c->mode == BODY_LENGTH && c->length == 0))
         body_done(c);
     else if (c->mode == BODY_LENGTH)
-        check_started(c, ts_iostream_read_bytes_streaming(c->stream, (size_t)c->length, on_body_data, on_length_done, c),
+        check_started(c, ts_iostream_read_bytes_streaming(c->stream, c->length, on_body_data, on_length_done, c),
                       "read the body from");
     else if (c->mode == BODY_CHUNKED)
         read_chunk_size(c);
@@ -825,8 +815,8 @@ static bool parse_chunk_size(const char *l, size_t n, uint64_t *size)
 {
     size_t i = 0;
     for (*size = 0; i < n && isxdigit((unsigned char)l[i]); i++) {
-        if (i == 16)
-            return false; /* more than 64 bits */
+        if (*size > (SIZE_MAX >> 4))
+            return false; /* too big for this machine */
         *size = *size << 4 | (uint64_t)(isdigit((unsigned char)l[i]) ? l[i] - '0' : (l[i] | 0x20) - 'a' + 10);
     }
     if (i == 0)
@@ -866,7 +856,7 @@ static void on_chunk_size(ts_iostream *s, int status, const char *data, size_t l
     else if (size == 0) /* the last chunk: trailers follow, up to a blank line */
         check_started(c, ts_iostream_read_until(s, "\r\n", 2, MAX_CHUNK_LINE * 8, on_trailer, c), "read from");
     else
-        check_started(c, ts_iostream_read_bytes_streaming(s, (size_t)size, on_body_data, on_chunk_data, c), "read from");
+        check_started(c, ts_iostream_read_bytes_streaming(s, size, on_body_data, on_chunk_data, c), "read from");
 }
 
 static void on_chunk_data(ts_iostream *s, int status, const char *data, size_t len, void *arg)
