@@ -51,6 +51,7 @@ struct ts__ssl_transport {
     unsigned char *gather; /* coalescing buffer for small head chunks */
     size_t gather_cap;
     char *alpn;
+    char peer[INET6_ADDRSTRLEN + 8]; /* "addr:port" for logs, taken when the handshake starts */
     char detail[TS__SSL_DETAIL_LEN];
 };
 
@@ -136,15 +137,13 @@ static void handshake_finished(ts__ssl_transport *t)
 
 static int fail_handshake(ts__ssl_transport *t, int rc)
 {
-    char peer[INET6_ADDRSTRLEN + 16];
     if (rc == OUTCOME_EOF || rc == OUTCOME_CLOSE_NOTIFY) {
         /* The peer went away before the handshake finished: no data was
          * promised yet, so this is a failure, not an end of stream. */
         snprintf(t->detail, sizeof t->detail, "unexpected eof while reading (peer closed during the handshake)");
         rc = t->fatal = TS_ESSL;
     }
-    peer_name(t->fd, peer, sizeof peer);
-    ts_log(TS_LOG_WARN, "SSL Error on %d %s: %s", t->fd, peer, t->detail);
+    ts_log(TS_LOG_WARN, "SSL Error on %d %s: %s", t->fd, t->peer, t->detail);
     return rc;
 }
 
@@ -157,6 +156,8 @@ static int ssl_handshake(void *tp)
         return t->fatal;
     if (t->fd < 0)
         return TS_ECLOSED;
+    if (t->peer[0] == '\0')
+        peer_name(t->fd, t->peer, sizeof t->peer); /* now, while the peer is surely still there */
     ERR_clear_error();
     if (SSL_do_handshake(t->ssl) == 1) {
         handshake_finished(t);

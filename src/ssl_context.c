@@ -34,7 +34,7 @@ void ts__ssl_format_error(char *buf, size_t len, const SSL *ssl, const char *fal
         snprintf(buf, len, "%s", fallback ? fallback : "");
         return;
     }
-    const char *reason = ERR_reason_error_string(e);
+    const char *reason = ERR_SYSTEM_ERROR(e) ? strerror(ERR_GET_REASON(e)) : ERR_reason_error_string(e);
     char generic[128];
     if (reason == NULL) {
         ERR_error_string_n(e, generic, sizeof generic);
