@@ -43,6 +43,7 @@ typedef struct mock {
     bool use_pending;
     bool writes_need_readable; /* writes answer TS_EWANTREAD until the fd is readable */
     bool writes_blocked;
+    int read_error; /* returned by reads once set */
     int hs_script[8], hs_len, hs_calls;
     bool hs_done;
     bool io_before_handshake;
@@ -58,6 +59,8 @@ static ssize_t m_read(void *t, void *buf, size_t len)
     m->read_calls++;
     if (m->hs_len && !m->hs_done)
         m->io_before_handshake = true;
+    if (m->read_error)
+        return m->read_error;
     if (m->want_write_reads > 0) {
         m->want_write_reads--;
         return TS_EWANTWRITE;
@@ -308,6 +311,29 @@ static void test_eof_records_fd_error(void **state)
     ts_future_unref(f);
     ts_iostream_unref(s);
     assert_int_equal(m.frees, 1);
+    mock_done(&m);
+}
+
+/* Tornado's test_async_read_error_logging: an error on a read the loop drives closes the stream once. */
+static void test_async_read_error(void **state)
+{
+    (void)state;
+    mock m;
+    mock_init(&m);
+    ts_iostream *s = ts_iostream_new(g_loop, &mock_ops, &m, NULL);
+    rec r = {0}, c = {0};
+    ts_iostream_set_close_callback(s, on_close, &c);
+    assert_int_equal(ts_iostream_read_bytes(s, 1, false, on_read, &r), 0);
+    tu_run_for(g_loop, 0.01);
+    m.read_error = -EIO;
+    assert_int_equal(write(m.peer, "a", 1), 1);
+    tu_run_until_count(g_loop, &c.calls, 1, 5);
+    tu_run_for(g_loop, 0.01);
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.status, -EIO);
+    assert_int_equal(c.calls, 1);
+    assert_int_equal(ts_iostream_error(s), -EIO);
+    ts_iostream_unref(s);
     mock_done(&m);
 }
 
@@ -581,6 +607,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_write_that_needs_readability, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pending_bytes_read_without_fd, setup, teardown),
         cmocka_unit_test_setup_teardown(test_eof_records_fd_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_async_read_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shutdown_and_free_hooks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_minimal_old_ops, setup, teardown),
         cmocka_unit_test_setup_teardown(test_writev_caps, setup, teardown),
