@@ -580,6 +580,21 @@ void ts_iostream_set_userdata(ts_iostream *s, void *data) { s->userdata = data; 
 void *ts_iostream_userdata(const ts_iostream *s) { return s->userdata; }
 
 void *ts__iostream_transport(ts_iostream *s) { return s->transport; }
+
+void ts__iostream_get_close_callback(ts_iostream *s, ts_iostream_close_cb *cb, void **arg)
+{
+    *cb = s->close_cb;
+    *arg = s->close_arg;
+}
+
+void ts__iostream_get_options(ts_iostream *s, ts_iostream_options *out)
+{
+    if (out->size >= offsetof(ts_iostream_options, max_write_buffer_size) + sizeof(out->max_write_buffer_size)) {
+        out->max_buffer_size = s->max_buffer_size;
+        out->read_chunk_size = s->read_chunk_size;
+        out->max_write_buffer_size = s->max_write_buffer_size;
+    }
+}
 const ts_stream_ops *ts__iostream_ops(ts_iostream *s) { return s->ops; }
 uint64_t ts__iostream_search_bytes(const ts_iostream *s) { return s->search_bytes; }
 

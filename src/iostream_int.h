@@ -151,6 +151,12 @@ ts_iostream *ts__iostream_new_inline(ts_ioloop *loop, const ts_stream_ops *ops, 
 /** The transport pointer the stream was created with (or its inline transport). */
 void *ts__iostream_transport(ts_iostream *s);
 
+/** The stream's close callback and its argument (NULL if none); for start_tls to carry it over. */
+void ts__iostream_get_close_callback(ts_iostream *s, ts_iostream_close_cb *cb, void **arg);
+
+/** Fills *out (out->size must be set) with the buffer limits in effect; for start_tls. */
+void ts__iostream_get_options(ts_iostream *s, ts_iostream_options *out);
+
 /** The stream's ops. */
 const ts_stream_ops *ts__iostream_ops(ts_iostream *s);
 

@@ -543,6 +543,14 @@ static void test_detach_fd(void **state)
     assert_int_equal(ts_ioloop_run_sync(g_loop, f, 5), 0);
     ts_future_unref(f);
     ts_iostream_set_close_callback(s, on_close, &c);
+    ts_iostream_close_cb got_cb;
+    void *got_arg;
+    ts__iostream_get_close_callback(s, &got_cb, &got_arg);
+    assert_true(got_cb == on_close && got_arg == &c);
+    ts_iostream_options opts = {.size = sizeof(opts)};
+    ts__iostream_get_options(s, &opts);
+    assert_int_equal(opts.max_buffer_size, TS_IOSTREAM_DEFAULT_MAX_BUFFER);
+    assert_int_equal(opts.read_chunk_size, TS_IOSTREAM_DEFAULT_CHUNK);
     assert_int_equal(ts__iostream_detach_fd(s, &fd), 0);
     assert_int_equal(fd, sv[0]);
     assert_true(fcntl(fd, F_GETFD) >= 0); /* still open */
