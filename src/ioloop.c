@@ -83,6 +83,33 @@ static void collect_foreign(ts_ioloop *loop)
     }
 }
 
+int ts__ioloop_defer(ts_ioloop *loop, ts_ioloop_cb cb, void *arg)
+{
+    ts__cbnode *n = node_get(loop);
+    if (!n)
+        return TS_ENOMEM;
+    n->cb = cb;
+    n->arg = arg;
+    n->next = NULL;
+    queue_append(&loop->phead, &loop->ptail, n, n);
+    return 0;
+}
+
+/* Runs deferred completions until none is left (they may queue more). */
+static void run_pending(ts_ioloop *loop)
+{
+    while (loop->phead) {
+        ts__cbnode *n = loop->phead;
+        loop->phead = n->next;
+        if (!loop->phead)
+            loop->ptail = NULL;
+        ts_ioloop_cb cb = n->cb;
+        void *arg = n->arg;
+        node_put(loop, n);
+        cb(loop, arg);
+    }
+}
+
 /* Runs the callbacks queued so far; ones they queue wait for the next call. */
 static void run_callbacks(ts_ioloop *loop)
 {
@@ -95,6 +122,7 @@ static void run_callbacks(ts_ioloop *loop)
         void *arg = n->arg;
         node_put(loop, n);
         cb(loop, arg);
+        run_pending(loop);
         n = next;
     }
 }
@@ -105,6 +133,7 @@ static void check_cb(struct ev_loop *ev, ev_check *w, int revents)
 {
     TS__UNUSED(revents);
     ts_ioloop *loop = w->data;
+    run_pending(loop);
     run_callbacks(loop);
     if (loop->running && atomic_load(&loop->stop_requested))
         ev_break(ev, EVBREAK_ONE);
@@ -114,7 +143,7 @@ static void prepare_cb(struct ev_loop *ev, ev_prepare *w, int revents)
 {
     TS__UNUSED(revents);
     ts_ioloop *loop = w->data;
-    bool busy = loop->head != NULL || (loop->running && atomic_load(&loop->stop_requested));
+    bool busy = loop->head != NULL || loop->phead != NULL || (loop->running && atomic_load(&loop->stop_requested));
     if (busy && !ev_is_active(&loop->idle))
         ev_idle_start(ev, &loop->idle);
     else if (!busy && ev_is_active(&loop->idle))
@@ -244,8 +273,10 @@ void ts_ioloop_free(ts_ioloop *loop, bool all_fds)
         return;
     ts__executor_free(loop);
     /* Run what is already queued: the callbacks may own resources (futures). */
-    for (int round = 0; round < 64 && (loop->head || loop->xhead); round++)
+    for (int round = 0; round < 64 && (loop->head || loop->xhead || loop->phead); round++) {
+        run_pending(loop);
         run_callbacks(loop);
+    }
     for (int fd = 0; fd < loop->nhandlers; fd++) {
         ts__handler *h = loop->handlers[fd];
         if (!h)
@@ -270,6 +301,10 @@ void ts_ioloop_free(ts_ioloop *loop, bool all_fds)
         ev_loop_destroy(loop->ev);
 
     for (ts__cbnode *n = loop->head, *next; n; n = next) {
+        next = n->next;
+        ts__free(n);
+    }
+    for (ts__cbnode *n = loop->phead, *next; n; n = next) {
         next = n->next;
         ts__free(n);
     }

@@ -17,6 +17,7 @@
 #include <ev.h>
 
 #include "tstream.h"
+#include "ioloop_int.h"
 
 static void watchdog_fired(ts_ioloop *loop, void *arg)
 {
@@ -117,6 +118,52 @@ static void test_callback_added_in_callback_waits(void **state)
     ts_ioloop_start(loop);
     ts_ioloop_remove_timeout(loop, wd);
     assert_true(st.io_at_b > st.io_at_a);
+    ts_ioloop_remove_handler(loop, st.fds[0]);
+    close(st.fds[0]);
+    close(st.fds[1]);
+    ts_ioloop_free(loop, false);
+}
+
+/* Library completions (ts__ioloop_defer) run in the same iteration, chained ones too. */
+typedef struct defer_state {
+    iter_state *it;
+    int left;
+    int io_at_start, io_at_end;
+} defer_state;
+
+static void defer_chain(ts_ioloop *loop, void *arg)
+{
+    defer_state *d = arg;
+    if (--d->left > 0) {
+        assert_int_equal(ts__ioloop_defer(loop, defer_chain, d), 0);
+        return;
+    }
+    d->io_at_end = d->it->io_calls;
+    ts_ioloop_stop(loop);
+}
+
+static void defer_start(ts_ioloop *loop, void *arg)
+{
+    defer_state *d = arg;
+    d->io_at_start = d->it->io_calls;
+    ts__ioloop_defer(loop, defer_chain, d);
+}
+
+static void test_deferred_completions_same_iteration(void **state)
+{
+    (void)state;
+    ts_ioloop *loop = ts_ioloop_new();
+    iter_state st = {0};
+    defer_state d = {&st, 100, 0, 0};
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, st.fds), 0);
+    assert_int_equal(write(st.fds[1], "x", 1), 1); /* always readable: every poll counts */
+    assert_int_equal(ts_ioloop_add_handler(loop, st.fds[0], TS_IOLOOP_READ, iter_io, &st), 0);
+    ts_ioloop_add_callback(loop, defer_start, &d);
+    uint64_t wd = watchdog(loop, 5);
+    ts_ioloop_start(loop);
+    ts_ioloop_remove_timeout(loop, wd);
+    assert_int_equal(d.left, 0);
+    assert_int_equal(d.io_at_end, d.io_at_start); /* 100 chained completions, no poll between */
     ts_ioloop_remove_handler(loop, st.fds[0]);
     close(st.fds[0]);
     close(st.fds[1]);
@@ -821,6 +868,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_callbacks_fifo),
         cmocka_unit_test(test_callback_added_in_callback_waits),
+        cmocka_unit_test(test_deferred_completions_same_iteration),
         cmocka_unit_test(test_add_callback_from_thread_wakes_loop),
         cmocka_unit_test(test_many_threads_each_callback_once),
         cmocka_unit_test(test_stop_before_start_returns_after_one_iteration),
