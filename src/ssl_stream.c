@@ -74,7 +74,9 @@ int ts_iostream_start_tls(ts_iostream *s, bool server_side, const ts_ssl_options
     ts_iostream_options so = {.size = sizeof so};
     ts_iostream_close_cb close_cb = NULL;
     void *close_arg = NULL;
-    /* TODO(core hooks, docs/NOTES-tls.md): carry the buffer options and the close callback over. */
+    /* Carried over as Tornado does; read now, since detaching clears the callback. */
+    ts__iostream_get_options(s, &so);
+    ts__iostream_get_close_callback(s, &close_cb, &close_arg);
     int fd = -1;
     int rc = ts__iostream_detach_fd(s, &fd);
     if (rc < 0) {

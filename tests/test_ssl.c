@@ -276,13 +276,24 @@ static void test_close_notify_and_truncation(void **state)
 
 /* ---- start_tls ---------------------------------------------------------------------- */
 
-static void plain_pair(ts_iostream **c, ts_iostream **s)
+static void plain_pair_opts(ts_iostream **c, ts_iostream **s, const ts_iostream_options *sopts)
 {
     int fds[2];
     assert_int_equal(tu_tcp_pair(fds), 0);
     *c = ts_iostream_new_socket(g_loop, fds[0], NULL);
-    *s = ts_iostream_new_socket(g_loop, fds[1], NULL);
+    *s = ts_iostream_new_socket(g_loop, fds[1], sopts);
     assert_true(*c && *s);
+}
+
+static void plain_pair(ts_iostream **c, ts_iostream **s) { plain_pair_opts(c, s, NULL); }
+
+static int g_closes;
+static ts_iostream *g_closed_stream;
+static void count_close(ts_iostream *s, void *arg)
+{
+    (void)arg;
+    g_closes++;
+    g_closed_stream = s;
 }
 
 static void send_line(ts_iostream *from, ts_iostream *to, const char *line)
@@ -296,7 +307,10 @@ static void test_start_tls_smtp(void **state)
     (void)state;
     const tu_certs *certs = tu_certs_get();
     ts_iostream *c, *s;
-    plain_pair(&c, &s);
+    ts_iostream_options small = {.size = sizeof small, .max_buffer_size = 4096};
+    plain_pair_opts(&c, &s, &small);
+    g_closes = 0;
+    ts_iostream_set_close_callback(c, count_close, NULL);
     send_line(s, c, "220 mail.example.com ready\r\n");
     send_line(c, s, "EHLO mail.example.com\r\n");
     send_line(s, c, "250 STARTTLS\r\n");
@@ -333,6 +347,21 @@ static void test_start_tls_smtp(void **state)
     assert_true(ts_iostream_is_ssl(c) && ts_iostream_is_ssl(s));
     send_line(c, s, "EHLO mail.example.com\r\n");
     send_line(s, c, "250 mail.example.com welcome\r\n");
+    /* The close callback moved to the TLS stream: it did not run for the plain one. */
+    assert_int_equal(g_closes, 0);
+    /* The server's buffer limit came along: a 5000-byte line overflows it. */
+    char line[5000];
+    memset(line, 'x', sizeof line);
+    ts_iostream_write(c, line, sizeof line, NULL, NULL);
+    ts_future *big = ts_iostream_read_until_future(s, "\r\n", 2, 0);
+    await(big, 10);
+    assert_int_equal(ts_future_error(big), TS_EBUFFERFULL);
+    ts_future_unref(big);
+    /* The server closed on that; the client notices, and its (moved) close callback runs, once. */
+    tu_run_until_count(g_loop, &g_closes, 1, 5);
+    assert_ptr_equal(g_closed_stream, c);
+    tu_run_for(g_loop, 0.02);
+    assert_int_equal(g_closes, 1);
     ts_iostream_free(c);
     ts_iostream_free(s);
 }
