@@ -22,7 +22,7 @@
 #include "iostream_core.h"
 
 /* Callbacks one run delivers before it yields to the loop (fairness). */
-#define TS__RUN_ROUNDS 64
+#define TS__RUN_ROUNDS 1024
 
 static void run(ts_iostream *s, int events, bool inline_io);
 
