@@ -22,10 +22,19 @@
  * ## Lifetime
  * The creator holds one reference. ts_iostream_close() closes the fd but does
  * not drop it; memory is freed when the last reference is dropped and the
- * close callback (if any) has run. Closing runs in this order: watchers
- * stopped and fd closed (at once, idempotent); the pending read fails once
- * with TS_ECLOSED (or the error that closed the stream); queued writes fail
- * with TS_ECLOSED in order; then the close callback, once.
+ * close callback (if any) has run. Dropping the last reference of an open
+ * stream closes it. Closing runs in this order: watchers stopped, unwritten
+ * data dropped and fd closed (at once, idempotent); then, from the loop: a
+ * pending connect callback gets the error; the pending read is completed
+ * from buffered data if it can be, else fails once with the error that
+ * closed the stream (TS_ECLOSED for a plain close or clean EOF); queued
+ * writes fail in order with that same status; then the close callback, once.
+ *
+ * ## Future forms
+ * Each *_future function returns a new future (one reference for the
+ * caller). If the operation cannot start (the callback form would return an
+ * error), the future comes back already failed with that error. NULL only
+ * if the future cannot be allocated.
  *
  * ## Reads on a closed stream
  * As Tornado 6.1+: a read started after the stream closed is still served
@@ -73,19 +82,33 @@ typedef struct ts_stream_ops {
     ssize_t (*write_to_fd)(void *transport, const struct iovec *iov, int iovcnt);
     /** Closes the fd (once; further calls are no-ops). Required. */
     void (*close_fd)(void *transport);
-    /** The pending error on the fd (e.g. SO_ERROR), as a negative code, or 0. Optional. */
+    /**
+     * The pending error on the fd (e.g. SO_ERROR), as a negative code, or 0.
+     * Optional. Consulted when read_from_fd reports EOF: nonzero becomes the
+     * stream's close error (a TLS transport reports truncation this way).
+     */
     int (*get_fd_error)(void *transport);
-    /** Bytes readable without waiting for the fd (e.g. SSL_pending). Optional. */
+    /**
+     * Bytes readable without waiting for the fd (e.g. SSL_pending). Optional.
+     * When a read would block but this is nonzero, the core reads again from
+     * the loop without waiting for the fd.
+     */
     size_t (*pending)(void *transport);
     /**
      * Advances a handshake. 0: done; TS_EWANTREAD/TS_EWANTWRITE: call again
-     * when the fd is ready; other negative: failed. Optional: NULL means no
-     * handshake. Called after a connect completes and before any read/write.
+     * when the fd is ready; other negative: failed (the stream closes with
+     * that error, which the connect callback and handshake waiters get).
+     * Optional: NULL means no handshake. First called from the loop: right
+     * after creation if the fd is already connected (or not a socket), else
+     * once ts_iostream_connect() completes. No read_from_fd / write_to_fd
+     * call happens before it returns 0; reads and writes queue meanwhile.
      */
     int (*handshake)(void *transport);
     /**
      * Starts an orderly shutdown before close (e.g. TLS close_notify); best
-     * effort, must not block. Optional.
+     * effort, must not block. Optional. Called just before close_fd, only when
+     * the stream is closed locally without an error (not after EOF, a reset
+     * or any other error).
      */
     void (*shutdown)(void *transport);
     /** A detail string for the last error (e.g. OpenSSL's reason), or NULL. Optional. */
@@ -123,7 +146,7 @@ typedef void (*ts_iostream_streaming_cb)(ts_iostream *s, const char *data, size_
 /** ts_iostream_read_into() finished: @p n bytes were stored in the caller's buffer. */
 typedef void (*ts_iostream_read_into_cb)(ts_iostream *s, int status, size_t n, void *arg);
 
-/** A write's bytes reached the kernel (@p status 0), or the stream closed first (TS_ECLOSED or the closing error). */
+/** A write's bytes reached the kernel (@p status 0), or the stream closed first (the closing error, or TS_ECLOSED if it closed without one). */
 typedef void (*ts_iostream_write_cb)(ts_iostream *s, int status, void *arg);
 
 /** A connect (and TLS handshake, for TLS streams) finished. */
@@ -163,11 +186,15 @@ TS_EXPORT void ts_iostream_unref(ts_iostream *s);
 TS_EXPORT void ts_iostream_free(ts_iostream *s);
 
 /**
- * Connects a socket stream to @p addr. Writes queued meanwhile go out once
- * connected. @p cb gets 0, or the OS error (e.g. -ECONNREFUSED), which also
- * closes the stream and becomes ts_iostream_error(). For TLS streams the
- * callback runs after the handshake. Errors: TS_ECLOSED, TS_EBUSY (already
- * connecting), TS_EINVAL (not a socket stream).
+ * Connects a socket stream to @p addr (works for any stream whose fd is a
+ * socket). Writes queued meanwhile go out once connected (a write issued
+ * before connect() is called goes to the unconnected socket and fails, as
+ * Tornado). @p cb (may be NULL) gets 0, or the OS error (e.g.
+ * -ECONNREFUSED, also when connect() fails at once), which also closes the
+ * stream and becomes ts_iostream_error(). For streams with a handshake
+ * (TLS) the callback runs after the handshake, with its error if it fails.
+ * Errors: TS_ECLOSED, TS_EBUSY (already connecting), TS_EINVAL (not a
+ * socket stream).
  */
 TS_EXPORT int ts_iostream_connect(ts_iostream *s, const struct sockaddr *addr, socklen_t addrlen,
                                   ts_iostream_connect_cb cb, void *arg);
@@ -184,7 +211,8 @@ TS_EXPORT int ts_iostream_read_bytes(ts_iostream *s, size_t n, bool partial, ts_
 
 /**
  * Reads @p n bytes, handing them to @p streaming_cb in chunks as they arrive;
- * then @p cb runs with no data (len 0).
+ * then @p cb runs with status 0 and no data (len 0). @p n may exceed
+ * max_buffer_size (nothing accumulates).
  */
 TS_EXPORT int ts_iostream_read_bytes_streaming(ts_iostream *s, size_t n, ts_iostream_streaming_cb streaming_cb,
                                                ts_iostream_read_cb cb, void *arg);
@@ -209,7 +237,13 @@ TS_EXPORT int ts_iostream_read_until(ts_iostream *s, const void *delim, size_t d
 TS_EXPORT int ts_iostream_read_until_regex(ts_iostream *s, const char *pattern, size_t max_bytes,
                                            ts_iostream_read_cb cb, void *arg);
 
-/** Reads everything until the stream closes; @p cb gets it all (status 0) when it does. */
+/**
+ * Reads everything until the stream closes; @p cb gets it all (status 0)
+ * when it does, also when the close had an error such as a reset (see
+ * ts_iostream_error()), as Tornado. Exceptions: TS_EBUFFERFULL (more than
+ * max_buffer_size arrived) and TS_ENOMEM fail the read. On a stream that is
+ * already closed it completes with whatever is buffered (possibly nothing).
+ */
 TS_EXPORT int ts_iostream_read_until_close(ts_iostream *s, ts_iostream_read_cb cb, void *arg);
 
 /** As read_until_close, handing data to @p streaming_cb as it arrives; then @p cb with no data. */
@@ -248,7 +282,10 @@ TS_EXPORT int ts_iostream_write(ts_iostream *s, const void *data, size_t len, ts
 /**
  * Zero-copy write: queues @p data without copying and takes ownership of it,
  * calling @p free_fn(@p data) (if not NULL) once it has been written or the
- * stream closed. On an error return @p data is NOT freed (the caller keeps it).
+ * stream closed. free_fn may run inside this call (when the kernel took
+ * everything at once, or @p len is 0) or inside any later stream call: it
+ * must only release the memory. On an error return @p data is NOT freed
+ * (the caller keeps it).
  */
 TS_EXPORT int ts_iostream_write_owned(ts_iostream *s, void *data, size_t len, void (*free_fn)(void *),
                                       ts_iostream_write_cb cb, void *arg);
