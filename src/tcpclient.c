@@ -21,13 +21,12 @@
 #include "tstream/tcpclient.h"
 
 /*
- * TODO(tls): TLS streams come from tstream/ssl.h (ts_iostream_new_ssl,
- * ts_iostream_start_tls), written in parallel. Until those link, the TLS
- * branch is compiled out and an ssl_ctx option is refused (TS_EINVAL /
- * NULL). Flip the default to 1 once they land, or build with -DTS_NET_TLS=1.
+ * TLS streams come from tstream/ssl.h (ts_iostream_new_ssl,
+ * ts_iostream_start_tls). -DTS_NET_TLS=0 builds without them: an ssl_ctx
+ * option is then refused (TS_EINVAL / NULL).
  */
 #ifndef TS_NET_TLS
-#define TS_NET_TLS 0
+#define TS_NET_TLS 1
 #endif
 #if TS_NET_TLS
 #include "tstream/ssl.h"
