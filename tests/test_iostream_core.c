@@ -470,7 +470,7 @@ static void test_peer_reset_during_read(void **state)
     tu_run_for(F.loop, 0.01);
     struct linger lg = {1, 0};
     setsockopt(ts_iostream_fileno(F.ws), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-    ts_iostream_close(F.ws, 0);
+    ts_iostream_close(F.ws, -ECONNABORTED); /* an error close: no transport goodbye (TLS close_notify) first */
     tu_rec_wait(&r, 1);
     assert_int_equal(r.status, -ECONNRESET);
     assert_int_equal(ts_iostream_error(F.rs), -ECONNRESET);
