@@ -364,11 +364,28 @@ static void ssl_shutdown(void *tp)
     (void)ts__ssl_bio_errno(t->bio);
 }
 
+/* Most bytes discarded from the receive queue at close (see ssl_close_fd). */
+#define CLOSE_DRAIN_MAX (256u * 1024u)
+
 static void ssl_close_fd(void *tp)
 {
     ts__ssl_transport *t = tp;
     if (t->fd < 0)
         return;
+    /*
+     * Closing a socket with unread bytes in its receive queue makes Linux send
+     * RST instead of FIN and throw away what we sent but the peer has not yet
+     * received. A TLS 1.3 client that never reads always has such bytes: the
+     * server's session tickets. So drop what is queued (we are closing; nobody
+     * will read it) and let the kernel finish sending our data gracefully.
+     */
+    char sink[16384];
+    for (size_t n = 0; n < CLOSE_DRAIN_MAX;) {
+        ssize_t k = recv(t->fd, sink, sizeof sink, MSG_DONTWAIT);
+        if (k <= 0)
+            break;
+        n += (size_t)k;
+    }
     close(t->fd);
     t->fd = -1;
     ts__ssl_bio_set_fd(t->bio, -1);
