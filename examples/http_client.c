@@ -51,7 +51,6 @@ enum {
 #define MAX_TRAILERS (64 * 1024) /* all trailer lines together */
 #define MAX_REDIRECTS 5
 #define PROGRESS_INTERVAL 0.1 /* seconds between progress bar updates */
-#define HARD_STOP_GRACE 2.0   /* seconds a timed-out connect gets to wind down */
 
 typedef struct options {
     const char *url, *method, *data; /* method: -X (NULL: GET, or POST with -d) */
@@ -97,10 +96,10 @@ typedef struct client {
     double bar_start, bar_last;
 
     /* the end */
-    bool connecting, done, hard_stopped;
+    bool done;
     int exit_code;
     double deadline;
-    uint64_t deadline_timer, hard_timer;
+    uint64_t deadline_timer;
 } client;
 
 /* ---- small helpers ------------------------------------------------------- */
@@ -348,11 +347,7 @@ static void bar_draw(client *c, bool final)
         fputc('\n', stderr);
 }
 
-/*
- * Ends the fetch; the first call wins. Prints the message (if any), closes the
- * stream and stops the loop -- unless a connect is in flight, which cannot be
- * cancelled: then on_connect stops the loop when it arrives.
- */
+/* Ends the fetch; the first call wins. Prints the message (if any), closes the stream, stops the loop. */
 static void finish(client *c, int code, const char *fmt, ...) TS_PRINTF(3, 4);
 static void finish(client *c, int code, const char *fmt, ...)
 {
@@ -372,8 +367,7 @@ static void finish(client *c, int code, const char *fmt, ...)
     if (c->stream)
         ts_iostream_free(c->stream);
     c->stream = NULL;
-    if (!c->connecting)
-        ts_ioloop_stop(c->loop);
+    ts_ioloop_stop(c->loop);
 }
 
 /* The exit code for an error that ended a connect, read or write. */
@@ -413,23 +407,13 @@ static void read_failed(client *c, ts_iostream *s, int status, const char *what)
                detail ? " (" : "", detail ? detail : "", detail ? ")" : "");
 }
 
-/* A timed-out connect did not end within HARD_STOP_GRACE: give up on it. */
-static void on_hard_stop(ts_ioloop *loop, void *arg)
-{
-    client *c = arg;
-    c->hard_timer = 0;
-    c->hard_stopped = true;
-    ts_ioloop_stop(loop);
-}
-
+/* --timeout: whatever is under way (a connect cannot be cancelled) is left to exit(), see main(). */
 static void on_deadline(ts_ioloop *loop, void *arg)
 {
     client *c = arg;
-    bool connecting = c->connecting;
+    (void)loop;
     c->deadline_timer = 0;
     finish(c, HC_TIMEOUT, "timed out after %g s while %s %s", c->opt->timeout, c->phase, c->authority);
-    if (connecting) /* TCPClient's own timeout ends the connect; this is the safety net */
-        c->hard_timer = ts_ioloop_call_later(loop, HARD_STOP_GRACE, on_hard_stop, c);
 }
 
 static const char *out_name(const client *c)
@@ -486,10 +470,7 @@ static void start_request(client *c)
         return;
     }
     note(c, "* Connecting to %s port %d%s", c->url.host, c->url.port, c->url.tls ? " (TLS)" : "");
-    c->connecting = true;
-    int rc = ts_tcpclient_connect(c->tcp, c->url.host, c->url.port, &o, on_connect, c);
-    c->connecting = rc == 0;
-    check_started(c, rc, "connect to");
+    check_started(c, ts_tcpclient_connect(c->tcp, c->url.host, c->url.port, &o, on_connect, c), "connect to");
 }
 
 static void connect_failed(client *c, int status, const char *detail)
@@ -535,12 +516,9 @@ static void read_head(client *c);
 static void on_connect(int status, ts_iostream *s, const char *detail, void *arg)
 {
     client *c = arg;
-    c->connecting = false;
-    if (c->done) { /* timed out meanwhile: finish() left stopping the loop to us */
+    if (c->done) { /* timed out in this same loop iteration */
         if (s)
             ts_iostream_free(s);
-        ts_ioloop_remove_timeout(c->loop, c->hard_timer);
-        ts_ioloop_stop(c->loop);
         return;
     }
     if (status < 0) {
@@ -992,6 +970,17 @@ static void on_log(ts_log_level level, const char *msg, void *arg)
     fprintf(stderr, "%s tstream: %s\n", level >= TS_LOG_ERROR ? "http_client:" : "*", msg);
 }
 
+/* Flushes and closes the output: a late write error still fails a good fetch. */
+static int close_output(client *c)
+{
+    if (c->out && (c->out == stdout ? fflush(stdout) : fclose(c->out)) != 0 && c->exit_code == HC_OK) {
+        fprintf(stderr, "http_client: cannot write to %s: %s\n", out_name(c), strerror(errno));
+        c->exit_code = HC_WRITE;
+    }
+    c->out = NULL;
+    return c->exit_code;
+}
+
 int main(int argc, char **argv)
 {
     options opt = {0};
@@ -1021,10 +1010,15 @@ int main(int argc, char **argv)
         c->deadline_timer = ts_ioloop_call_later(c->loop, opt.timeout, on_deadline, c);
     }
     start_request(c);
-    ts_ioloop_start(c->loop); /* until finish() -- or on_hard_stop() -- stops it */
-    if (c->hard_stopped) /* a connect is still in flight and owns memory: leave it to exit() */
-        exit(fflush(stdout) == 0 ? c->exit_code : HC_WRITE);
-
+    ts_ioloop_start(c->loop); /* until finish() stops it */
+    /*
+     * After a timeout a connect may still be under way -- worse, a getaddrinfo()
+     * on the loop's executor thread, which nothing can cancel and which
+     * ts_ioloop_free() would wait for. exit() keeps the --timeout promise; all
+     * the memory is still reachable from here.
+     */
+    if (c->exit_code == HC_TIMEOUT)
+        exit(close_output(c));
     ts_ioloop_remove_timeout(c->loop, c->deadline_timer);
     ts_tcpclient_free(c->tcp);
     ts_ioloop_stop(c->loop); /* one more iteration, for the closed stream's last callbacks */
@@ -1032,12 +1026,8 @@ int main(int argc, char **argv)
     ts_ioloop_free(c->loop, false);
     SSL_CTX_free(c->ssl_ctx);
     ts_log_set_handler(NULL, NULL, TS_LOG_INFO);
-    if (c->out && (c->out == stdout ? fflush(stdout) : fclose(c->out)) != 0 && c->exit_code == HC_OK) {
-        fprintf(stderr, "http_client: cannot write to %s: %s\n", out_name(c), strerror(errno));
-        c->exit_code = HC_WRITE;
-    }
     url_free(&c->url);
     free(c->authority);
     free(c->location);
-    return c->exit_code;
+    return close_output(c);
 }

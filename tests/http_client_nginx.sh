@@ -276,6 +276,36 @@ else
     echo "SKIP (one case): unresolvable host -- cannot create a network namespace (unshare -n / -rn)," \
         "and resolving a name outside one could send a DNS query off this machine"
 fi
+if [ ${#NS[@]} -gt 0 ] && command -v ip >/dev/null && "${NS[@]}" -m true 2>/dev/null; then
+    # A DNS server that never answers, inside a network + mount namespace (the
+    # bind-mounted resolv.conf is seen there only): getaddrinfo() hangs on the
+    # loop's executor thread, and --timeout must still end the run on time.
+    cat >"$TMP/slowdns.sh" <<'EOF'
+ip link set lo up && echo "nameserver 127.0.0.1" >"$2/resolv.conf" && mount --bind "$2/resolv.conf" /etc/resolv.conf || exit 99
+python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 53))
+while True: s.recvfrom(4096)' &
+sleep 0.3
+rc=0
+"$1" --timeout 1 http://slow-dns.invalid/ || rc=$?
+kill %1
+exit $rc
+EOF
+    t0=$(date +%s.%N)
+    rc=0
+    timeout 60 "${NS[@]}" -m bash "$TMP/slowdns.sh" "$HC" "$TMP" >"$TMP/slowdns.out" 2>"$TMP/slowdns.err" || rc=$?
+    t1=$(date +%s.%N)
+    ! grep -q Sanitizer "$TMP/slowdns.err" || fail "slow DNS: sanitizer report: $(head -40 "$TMP/slowdns.err")"
+    if [ "$rc" = 99 ]; then
+        echo "SKIP (one case): hanging DNS -- could not set up the namespace: $(cat "$TMP/slowdns.err")"
+    else
+        [ "$rc" = 6 ] || fail "slow DNS with --timeout 1: exit status $rc, expected 6: $(cat "$TMP/slowdns.err")"
+        python3 -c "import sys; sys.exit(0 if $t1 - $t0 < 5 else 1)" ||
+            fail "slow DNS: --timeout 1 took $(python3 -c "print($t1 - $t0)") s"
+        pass "a DNS server that never answers: --timeout 1 still exits 6 within 5 s"
+    fi
+else
+    echo "SKIP (one case): hanging DNS -- cannot create a network + mount namespace"
+fi
 
 # ---- strict parsing against the fake server --------------------------------
 for path in bad-status bad-header bad-length length-mismatch both folded huge-head truncated \
