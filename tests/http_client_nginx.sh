@@ -282,9 +282,11 @@ if [ ${#NS[@]} -gt 0 ] && command -v ip >/dev/null && "${NS[@]}" -m true 2>/dev/
     # loop's executor thread, and --timeout must still end the run on time.
     cat >"$TMP/slowdns.sh" <<'EOF'
 ip link set lo up && echo "nameserver 127.0.0.1" >"$2/resolv.conf" && mount --bind "$2/resolv.conf" /etc/resolv.conf || exit 99
-python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 53))
-while True: s.recvfrom(4096)' &
-sleep 0.3
+python3 -c 'import socket, sys; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 53))
+open(sys.argv[1], "w").close()
+while True: s.recvfrom(4096)' "$2/dns.ready" &
+for _ in $(seq 100); do [ -e "$2/dns.ready" ] && break; sleep 0.05; done
+[ -e "$2/dns.ready" ] || exit 99
 rc=0
 "$1" --timeout 1 http://slow-dns.invalid/ || rc=$?
 kill %1
