@@ -96,14 +96,6 @@ void ts__timers_init(ts_ioloop *loop);
 void ts__timers_free(ts_ioloop *loop);
 void ts__executor_free(ts_ioloop *loop);
 bool ts__ioloop_on_thread(const ts_ioloop *loop);
-/*
- * Queues a library completion to run right after the current event, in the
- * same loop iteration (before the loop polls again); completions queued while
- * they run are run too, until none is left. Loop thread only. Unlike
- * ts_ioloop_add_callback(), which waits for the next iteration, this is how
- * a read satisfied from the buffer completes without an extra poll.
- */
-int ts__ioloop_defer(ts_ioloop *loop, ts_ioloop_cb cb, void *arg);
 
 /* Runs the callbacks queued so far (used while tearing down). */
 void ts__ioloop_run_queued(ts_ioloop *loop);

@@ -90,7 +90,7 @@ ts_iostream *ts__iostream_new_inline(ts_ioloop *loop, const ts_stream_ops *ops, 
     if (!s)
         return NULL;
     init_stream(s, loop, ops, (char *)s + off, opts);
-    s->flags |= TS__F_INLINE_T;
+    s->flags |= TS__F_INLINE_T | TS__F_PLAIN_FD;
     /* The caller fills the transport in before the loop runs, so deferring the handshake start is safe. */
     after_init(s);
     return s;
@@ -220,7 +220,7 @@ void ts__io_schedule(ts_iostream *s)
         return;
     s->flags |= TS__F_SCHEDULED;
     s->refs++;
-    if (ts_ioloop_add_callback(s->loop, on_deferred, s) < 0) {
+    if (ts__ioloop_defer(s->loop, on_deferred, s) < 0) {
         s->flags &= ~TS__F_SCHEDULED;
         s->refs--;
         ts_log(TS_LOG_ERROR, "iostream: cannot queue a loop callback (out of memory)");
@@ -310,8 +310,12 @@ static bool idle_listening(const ts_iostream *s)
     return s->rd.kind == TS__RK_NONE && s->rb.len == 0 && s->close_cb;
 }
 
-/* Does whatever fd work readiness (@p events) or an inline pass allows. */
-static void do_io(ts_iostream *s, int events, bool inl)
+/*
+ * Does whatever fd work readiness (@p events) or an inline pass allows. With
+ * @p flush false, queued writes wait: run() flushes once after its callbacks,
+ * so writes made by many callbacks go out in one writev.
+ */
+static void do_io(ts_iostream *s, int events, bool inl, bool flush)
 {
     if (s->flags & TS__F_CLOSED)
         return;
@@ -342,7 +346,7 @@ static void do_io(ts_iostream *s, int events, bool inl)
     }
     if (s->flags & TS__F_CLOSED)
         return;
-    if (ts__writebuf_size(&s->wb)) {
+    if (flush && ts__writebuf_size(&s->wb)) {
         int dir = s->write_wait ? s->write_wait : TS_IOLOOP_WRITE;
         if ((events & dir) || (inl && !(s->flags & TS__F_WBLOCKED)))
             ts__io_flush(s);
@@ -423,13 +427,16 @@ static void run(ts_iostream *s, int events, bool inline_io)
     s->flags |= TS__F_IN_RUN;
     /* A kick only asks for this run; a deferred run is inline, so the read is retried. */
     s->flags &= ~(TS__F_RDRAINED | TS__F_WBLOCKED | TS__F_KICK);
-    do_io(s, events, inline_io);
+    do_io(s, events, inline_io, true);
     for (int round = 0; round < TS__RUN_ROUNDS; round++) {
         if (!deliver(s))
             break;
-        /* The callback may have started a read or queued a write: serve it now. */
-        do_io(s, 0, true);
+        /* The callback may have started a read: serve it now. Writes wait for the flush below. */
+        do_io(s, 0, true, false);
     }
+    if (!(s->flags & TS__F_CLOSED) && ts__writebuf_size(&s->wb) && ts__io_ready_for_io(s) &&
+        !(s->flags & TS__F_WBLOCKED))
+        ts__io_flush(s);
     s->flags &= ~(TS__F_IN_RUN | TS__F_RDRAINED | TS__F_WBLOCKED);
     if (has_work(s))
         ts__io_schedule(s);

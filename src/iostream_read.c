@@ -182,6 +182,15 @@ static ssize_t read_once(ts_iostream *s)
                 return -1;
             }
         }
+        if ((size_t)r < room && (s->flags & TS__F_PLAIN_FD)) {
+            /*
+             * A short read from a plain fd means it is drained: skip the read
+             * that would only say EAGAIN and wait for readiness (the loop is
+             * level-triggered, so bytes still there are announced). User and
+             * TLS transports may hold bytes the fd never announces: they read on.
+             */
+            s->flags |= TS__F_RDRAINED;
+        }
         return r;
     }
     if (r == 0) {
@@ -211,6 +220,11 @@ void ts__io_read_step(ts_iostream *s)
             return; /* idle: one chunk is enough to notice a close */
         }
         ssize_t r = read_once(s);
+        if (r > 0 && (s->flags & TS__F_RDRAINED)) {
+            if (s->rd.kind != TS__RK_NONE)
+                evaluate(s, false);
+            return;
+        }
         if (r == 0) {
             size_t (*pending)(void *) = TS__OP(s, pending);
             if (pending && pending(s->transport) > 0) {

@@ -82,8 +82,13 @@ static int queue_write(ts_iostream *s, const void *data, size_t len, bool owned,
         return TS_ENOMEM; /* nothing happened yet */
     size_t done = 0;
     bool closed = false;
-    if (len && ts__writebuf_size(&s->wb) == 0 && ts__io_ready_for_io(s) && !(s->flags & TS__F_WBLOCKED)) {
-        /* Idle stream: try the kernel first and copy only what it would not take. */
+    if (len && ts__writebuf_size(&s->wb) == 0 && ts__io_ready_for_io(s) &&
+        !(s->flags & (TS__F_WBLOCKED | TS__F_IN_RUN))) {
+        /*
+         * Idle stream: try the kernel first and copy only what it would not
+         * take. Inside this stream's own callbacks the write is queued
+         * instead: run() flushes everything they wrote with one writev.
+         */
         ssize_t w = write_direct(s, data, len);
         closed = w < 0;
         if (closed)

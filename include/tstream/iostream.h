@@ -272,7 +272,9 @@ TS_EXPORT ts_future *ts_iostream_read_into_future(ts_iostream *s, void *buf, siz
 
 /**
  * Queues a copy of @p len bytes for writing; tried inline at once when the
- * stream is idle. @p cb (may be NULL) runs once these bytes reached the
+ * stream is idle. Inside the stream's own callbacks writes are gathered
+ * instead, and flushed with one writev as soon as the callbacks that can run
+ * now have returned (same loop iteration). @p cb (may be NULL) runs once these bytes reached the
  * kernel. len == 0 is allowed (the callback runs once earlier writes are
  * done). Errors: TS_ECLOSED, TS_EBUFFERFULL (over max_write_buffer_size: the
  * stream is closed too), TS_ENOMEM.
