@@ -472,7 +472,11 @@ static SSL *make_ssl(SSL_CTX *ctx, const ts_ssl_options *o, int *err)
     SSL *ssl = SSL_new(ctx);
     if (ssl == NULL)
         goto ssl_error;
-    SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    /* Partial writes report each record as it goes out (the core's write
+     * accounting needs progress, not all-or-nothing); retries may come from a
+     * moved buffer (the core's chunks); idle connections give their ~34 KiB
+     * of record buffers back, as nginx does. */
+    SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
     /* Always see an abrupt EOF as such (we decide it is a clean end), and
      * keep undecrypted data out of OpenSSL's buffer (see ssl_pending). */
     SSL_clear_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);

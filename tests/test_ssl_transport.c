@@ -359,6 +359,7 @@ static int sigpipe_child(int scenario, bool openssl_bio)
         return st;
     }
     signal(SIGPIPE, SIG_DFL);
+    alarm(20); /* the child's own watchdog */
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);

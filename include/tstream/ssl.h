@@ -190,8 +190,8 @@ TS_EXPORT ts_iostream *ts_iostream_new_ssl(ts_ioloop *loop, int fd, const ts_ssl
  *
  * @p s must be idle: no pending read, write, or connect, and nothing in its
  * read or write buffer (data still in the kernel is fine). Otherwise returns
- * TS_EBUSY and changes nothing. TS_EINVAL if @p s is closed or already a TLS
- * stream, or for bad options; TS_ESSL / TS_ENOMEM as ts_iostream_new_ssl().
+ * TS_EBUSY and changes nothing. TS_ECLOSED if @p s is closed; TS_EINVAL if it
+ * is already a TLS stream, or for bad options; TS_ESSL / TS_ENOMEM as ts_iostream_new_ssl().
  * Every error is returned before @p s is touched, except TS_ENOMEM while
  * creating the new stream after @p s was detached (then @p s is closed).
  *
