@@ -73,7 +73,8 @@ static void peer_name(int fd, char *buf, size_t len)
             inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
             port = ntohs(in6->sin6_port);
         } else {
-            snprintf(host, sizeof host, "(local)");
+            snprintf(buf, len, "(local socket)");
+            return;
         }
         snprintf(buf, len, "%s:%d", host, port);
     } else {
