@@ -17,12 +17,19 @@
  *   "tlsv1 alert unknown ca". Failed handshakes are also logged at
  *   TS_LOG_WARN (as Tornado logs "SSL Error").
  * - **Closing.** ts_iostream_close() sends a close_notify alert when it can
- *   (best effort, never blocking). A peer's close_notify is a clean end of
+ *   (best effort, never blocking), and discards unread input before closing
+ *   the socket, so the kernel ends the connection with FIN rather than RST (a
+ *   TLS 1.3 client that never reads has the server's session tickets unread;
+ *   a RST would drop the last data it sent). A peer's close_notify is a clean end of
  *   stream. A peer that just closes its socket (no close_notify) also ends
  *   the stream as Tornado 6 does (read_until_close still completes
  *   successfully), but ts_iostream_error() then reports TS_ETRUNCATED, so a
  *   protocol that needs authenticated end-of-data (one without its own
  *   length framing) can tell a truncation attack from a clean close.
+ * - **A vanished peer loses nothing it sent.** A write that fails because
+ *   the peer has gone (-EPIPE / -ECONNRESET) does not close the stream while
+ *   data the peer sent before going is still unread: the pending read gets
+ *   it first, then the stream closes (openssl#10880's lesson, one level up).
  * - **No SIGPIPE.** The transport writes with `send(MSG_NOSIGNAL)` through
  *   its own BIO: writing to a peer that has gone fails with -EPIPE instead
  *   of killing the process, without touching the process's signal mask.
