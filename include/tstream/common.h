@@ -49,9 +49,11 @@ extern "C" {
 
 /** Library error codes. */
 typedef enum ts_errno {
+/** @cond INTERNAL */
 #define TS__ERR_ENUM(name, value, msg) TS_##name = (value),
     TS_ERRNO_MAP(TS__ERR_ENUM)
 #undef TS__ERR_ENUM
+/** @endcond */
     /** Invalid argument (an alias for `-EINVAL`). */
     TS_EINVAL = -22,
     /** Out of memory (an alias for `-ENOMEM`). */
@@ -103,8 +105,11 @@ TS_EXPORT void ts_log(ts_log_level level, const char *fmt, ...) TS_PRINTF(2, 3);
  * pointer as malloc does; @p free_fn must accept NULL.
  */
 typedef struct ts_allocator {
+    /** Allocates @p size bytes (never called with 0). */
     void *(*malloc_fn)(size_t size);
+    /** Resizes (or allocates, for a NULL @p ptr). */
     void *(*realloc_fn)(void *ptr, size_t size);
+    /** Frees (never called with NULL). */
     void (*free_fn)(void *ptr);
 } ts_allocator;
 
@@ -124,7 +129,9 @@ TS_EXPORT void ts_free(void *ptr);
  * Free with ts_bytes_free().
  */
 typedef struct ts_bytes {
+    /** The number of bytes. */
     size_t len;
+    /** The bytes, followed by a NUL not counted in @p len. */
     char *data;
 } ts_bytes;
 

@@ -119,6 +119,7 @@ typedef struct ts_stream_ops {
 
 /** Stream options. Zero-initialise, set `size = sizeof(ts_iostream_options)`. */
 typedef struct ts_iostream_options {
+    /** sizeof(ts_iostream_options). */
     size_t size;
     /** Largest amount of unconsumed read data (0: 100 MiB). Over it: TS_EBUFFERFULL, stream closed. */
     size_t max_buffer_size;

@@ -115,6 +115,10 @@ typedef void (*ts_accept_cb)(ts_ioloop *loop, int conn_fd, const struct sockaddr
  * The listening fd is not owned: ts_remove_accept_handler() does not close
  * it. @p fd must stay open while the handler exists.
  *
+ * @param loop the loop to accept on.
+ * @param fd a listening, non-blocking socket.
+ * @param cb called once per accepted connection.
+ * @param arg passed to @p cb.
  * @param[out] handler receives the handler on success.
  * @return 0, or TS_EINVAL, TS_ENOMEM, or -EEXIST (the loop already has a
  * handler for @p fd). On error @p cb never runs.
@@ -155,7 +159,9 @@ typedef struct ts_address {
 
 /** A resolver's result: @p count addresses, in the order getaddrinfo gave them. */
 typedef struct ts_addrlist {
+    /** How many addresses follow. */
     size_t count;
+    /** The addresses. */
     ts_address addrs[];
 } ts_addrlist;
 
