@@ -46,6 +46,7 @@ typedef struct conn {
     uint64_t idle_timer;
     bool keep_alive;
     bool head_only;
+    bool linger; /* the peer may still be sending: drain before closing */
     int file_fd;
     off_t file_left;
     char method[16];
@@ -104,9 +105,34 @@ static const char *reason(int status)
     }
 }
 
+static void discard(ts_iostream *s, const char *data, size_t len, void *arg)
+{
+    (void)s, (void)data, (void)len, (void)arg;
+}
+
+static void on_drained(ts_iostream *s, int status, const char *data, size_t len, void *arg)
+{
+    (void)status, (void)data, (void)len, (void)arg;
+    ts_iostream_close(s, 0);
+}
+
 static void on_flushed_close(ts_iostream *s, int status, void *arg)
 {
-    (void)arg, (void)status;
+    conn *c = arg;
+    if (status < 0)
+        return;
+    /*
+     * Closing with unread input makes the kernel send a reset, which can
+     * destroy the response before the client reads it. After an error
+     * response, read and discard until the client closes (the idle timer,
+     * shortened here, bounds the wait): a lingering close.
+     */
+    if (c->linger && ts_iostream_read_until_close_streaming(s, discard, on_drained, c) == 0) {
+        if (c->idle_timer)
+            ts_ioloop_remove_timeout(g_loop, c->idle_timer);
+        c->idle_timer = ts_ioloop_call_later(g_loop, 2.0, on_idle, c);
+        return;
+    }
     ts_iostream_close(s, 0);
 }
 
@@ -133,8 +159,10 @@ static void send_head(conn *c, int status, const char *ctype, long long length)
 
 static void send_simple(conn *c, int status, const char *body)
 {
-    if (status >= 400 && status != 404 && status != 405)
+    if (status >= 400 && status != 404 && status != 405) {
         c->keep_alive = false;
+        c->linger = true;
+    }
     send_head(c, status, "text/plain; charset=utf-8", (long long)strlen(body));
     if (!c->head_only)
         ts_iostream_write(c->s, body, strlen(body), NULL, NULL);
@@ -303,7 +331,9 @@ static void on_head(ts_iostream *s, int status, const char *data, size_t len, vo
 {
     conn *c = arg;
     if (status == TS_EUNSATISFIABLE) {
-        /* The stream kept the oversized head unread and closed; nothing more to send. */
+        /* No blank line within MAX_HEAD: the stream stayed open (see on_stream) for this answer. */
+        c->keep_alive = false;
+        send_error(c, 431);
         return;
     }
     if (status < 0)
@@ -384,6 +414,7 @@ static int on_stream(ts_tcpserver *server, ts_iostream *s, const struct sockaddr
     g_conns.next->prev = c;
     g_conns.next = c;
     ts_iostream_set_close_callback(s, on_close, c);
+    ts_iostream_set_close_on_unsatisfiable(s, false); /* so an oversized head can get its 431 */
     arm_idle(c);
     read_request(c);
     return 0;

@@ -583,6 +583,14 @@ int ts_iostream_fileno(const ts_iostream *s)
 ts_ioloop *ts_iostream_loop(const ts_iostream *s) { return s->loop; }
 size_t ts_iostream_read_buffer_size(const ts_iostream *s) { return s->rb.len; }
 size_t ts_iostream_write_buffer_size(const ts_iostream *s) { return ts__writebuf_size(&s->wb); }
+void ts_iostream_set_close_on_unsatisfiable(ts_iostream *s, bool close)
+{
+    if (close)
+        s->flags &= ~TS__F_KEEP_UNSAT;
+    else
+        s->flags |= TS__F_KEEP_UNSAT;
+}
+
 void ts_iostream_set_userdata(ts_iostream *s, void *data) { s->userdata = data; }
 void *ts_iostream_userdata(const ts_iostream *s) { return s->userdata; }
 

@@ -29,7 +29,8 @@ enum {
     TS__F_HANDSHAKE_DONE = 1u << 15, /* the transport handshake completed */
     TS__F_HS_STARTED = 1u << 16,     /* ops->handshake has been called (the fd is connected) */
     TS__F_KICK = 1u << 17,           /* the transport has data the fd won't announce: run again */
-    TS__F_PLAIN_FD = 1u << 18        /* a built-in transport reading the fd itself: a short read means drained */
+    TS__F_PLAIN_FD = 1u << 18,       /* a built-in transport reading the fd itself: a short read means drained */
+    TS__F_KEEP_UNSAT = 1u << 19      /* a read failing TS_EUNSATISFIABLE leaves the stream open */
 };
 
 /* An optional op, or NULL when the ops struct is too old to have it. */

@@ -140,7 +140,7 @@ static bool evaluate(ts_iostream *s, bool final)
     rd->chunk = chunk;
     rd->pos = r > 0 ? pos : 0;
     rd->status = r > 0 ? 0 : r < 0 ? r : ts__io_close_status(s);
-    if (r < 0)
+    if (r < 0 && !(r == TS_EUNSATISFIABLE && (s->flags & TS__F_KEEP_UNSAT)))
         ts__io_close(s, r, false);
     return true;
 }

@@ -4,6 +4,7 @@
  * callbacks make go out together in one write_to_fd call.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -163,11 +164,63 @@ static void test_idle_write_is_inline(void **state_)
     ts_ioloop_free(loop, false);
 }
 
+typedef struct unsat {
+    int status, calls;
+    bool closed_in_cb;
+} unsat;
+
+static void on_unsat(ts_iostream *s, int status, const char *data, size_t len, void *arg)
+{
+    (void)data, (void)len;
+    unsat *u = arg;
+    u->status = status;
+    u->calls++;
+    u->closed_in_cb = ts_iostream_closed(s);
+    ts_ioloop_stop(ts_iostream_loop(s));
+}
+
+/* With close_on_unsatisfiable off, max_bytes fails the read but the stream stays usable. */
+static void test_unsatisfiable_can_leave_stream_open(void **state_)
+{
+    (void)state_;
+    ts_ioloop *loop = ts_ioloop_new();
+    for (int keep = 0; keep < 2; keep++) {
+        int sv[2];
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+        ts_iostream *s = ts_iostream_new_socket(loop, sv[0], NULL);
+        if (keep)
+            ts_iostream_set_close_on_unsatisfiable(s, false);
+        assert_int_equal(write(sv[1], "0123456789abcdefghij", 20), 20);
+        unsat u = {0};
+        assert_int_equal(ts_iostream_read_until(s, "\n", 1, 10, on_unsat, &u), 0);
+        ts_ioloop_call_later(loop, 5, stop_cb, NULL);
+        ts_ioloop_start(loop);
+        assert_int_equal(u.calls, 1);
+        assert_int_equal(u.status, TS_EUNSATISFIABLE);
+        assert_int_equal(u.closed_in_cb, !keep);
+        assert_int_equal(ts_iostream_closed(s), !keep);
+        if (keep) {
+            assert_int_equal(ts_iostream_read_buffer_size(s), 20); /* nothing lost */
+            assert_int_equal(ts_iostream_write(s, "431\n", 4, NULL, NULL), 0);
+            char buf[8];
+            assert_int_equal(read(sv[1], buf, sizeof buf), 4);
+        } else {
+            assert_int_equal(ts_iostream_error(s), TS_EUNSATISFIABLE);
+        }
+        ts_iostream_free(s);
+        close(sv[1]);
+    }
+    ts_ioloop_call_later(loop, 0.01, stop_cb, NULL);
+    ts_ioloop_start(loop);
+    ts_ioloop_free(loop, false);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lines_complete_together_and_writes_coalesce),
         cmocka_unit_test(test_idle_write_is_inline),
+        cmocka_unit_test(test_unsatisfiable_can_leave_stream_open),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -332,6 +332,14 @@ TS_EXPORT int ts_iostream_peer_address(const ts_iostream *s, struct sockaddr_sto
 /** The local address (getsockname). Returns 0 or a negative error. */
 TS_EXPORT int ts_iostream_local_address(const ts_iostream *s, struct sockaddr_storage *addr, socklen_t *len);
 
+/**
+ * Whether a read that fails with TS_EUNSATISFIABLE (max_bytes reached without
+ * a match) closes the stream: true by default, as Tornado. With false the
+ * read still fails, but the stream stays open with the data left buffered,
+ * so a server can answer (e.g. HTTP 431) before closing it itself.
+ */
+TS_EXPORT void ts_iostream_set_close_on_unsatisfiable(ts_iostream *s, bool close);
+
 /** A user data slot. */
 TS_EXPORT void ts_iostream_set_userdata(ts_iostream *s, void *data);
 /** The user data slot. */
