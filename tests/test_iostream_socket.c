@@ -22,21 +22,19 @@
 #include <unistd.h>
 
 static ts_ioloop *g_loop;
-static int g_fds;
 
 static int setup(void **state)
 {
     (void)state;
-    g_fds = tu_count_fds();
-    g_loop = tu_loop_new(20);
+    g_loop = tu_fixture_begin(20);
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    tu_loop_free(g_loop);
-    assert_int_equal(tu_count_fds(), g_fds);
+    tu_fixture_end(g_loop);
+    g_loop = NULL;
     return 0;
 }
 

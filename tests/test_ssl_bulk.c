@@ -27,22 +27,19 @@
 #include "tls_streams.h"
 
 static ts_ioloop *g_loop;
-static int g_fds_before;
 
 static int setup(void **state)
 {
     (void)state;
-    g_fds_before = tu_count_fds();
-    g_loop = tu_loop_new(120);
+    g_loop = tu_fixture_begin(120);
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    tu_loop_free(g_loop);
+    tu_fixture_end(g_loop);
     g_loop = NULL;
-    assert_int_equal(tu_count_fds(), g_fds_before);
     return 0;
 }
 

@@ -28,7 +28,6 @@
 #include "tls_streams.h"
 
 static ts_ioloop *g_loop;
-static int g_fds_before;
 static const tu_certs *C;
 static int g_ssl_warnings;
 
@@ -45,17 +44,15 @@ static void count_log(ts_log_level level, const char *msg, void *arg)
 static int setup(void **state)
 {
     (void)state;
-    g_fds_before = tu_count_fds();
-    g_loop = tu_loop_new(30);
+    g_loop = tu_fixture_begin(30);
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    tu_loop_free(g_loop);
+    tu_fixture_end(g_loop);
     g_loop = NULL;
-    assert_int_equal(tu_count_fds(), g_fds_before);
     return 0;
 }
 

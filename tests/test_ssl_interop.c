@@ -41,14 +41,14 @@ static char g_tmp[PATH_MAX];
 static int setup(void **state)
 {
     (void)state;
-    g_loop = tu_loop_new(60);
+    g_loop = tu_fixture_begin(60);
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    tu_loop_free(g_loop);
+    tu_fixture_end(g_loop);
     g_loop = NULL;
     return 0;
 }

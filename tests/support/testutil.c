@@ -67,6 +67,20 @@ void tu_loop_free(ts_ioloop *loop)
     ts_ioloop_free(loop, false);
 }
 
+static int g_fixture_fds = -1;
+
+ts_ioloop *tu_fixture_begin(double watchdog_seconds)
+{
+    g_fixture_fds = tu_count_fds();
+    return tu_loop_new(watchdog_seconds);
+}
+
+void tu_fixture_end(ts_ioloop *loop)
+{
+    tu_loop_free(loop);
+    assert_int_equal(tu_count_fds(), g_fixture_fds);
+}
+
 typedef struct run_state {
     ts_ioloop *loop;
     tu_pred pred;

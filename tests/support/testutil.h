@@ -26,6 +26,15 @@ ts_ioloop *tu_loop_new(double watchdog_seconds);
  */
 void tu_loop_free(ts_ioloop *loop);
 
+/**
+ * The usual per-test fixture: notes the open fd count and returns a new loop
+ * (tu_loop_new()). tu_fixture_end() frees the loop (tu_loop_free()) and fails
+ * the test if an fd opened since tu_fixture_begin() is still open.
+ */
+ts_ioloop *tu_fixture_begin(double watchdog_seconds);
+/** Ends a fixture started by tu_fixture_begin(). */
+void tu_fixture_end(ts_ioloop *loop);
+
 /** A condition polled after every loop iteration. */
 typedef bool (*tu_pred)(void *arg);
 
