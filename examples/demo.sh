@@ -15,9 +15,17 @@ cleanup() {
 trap cleanup EXIT
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-    for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done
-    echo "nothing is listening on port $1" >&2
+# wait_listening LOG: until the server says it is listening (at most 10 s); echoes that line.
+wait_listening() {
+    for _ in $(seq 100); do
+        if grep -q "listening" "$1" 2>/dev/null; then
+            sed 's/^/  /' "$1"
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "the server did not start:" >&2
+    cat "$1" >&2
     exit 1
 }
 
@@ -40,12 +48,12 @@ echo "  $(sha256sum "$TMP/www/large.bin" | cut -c1-16)...  large.bin"
 HTTP=$(port)
 HTTPS=$(port)
 step "Starting http_server on http://127.0.0.1:$HTTP/ and https://localhost:$HTTPS/"
-"$EX/http_server" "$HTTP" --root "$TMP/www" &
+"$EX/http_server" "$HTTP" --root "$TMP/www" 2>"$TMP/http.log" &
 PIDS+=($!)
-"$EX/http_server" "$HTTPS" --root "$TMP/www" --tls "$TMP/server.pem" "$TMP/server.key" &
+"$EX/http_server" "$HTTPS" --root "$TMP/www" --tls "$TMP/server.pem" "$TMP/server.key" 2>"$TMP/https.log" &
 PIDS+=($!)
-wait_port "$HTTP"
-wait_port "$HTTPS"
+wait_listening "$TMP/http.log"
+wait_listening "$TMP/https.log"
 
 step "Fetching http://127.0.0.1:$HTTP/ with http_client -i (status line and headers shown)"
 "$EX/http_client" -i "http://127.0.0.1:$HTTP/"
@@ -72,4 +80,5 @@ echo "  http_client exited with status $rc (certificate verification failed, as 
 step "Stopping the servers (SIGTERM)"
 for pid in "${PIDS[@]}"; do kill -TERM "$pid"; wait "$pid" || true; done
 PIDS=()
-echo "  done: both servers stopped"
+echo "  done: both servers stopped; what they logged:"
+sed 's/^/  /' "$TMP/http.log" "$TMP/https.log"
