@@ -499,7 +499,7 @@ static void test_periodic_counts(void **state)
     uint64_t wd = watchdog(loop, 5);
     ts_ioloop_start(loop);
     ts_ioloop_remove_timeout(loop, wd);
-    assert_in_range(ps.calls, 8, 10);
+    assert_in_range(ps.calls, 5, 10); /* never more than one per interval; late runs (a loaded machine) are skipped */
     ts_periodic_stop(ps.pc);
     assert_false(ts_periodic_is_running(ps.pc));
     ts_periodic_free(ps.pc);
