@@ -531,11 +531,11 @@ static void test_periodic_skips_missed_runs(void **state)
      * No bunching: the k-th run after the slow one is due at t0 + 0.10 + 0.02 k
      * and never runs before that (a loaded machine may run it late, never
      * early), so at most one run per remaining interval: 0.02, 0.10, 0.12,
-     * 0.14, 0.16 before the stop at 0.18.
+     * 0.14, 0.16 and 0.18 (due just before the stop, scheduled a moment later).
      */
     for (int i = 2; i < ps.calls && i < 64; i++)
         assert_true(ps.times[i] - t0 >= 0.10 + 0.02 * (i - 1) - 0.001);
-    assert_true(ps.calls <= 5);
+    assert_true(ps.calls <= 6);
     ts_ioloop_free(loop, false);
 }
 
