@@ -116,10 +116,29 @@ static void destroy(ts_tcpserver *srv)
     ts_free(srv);
 }
 
+/*
+ * Whether an accepted socket was reset before we got it (a port scan, a
+ * client giving up mid-handshake): it is then no longer connected. Tornado's
+ * TCPServer drops these too (tornado#750, the ENOTCONN/EINVAL case of
+ * wrap_socket). A TLS stream must not be built on one: it would take the
+ * socket for a client stream whose connect() is still to come, and never
+ * start the handshake nor watch the fd, keeping it open for good.
+ */
+static bool reset_before_accept(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    return getpeername(fd, (struct sockaddr *)&ss, &len) < 0 && (errno == ENOTCONN || errno == EINVAL);
+}
+
 static void on_connection(ts_ioloop *loop, int fd, const struct sockaddr *addr, socklen_t addrlen, void *arg)
 {
     ts_tcpserver *srv = arg;
 
+    if (srv->opts.ssl_ctx && reset_before_accept(fd)) {
+        close(fd);
+        return;
+    }
     if (!srv->opts.disable_nodelay)
         set_nodelay(fd, addr);
     ts_iostream *s = make_stream(srv, fd);

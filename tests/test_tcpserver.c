@@ -27,6 +27,7 @@
 
 #include "net_helpers.h"
 #include "testutil.h"
+#include "tls_certs.h"
 #include "tstream.h"
 
 /* ---- a loop-driven client ------------------------------------------------- */
@@ -539,6 +540,48 @@ static void test_start_two_processes(void **state)
     assert_int_equal(WEXITSTATUS(status), 0); /* the parent exit(0)s after both clean exits */
 }
 
+/*
+ * A TLS connection the client resets before it is accepted (a port scan,
+ * or a client giving up mid-handshake) is already dead when accept()
+ * returns it: getpeername() fails with ENOTCONN. Before the server dropped
+ * such sockets, the stream took the dead socket for a client stream still
+ * connecting, never started the handshake and never polled the fd: the
+ * connection and its fd stayed open for good (tests/stress_servers.sh saw
+ * echo_server --tls keep 25 fds after 25 such clients).
+ */
+static void test_tls_connection_reset_before_accept(void **state)
+{
+    (void)state;
+    const tu_certs *certs = tu_certs_get();
+    ts_ioloop *loop = tu_loop_new(20);
+    SSL_CTX *sctx = tu_tls_server_ctx(certs->server_cert, certs->server_key, 0, 0);
+    nh_echo_stats st = {0};
+    ts_tcpserver_options o = {.size = sizeof(o), .ssl_ctx = sctx};
+    ts_tcpserver *srv = nh_echo_server_new(loop, &o, &st);
+    SSL_CTX_free(sctx);
+    assert_int_equal(ts_tcpserver_listen(srv, 0, "127.0.0.1"), 0);
+    int port = ts_tcpserver_port(srv);
+
+    enum { NRESET = 5 };
+    for (int i = 0; i < NRESET; i++) {
+        int c = nh_connect(AF_INET, port, 2);
+        assert_true(c >= 0);
+        assert_int_equal(nh_write_all(c, "\x16\x03\x01\x02\x00\x01", 6), 0); /* half a ClientHello */
+        struct linger lg = {.l_onoff = 1, .l_linger = 0};
+        assert_int_equal(setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+        close(c); /* RST, while the server has not accepted yet */
+    }
+    tu_run_for(loop, 0.3);
+    int lfd;
+    assert_int_equal(ts_tcpserver_sockets(srv, &lfd, 1), 1);
+    int extra = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (extra >= 0)
+        close(extra);
+    assert_true(extra < 0 && errno == EAGAIN); /* the server did take them all */
+    assert_int_equal(st.open, 0);              /* and none of them lingers */
+    teardown_server(loop, srv, &st);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -552,6 +595,7 @@ int main(void)
         cmocka_unit_test(test_free_inside_handler),
         cmocka_unit_test(test_emfile_server_recovers),
         cmocka_unit_test(test_start_two_processes),
+        cmocka_unit_test(test_tls_connection_reset_before_accept),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
