@@ -72,8 +72,8 @@ static void *worker(void *arg)
         j->err = 0;
         j->result = j->fn(j->arg, &j->err);
         pthread_mutex_lock(&ex->lock);
-        if (ts_ioloop_add_callback(loop, deliver, j) < 0)
-            j->err = TS_ENOMEM; /* stays on the list; released when the loop is freed */
+        if (ts_ioloop_add_callback(loop, deliver, j) < 0) /* stays on the list; released when the loop is freed */
+            ts_log(TS_LOG_ERROR, "executor: out of memory handing a finished job back to the loop");
     }
     pthread_mutex_unlock(&ex->lock);
     return NULL;
@@ -166,7 +166,7 @@ void ts__executor_free(ts_ioloop *loop)
     while (ex->all) {
         job *j = ex->all;
         unlink_all(ex, j);
-        if (j->result && j->dtor && j->err == 0)
+        if (j->result && j->dtor && j->err == 0) /* it ran, but its hand-back failed */
             j->dtor(j->result);
         ts_future_set_error(j->future, TS_ECANCELLED);
         ts_future_unref(j->future);

@@ -5,7 +5,7 @@
  */
 #include <stdlib.h>
 
-#include "internal.h"
+#include "ioloop_int.h"
 
 typedef struct donecb {
     struct donecb *next;
@@ -203,8 +203,29 @@ static void timeout_fired(ts_ioloop *loop, void *arg)
     ts__free(ctx);
 }
 
+/* The loop was freed with the timeout pending: nothing will complete outer now. */
+static void timeout_dropped(void *arg)
+{
+    timeout_ctx *ctx = arg;
+    ts__future_remove_done_callback(ctx->inner, timeout_inner_done, ctx);
+    ts_future_unref(ctx->outer);
+    ts__free(ctx);
+}
+
 ts_future *ts_with_timeout(ts_future *f, double timeout)
 {
+    if (f->done) {
+        /* Tornado copies a done result before a due timeout can fire: the result wins. */
+        ts_future *outer = ts_future_new(f->loop);
+        if (!outer)
+            return NULL;
+        outer->keep = ts_future_ref(f);
+        if (f->err)
+            ts_future_set_error(outer, f->err);
+        else
+            ts_future_set_result(outer, f->result, NULL);
+        return outer;
+    }
     ts_future *outer = ts_future_new(f->loop);
     timeout_ctx *ctx = ts__malloc(sizeof *ctx);
     if (!outer || !ctx)
@@ -212,7 +233,7 @@ ts_future *ts_with_timeout(ts_future *f, double timeout)
     ctx->outer = ts_future_ref(outer);
     ctx->inner = f;
     outer->keep = ts_future_ref(f);
-    ctx->timer = ts_ioloop_call_later(f->loop, timeout, timeout_fired, ctx);
+    ctx->timer = ts__ioloop_call_later_owned(f->loop, timeout, timeout_fired, ctx, timeout_dropped);
     if (!ctx->timer) {
         outer->refs--;
         goto fail;

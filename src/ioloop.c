@@ -19,8 +19,26 @@
 #define TS__MAX_SPARE 4096
 
 static _Thread_local ts_ioloop *tl_current;
+static _Thread_local char tl_token; /* its address names the thread */
 
-bool ts__ioloop_on_thread(const ts_ioloop *loop) { return pthread_equal(loop->owner, pthread_self()); }
+static uintptr_t self_token(void) { return (uintptr_t)&tl_token; }
+
+bool ts__ioloop_on_thread(const ts_ioloop *loop) { return atomic_load(&loop->owner) == self_token(); }
+
+static void collect_foreign(ts_ioloop *loop);
+
+/*
+ * Makes the calling thread the loop's thread. Callbacks queued before (through
+ * the locked queue) move to the local queue first, so they keep their order
+ * ahead of any the new owner queues.
+ */
+static void claim_owner(ts_ioloop *loop)
+{
+    if (atomic_load_explicit(&loop->owner, memory_order_relaxed) == self_token())
+        return;
+    atomic_store(&loop->owner, self_token());
+    collect_foreign(loop);
+}
 
 /* ---- the callback queue ------------------------------------------------ */
 
@@ -66,11 +84,17 @@ static void collect_foreign(ts_ioloop *loop)
         queue_append(&loop->head, &loop->tail, first, last);
     for (size_t i = 0; i < TS__ARRAY_LEN(loop->sig); i++) {
         ts__sigslot *s = &loop->sig[i];
-        if (atomic_load(&s->state) != TS__SIG_FULL)
+        unsigned st = atomic_load(&s->state);
+        if ((st & TS__SIG_PHASE) != TS__SIG_FULL)
             continue;
-        ts_ioloop_cb cb = s->cb;
-        void *arg = s->arg;
-        atomic_store(&s->state, TS__SIG_FREE);
+        /* Only the loop moves a FULL slot, so this succeeds; being a read-modify-write
+         * it acquires the producers' writes, a deduplicated repeat's included. */
+        unsigned gen = st & ~(unsigned)TS__SIG_PHASE;
+        if (!atomic_compare_exchange_strong(&s->state, &st, gen | TS__SIG_TAKING))
+            continue;
+        ts_ioloop_cb cb = atomic_load(&s->cb);
+        void *arg = atomic_load(&s->arg);
+        atomic_store(&s->state, gen | TS__SIG_FREE);
         ts__cbnode *n = node_get(loop);
         if (!n) {
             ts_log(TS_LOG_ERROR, "out of memory queueing a signal callback");
@@ -143,6 +167,7 @@ static void prepare_cb(struct ev_loop *ev, ev_prepare *w, int revents)
 {
     TS__UNUSED(revents);
     ts_ioloop *loop = w->data;
+    claim_owner(loop); /* whoever runs ev_run on the loop is its thread (embedding) */
     bool busy = loop->head != NULL || loop->phead != NULL || (loop->running && atomic_load(&loop->stop_requested));
     if (busy && !ev_is_active(&loop->idle))
         ev_idle_start(ev, &loop->idle);
@@ -192,23 +217,33 @@ int ts_ioloop_add_callback_from_signal(ts_ioloop *loop, ts_ioloop_cb cb, void *a
 {
     if (!loop || !cb)
         return TS_EINVAL;
+again:
+    /* The same pair already pending: touching its word (a CAS to the same value)
+     * makes the loop's take synchronise with this call. If the word moved (taken,
+     * or refilled with another pair meanwhile), look again. */
     for (size_t i = 0; i < TS__ARRAY_LEN(loop->sig); i++) {
         ts__sigslot *s = &loop->sig[i];
-        if (atomic_load(&s->state) == TS__SIG_FULL && s->cb == cb && s->arg == arg) {
-            ev_async_send(loop->ev, &loop->async);
-            return 0;
-        }
+        unsigned st = atomic_load(&s->state);
+        if ((st & TS__SIG_PHASE) != TS__SIG_FULL || atomic_load(&s->cb) != cb || atomic_load(&s->arg) != arg)
+            continue;
+        if (!atomic_compare_exchange_strong(&s->state, &st, st))
+            goto again;
+        ev_async_send(loop->ev, &loop->async);
+        return 0;
     }
     for (size_t i = 0; i < TS__ARRAY_LEN(loop->sig); i++) {
         ts__sigslot *s = &loop->sig[i];
-        int expected = TS__SIG_FREE;
-        if (atomic_compare_exchange_strong(&s->state, &expected, TS__SIG_BUSY)) {
-            s->cb = cb;
-            s->arg = arg;
-            atomic_store(&s->state, TS__SIG_FULL);
-            ev_async_send(loop->ev, &loop->async);
-            return 0;
-        }
+        unsigned st = atomic_load(&s->state);
+        if ((st & TS__SIG_PHASE) != TS__SIG_FREE)
+            continue;
+        unsigned next = (st & ~(unsigned)TS__SIG_PHASE) + (TS__SIG_PHASE + 1);
+        if (!atomic_compare_exchange_strong(&s->state, &st, next | TS__SIG_BUSY))
+            continue;
+        atomic_store(&s->cb, cb);
+        atomic_store(&s->arg, arg);
+        atomic_store(&s->state, next | TS__SIG_FULL);
+        ev_async_send(loop->ev, &loop->async);
+        return 0;
     }
     return TS_EBUSY;
 }
@@ -222,11 +257,15 @@ static ts_ioloop *loop_init(struct ev_loop *ev, bool owns)
         return NULL;
     loop->ev = ev;
     loop->owns_ev = owns;
-    loop->owner = pthread_self();
+    atomic_init(&loop->owner, 0); /* nobody runs it yet: every thread takes the locked path */
     loop->executor_threads = 4;
     atomic_init(&loop->stop_requested, false);
     for (size_t i = 0; i < TS__ARRAY_LEN(loop->sig); i++)
+    {
         atomic_init(&loop->sig[i].state, TS__SIG_FREE);
+        atomic_init(&loop->sig[i].cb, NULL);
+        atomic_init(&loop->sig[i].arg, NULL);
+    }
     pthread_mutex_init(&loop->xlock, NULL);
 
     ev_prepare_init(&loop->prepare, prepare_cb);
@@ -334,12 +373,13 @@ int ts_ioloop_start(ts_ioloop *loop)
         return TS_ESTATE;
     ts_ioloop *prev = tl_current;
     tl_current = loop;
-    loop->owner = pthread_self();
+    claim_owner(loop);
     loop->running = true;
     ev_ref(loop->ev); /* keep ev_run going until we are stopped */
     ev_run(loop->ev, 0);
     ev_unref(loop->ev);
     loop->running = false;
+    atomic_store(&loop->owner, 0);
     atomic_store(&loop->stop_requested, false);
     tl_current = prev;
     return 0;
@@ -371,8 +411,6 @@ static void run_sync_wake(ts_ioloop *loop, void *arg)
     *(bool *)arg = true;
 }
 
-bool ts__future_remove_done_callback(ts_future *f, ts_future_cb cb, void *arg);
-
 int ts_ioloop_run_sync(ts_ioloop *loop, ts_future *future, double timeout)
 {
     if (loop->running)
@@ -385,14 +423,16 @@ int ts_ioloop_run_sync(ts_ioloop *loop, ts_future *future, double timeout)
         tid = ts_ioloop_call_later(loop, timeout, run_sync_wake, &timed_out);
     ts_ioloop *prev = tl_current;
     tl_current = loop;
-    loop->owner = pthread_self();
+    claim_owner(loop);
     loop->running = true;
-    while (!done && !timed_out && !atomic_load(&loop->stop_requested)) {
+    /* A stop asked for before the call still lets one iteration run, as start(). */
+    for (bool first = true; !done && !timed_out && (first || !atomic_load(&loop->stop_requested)); first = false) {
         ev_ref(loop->ev);
         ev_run(loop->ev, EVRUN_ONCE);
         ev_unref(loop->ev);
     }
     loop->running = false;
+    atomic_store(&loop->owner, 0);
     atomic_store(&loop->stop_requested, false);
     tl_current = prev;
     if (tid)

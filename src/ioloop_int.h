@@ -29,6 +29,7 @@ typedef struct ts__tslot {
     uint64_t seq;
     ts_ioloop_cb cb;
     void *arg;
+    void (*drop)(void *arg); /* called if the loop is freed with the timeout pending */
     uint32_t gen;
     uint32_t heap_idx; /* position in the heap while pending */
     uint32_t next_free;
@@ -41,12 +42,19 @@ typedef struct ts__heapent {
     uint32_t slot;
 } ts__heapent;
 
-enum { TS__SIG_FREE = 0, TS__SIG_BUSY = 1, TS__SIG_FULL = 2 };
+/*
+ * A signal slot's state word is (generation << 2 | phase). A producer claims a
+ * FREE slot by moving it to BUSY with the next generation, fills cb/arg, then
+ * publishes FULL; the loop takes it (FULL -> TAKING), reads cb/arg, frees it.
+ * Every change of cb/arg changes the word first, so a compare-and-swap on the
+ * word proves that cb/arg read in between belong to it.
+ */
+enum { TS__SIG_FREE = 0, TS__SIG_BUSY = 1, TS__SIG_FULL = 2, TS__SIG_TAKING = 3, TS__SIG_PHASE = 3 };
 
 typedef struct ts__sigslot {
-    atomic_int state;
-    ts_ioloop_cb cb;
-    void *arg;
+    atomic_uint state;
+    _Atomic(ts_ioloop_cb) cb;
+    _Atomic(void *) arg;
 } ts__sigslot;
 
 typedef struct ts__executor ts__executor;
@@ -56,7 +64,10 @@ struct ts_ioloop {
     bool owns_ev;
     bool running;
     atomic_bool stop_requested;
-    pthread_t owner;
+    /* The thread dispatching the loop (a per-thread token, 0: none yet). Claimed by
+     * start/run_sync and by the first prepare of any ev_run (embedding); start and
+     * run_sync give it up on return, so another thread may run the loop next. */
+    atomic_uintptr_t owner;
 
     ev_prepare prepare;
     ev_check check;
@@ -99,5 +110,15 @@ bool ts__ioloop_on_thread(const ts_ioloop *loop);
 
 /* Runs the callbacks queued so far (used while tearing down). */
 void ts__ioloop_run_queued(ts_ioloop *loop);
+
+/*
+ * ts_ioloop_call_later() for a timeout that owns @p arg: if the loop is freed
+ * while it is pending, @p drop(arg) runs instead, so the owner can release it.
+ */
+uint64_t ts__ioloop_call_later_owned(ts_ioloop *loop, double delay, ts_ioloop_cb cb, void *arg,
+                                     void (*drop)(void *arg));
+
+/* Removes a done callback that has not run yet (future.c). */
+bool ts__future_remove_done_callback(ts_future *f, ts_future_cb cb, void *arg);
 
 #endif /* TSTREAM_IOLOOP_INT_H */

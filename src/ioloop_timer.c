@@ -71,6 +71,7 @@ static void slot_release(ts_ioloop *loop, uint32_t idx)
     if (s->gen == 0)
         s->gen = 1;
     s->cb = NULL;
+    s->drop = NULL;
     s->heap_idx = TS__NO_SLOT;
     s->next_free = loop->free_slot;
     loop->free_slot = idx;
@@ -119,6 +120,16 @@ void ts__timers_free(ts_ioloop *loop)
 {
     if (ev_is_active(&loop->timer))
         ev_timer_stop(loop->ev, &loop->timer);
+    /* Pending timeouts are dropped, not run; the ones that own their argument release it. */
+    while (loop->nheap > 0) {
+        uint32_t idx = loop->heap[loop->nheap - 1].slot;
+        void (*drop)(void *) = loop->slots[idx].drop;
+        void *arg = loop->slots[idx].arg;
+        heap_remove_at(loop, loop->nheap - 1);
+        slot_release(loop, idx);
+        if (drop)
+            drop(arg);
+    }
     ts__free(loop->slots);
     ts__free(loop->heap);
     loop->slots = NULL;
@@ -160,6 +171,7 @@ uint64_t ts_ioloop_call_at(ts_ioloop *loop, double deadline, ts_ioloop_cb cb, vo
     s->seq = loop->seq++;
     s->cb = cb;
     s->arg = arg;
+    s->drop = NULL;
     loop->heap[loop->nheap] = (ts__heapent){deadline, s->seq, idx};
     sift_up(loop, loop->nheap++);
     if (s->heap_idx == 0)
@@ -172,6 +184,15 @@ uint64_t ts_ioloop_call_later(ts_ioloop *loop, double delay, ts_ioloop_cb cb, vo
     if (isnan(delay))
         return 0;
     return ts_ioloop_call_at(loop, ts__monotonic() + (delay > 0 ? delay : 0), cb, arg);
+}
+
+uint64_t ts__ioloop_call_later_owned(ts_ioloop *loop, double delay, ts_ioloop_cb cb, void *arg,
+                                     void (*drop)(void *arg))
+{
+    uint64_t id = ts_ioloop_call_later(loop, delay, cb, arg);
+    if (id)
+        loop->slots[(uint32_t)(id & 0xffffffffu) - 1].drop = drop;
+    return id;
 }
 
 bool ts_ioloop_remove_timeout(ts_ioloop *loop, uint64_t id)

@@ -77,6 +77,10 @@ TS_EXPORT ts_ioloop *ts_future_loop(const ts_future *f);
  * @p timeout seconds. The result is shared: the new future's result is a
  * borrowed pointer to @p f's result, and the new future holds a reference to
  * @p f until it is freed. @p f itself is not cancelled on timeout (as Tornado).
+ * If @p f is already done, the new future is done with its outcome at once,
+ * whatever @p timeout (its callbacks still run from the loop). If the loop is
+ * freed while the new future waits, it stays pending; its memory goes with its
+ * last reference. NULL on allocation failure.
  */
 TS_EXPORT ts_future *ts_with_timeout(ts_future *f, double timeout);
 

@@ -5,7 +5,10 @@
  * Threading: one loop per thread. Only ts_ioloop_add_callback(),
  * ts_ioloop_add_callback_from_signal() and ts_ioloop_stop() may be called from
  * a thread other than the one running the loop. Every other function must be
- * called on the loop's thread (or before the loop starts).
+ * called on the loop's thread (or before the loop starts). The loop's thread is
+ * the one inside ts_ioloop_start() / ts_ioloop_run_sync(), or, for a loop run
+ * with ev_run() directly (see ts_ioloop_new_from_ev()), the one that ran it
+ * last; a loop may be created on one thread and run on another.
  *
  * Callback order within one iteration: I/O and timer events first (timeouts
  * in deadline order, ties in the order they were scheduled), then the
@@ -59,8 +62,14 @@ TS_EXPORT ts_ioloop *ts_ioloop_new_from_ev(struct ev_loop *ev);
 TS_EXPORT struct ev_loop *ts_ioloop_ev(ts_ioloop *loop);
 
 /**
- * Frees the loop. Pending callbacks and timeouts are dropped without being
- * run. With @p all_fds, every fd still registered with
+ * Frees the loop. Callbacks already queued with ts_ioloop_add_callback() are
+ * run first (and the ones they queue, for a bounded number of rounds), so that
+ * futures completing through them release what they hold; a finished
+ * executor job is delivered and one not yet started fails its future with
+ * TS_ECANCELLED (after the worker threads are joined). Pending timeouts are
+ * dropped without being run (a ts_with_timeout() future still waiting then
+ * stays pending forever, its memory released with its last reference), and
+ * fd handlers are removed without being called. With @p all_fds, every fd still registered with
  * ts_ioloop_add_handler() is closed (Tornado's close(all_fds=True)).
  * The loop must not be running. If it is the thread's current loop, the
  * thread's current loop becomes NULL.
@@ -137,6 +146,11 @@ TS_EXPORT bool ts_ioloop_remove_timeout(ts_ioloop *loop, uint64_t id);
  * -EEXIST if @p fd already has one, TS_EINVAL for a negative fd or empty
  * event mask (ERROR alone is allowed: it watches for readability and reports
  * only error/hang-up). The fd is not owned (see ts_ioloop_free()'s all_fds).
+ *
+ * libev has no error-only interest, so an ERROR-only handler wakes the loop
+ * whenever the fd is readable, and keeps waking it (level-triggered, without
+ * calling the handler) while unread data sits in it: register ERROR alone
+ * only on an fd that is drained or never readable.
  */
 TS_EXPORT int ts_ioloop_add_handler(ts_ioloop *loop, int fd, int events, ts_ioloop_handler_cb cb, void *arg);
 
@@ -154,9 +168,13 @@ struct ts_future;
 
 /**
  * Runs the loop until @p future is done, or until @p timeout seconds pass
- * (timeout <= 0: no limit). Returns 0 when the future completed (successfully
- * or not: inspect it), TS_ETIMEDOUT if the time ran out first, TS_ESTATE if the
- * loop is already running. The future is not consumed.
+ * (timeout <= 0: no limit), or until ts_ioloop_stop() is called. Returns 0 when
+ * the future completed (successfully or not: inspect it), TS_ETIMEDOUT if the
+ * time ran out or the loop was stopped first (as Tornado), TS_ESTATE if the
+ * loop is already running (run_sync does not nest, and is refused from inside
+ * any of the loop's callbacks under ts_ioloop_start()). At least one iteration
+ * runs, even for a future already done or after a stop asked for before the
+ * call. The future is not consumed.
  */
 TS_EXPORT int ts_ioloop_run_sync(ts_ioloop *loop, struct ts_future *future, double timeout);
 
@@ -204,7 +222,7 @@ TS_EXPORT void ts_periodic_start(ts_periodic *pc);
 TS_EXPORT void ts_periodic_stop(ts_periodic *pc);
 /** Whether it is started. */
 TS_EXPORT bool ts_periodic_is_running(ts_periodic *pc);
-/** Stops and frees it; safe from inside its own callback. */
+/** Stops and frees it; safe from inside its own callback. Free it before its loop. */
 TS_EXPORT void ts_periodic_free(ts_periodic *pc);
 
 #ifdef __cplusplus
