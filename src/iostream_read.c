@@ -34,7 +34,7 @@ static int find_delim(ts_iostream *s, size_t *end)
 {
     ts__read *rd = &s->rd;
     const char *data = ts__readbuf_data(&s->rb);
-    size_t len = s->rb.len;
+    size_t len = TS__MIN(s->rb.len, s->max_buffer_size);
     /* Bytes past max_bytes can never be part of the answer: don't even look at them. */
     size_t limit = rd->max_bytes ? TS__MIN(len, rd->max_bytes) : len;
     size_t dl = rd->dlen;
@@ -58,7 +58,7 @@ static int find_delim(ts_iostream *s, size_t *end)
 static int find_regex(ts_iostream *s, bool final, size_t *end)
 {
     ts__read *rd = &s->rd;
-    size_t len = s->rb.len;
+    size_t len = TS__MIN(s->rb.len, s->max_buffer_size);
     bool at_limit = rd->max_bytes && len >= rd->max_bytes;
     size_t limit = rd->max_bytes ? TS__MIN(len, rd->max_bytes) : len;
     final = final || at_limit;
@@ -79,7 +79,8 @@ static int find_regex(ts_iostream *s, bool final, size_t *end)
 static int find_pos(ts_iostream *s, bool final, size_t *pos, bool *chunk)
 {
     ts__read *rd = &s->rd;
-    size_t len = s->rb.len;
+    /* Only max_buffer_size bytes may answer a read; the byte past them only proves the buffer full. */
+    size_t len = TS__MIN(s->rb.len, s->max_buffer_size);
     *chunk = false;
     switch (rd->kind) {
     case TS__RK_BYTES:
@@ -112,6 +113,9 @@ static int find_pos(ts_iostream *s, bool final, size_t *pos, bool *chunk)
         return 1;
     case TS__RK_INTO: {
         size_t k = TS__MIN(len, rd->n - rd->filled);
+        bool done = rd->filled + k == rd->n || (rd->partial && rd->filled + k > 0);
+        if (final && !done)
+            return 0; /* the read fails: what is buffered stays for the next read, not lost in the caller's buffer */
         if (k) {
             memcpy(rd->into + rd->filled, ts__readbuf_data(&s->rb), k);
             ts__readbuf_consume(&s->rb, k);
@@ -161,6 +165,11 @@ static ssize_t read_once(ts_iostream *s)
         dst = rd->into + rd->filled;
         room = rd->n - rd->filled;
     } else {
+        if (s->rb.len > s->max_buffer_size) {
+            /* Full, and the pending read needs more (read_step asked). */
+            ts__io_close(s, TS_EBUFFERFULL, false);
+            return -1;
+        }
         /* Never let the buffer pass max_buffer_size by more than the one byte that proves it full. */
         size_t limit = s->max_buffer_size - s->rb.len + 1;
         dst = ts__readbuf_reserve(&s->rb, TS__MIN(s->read_chunk_size, limit), s->max_buffer_size, &room);
@@ -177,7 +186,8 @@ static ssize_t read_once(ts_iostream *s)
             rd->filled += (size_t)r;
         } else {
             ts__readbuf_commit(&s->rb, (size_t)r);
-            if (s->rb.len > s->max_buffer_size) {
+            /* Full only if the pending read cannot be answered from the first max_buffer_size bytes. */
+            if (s->rb.len > s->max_buffer_size && !evaluate(s, false) && s->rb.len > s->max_buffer_size) {
                 ts__io_close(s, TS_EBUFFERFULL, false);
                 return -1;
             }
