@@ -185,6 +185,12 @@ static void on_chunk_written(ts_iostream *s, int status, void *arg)
     (void)s;
     if (status < 0)
         return; /* closing: on_close cleans up */
+    /*
+     * The client is reading: that is not idleness. Without this, a download
+     * longer than --idle-timeout was cut off midway however fast it went; a
+     * client that stops reading still gets closed one timeout after it stopped.
+     */
+    arm_idle(arg);
     file_pump(arg);
 }
 
