@@ -242,9 +242,19 @@ static bool fd_connected(ts_iostream *s)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
-    if (getpeername(s->ops->fileno(s->transport), (struct sockaddr *)&ss, &len) == 0)
+    int fd = s->ops->fileno(s->transport);
+    if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0)
         return true;
-    return errno != ENOTCONN; /* not a socket: nothing to wait for */
+    if (errno != ENOTCONN)
+        return true; /* not a socket: nothing to wait for */
+    /*
+     * ENOTCONN is also what an accepted socket says once its peer reset it.
+     * A pending SO_ERROR tells the two apart: such a socket is "connected"
+     * as far as we are concerned, and the handshake will meet the error.
+     */
+    int err = 0;
+    socklen_t elen = sizeof(err);
+    return getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) == 0 && err != 0;
 }
 
 static void handshake_done(ts_iostream *s, int status)
@@ -306,8 +316,12 @@ static void finish_connect(ts_iostream *s)
 
 static bool idle_listening(const ts_iostream *s)
 {
-    /* Tornado's _maybe_add_error_listener: notice a peer close while nothing is pending. */
-    return s->rd.kind == TS__RK_NONE && s->rb.len == 0 && s->close_cb;
+    /*
+     * Tornado's _maybe_add_error_listener: notice a peer close while nothing
+     * is pending. Not while writing: a peer that half-closed (shutdown of its
+     * write side) still reads, and must get everything queued for it.
+     */
+    return s->rd.kind == TS__RK_NONE && s->rb.len == 0 && s->close_cb && ts__writebuf_size(&s->wb) == 0;
 }
 
 /*

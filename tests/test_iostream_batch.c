@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -215,12 +216,80 @@ static void test_unsatisfiable_can_leave_stream_open(void **state_)
     ts_ioloop_free(loop, false);
 }
 
+typedef struct halfclose {
+    int peer;
+    size_t want, got;
+    int write_status, write_calls, closes;
+} halfclose;
+
+static void hc_written(ts_iostream *s, int status, void *arg)
+{
+    (void)s;
+    halfclose *h = arg;
+    h->write_status = status;
+    h->write_calls++;
+}
+
+static void hc_closed(ts_iostream *s, void *arg)
+{
+    (void)s;
+    ((halfclose *)arg)->closes++;
+}
+
+static void hc_drain(ts_ioloop *loop, void *arg)
+{
+    halfclose *h = arg;
+    char buf[65536];
+    ssize_t n;
+    while ((n = read(h->peer, buf, sizeof buf)) > 0)
+        h->got += (size_t)n;
+    if (h->closes && h->got == h->want)
+        ts_ioloop_stop(loop);
+    else
+        ts_ioloop_call_later(loop, 0.002, hc_drain, h);
+}
+
+/*
+ * A peer that shuts down its write side while we still have bytes queued for
+ * it gets all of them (Tornado listens for EOF only when neither reading nor
+ * writing); the stream notices the EOF once the writes are done.
+ */
+static void test_half_closed_peer_gets_queued_writes(void **state_)
+{
+    (void)state_;
+    ts_ioloop *loop = ts_ioloop_new();
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    ts_iostream *s = ts_iostream_new_socket(loop, sv[0], NULL);
+    halfclose h = {.peer = sv[1], .want = 8u << 20};
+    ts_iostream_set_close_callback(s, hc_closed, &h);
+    char *big = calloc(1, h.want);
+    assert_int_equal(ts_iostream_write(s, big, h.want, hc_written, &h), 0);
+    free(big);
+    assert_true(ts_iostream_writing(s)); /* the peer is not reading yet */
+    assert_int_equal(shutdown(sv[1], SHUT_WR), 0);
+    ts_ioloop_call_later(loop, 0.05, hc_drain, &h); /* the EOF is there well before we read */
+    ts_ioloop_call_later(loop, 10, stop_cb, NULL);
+    ts_ioloop_start(loop);
+    assert_int_equal(h.got, h.want);
+    assert_int_equal(h.write_calls, 1);
+    assert_int_equal(h.write_status, 0);
+    assert_int_equal(h.closes, 1); /* EOF noticed after the writes finished */
+    assert_int_equal(ts_iostream_error(s), 0);
+    ts_iostream_free(s);
+    close(sv[1]);
+    ts_ioloop_call_later(loop, 0.01, stop_cb, NULL);
+    ts_ioloop_start(loop);
+    ts_ioloop_free(loop, false);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lines_complete_together_and_writes_coalesce),
         cmocka_unit_test(test_idle_write_is_inline),
         cmocka_unit_test(test_unsatisfiable_can_leave_stream_open),
+        cmocka_unit_test(test_half_closed_peer_gets_queued_writes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -457,10 +458,64 @@ static void test_stream_option_errors(void **state)
     close(fds[1]);
 }
 
+static void count_close(ts_iostream *s, void *arg)
+{
+    (void)s;
+    (*(int *)arg)++;
+}
+
+static void ignore_read(ts_iostream *s, int status, const char *data, size_t len, void *arg)
+{
+    (void)s, (void)data, (void)len;
+    *(int *)arg = status;
+}
+
+/*
+ * A server-side TLS stream over an accepted socket whose peer reset it
+ * (after accept, before the first handshake step) must start its handshake,
+ * fail and close, not wait forever with its fd open.
+ */
+static void test_reset_after_accept_closes(void **state)
+{
+    (void)state;
+    int port = 0;
+    int l = tu_tcp_listen(&port);
+    assert_true(l >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_int_equal(connect(c, (struct sockaddr *)&a, sizeof a), 0);
+    int fd = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(write(c, "\x16\x03\x01\x02\x00\x01", 6), 6); /* half a ClientHello */
+    struct linger lg = {1, 0};
+    setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    close(c); /* RST, after accept */
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    assert_int_equal(poll(&p, 1, 2000), 1); /* the reset has arrived */
+    char b;
+    assert_int_equal(recv(fd, &b, 1, MSG_PEEK), 1);
+    SSL_CTX *sctx = tu_tls_server_ctx(C->server_cert, C->server_key, 0, 0);
+    ts_ssl_options so = {.size = sizeof so, .ctx = sctx, .server_side = true};
+    int err = 0, closes = 0, rstatus = 1;
+    ts_iostream *s = ts_iostream_new_ssl(g_loop, fd, &so, NULL, &err);
+    assert_non_null(s);
+    SSL_CTX_free(sctx);
+    ts_iostream_set_close_callback(s, count_close, &closes);
+    assert_int_equal(ts_iostream_read_until(s, "\n", 1, 1024, ignore_read, &rstatus), 0);
+    tu_run_until_count(g_loop, &closes, 1, 5);
+    assert_int_equal(closes, 1);
+    assert_true(rstatus < 0);
+    assert_int_equal(ts_iostream_fileno(s), -1);
+    ts_iostream_unref(s);
+    close(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_untrusted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reset_after_accept_closes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wrong_name, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expired, setup, teardown),
         cmocka_unit_test_setup_teardown(test_names_that_match, setup, teardown),
