@@ -74,10 +74,9 @@ static int queue_write(ts_iostream *s, const void *data, size_t len, bool owned,
         return TS_ECLOSED;
     if (len && !data)
         return TS_EINVAL;
-    if (s->max_write_buffer_size && ts__writebuf_size(&s->wb) + len > s->max_write_buffer_size) {
-        ts__io_close(s, TS_EBUFFERFULL, false);
+    /* As Tornado: the write is refused and nothing else happens; the caller may wait for the queue to drain. */
+    if (s->max_write_buffer_size && ts__writebuf_size(&s->wb) + len > s->max_write_buffer_size)
         return TS_EBUFFERFULL;
-    }
     if (cb && ts__writebuf_reserve_mark(&s->wb))
         return TS_ENOMEM; /* nothing happened yet */
     size_t done = 0;

@@ -125,7 +125,7 @@ typedef struct ts_iostream_options {
     size_t max_buffer_size;
     /** Bytes asked of the transport per read (0: 64 KiB; capped at max_buffer_size / 2). */
     size_t read_chunk_size;
-    /** Largest amount of queued write data (0: unlimited). Over it: the write fails with TS_EBUFFERFULL and the stream closes. */
+    /** Largest amount of queued write data (0: unlimited). A write that would pass it is refused with TS_EBUFFERFULL; the stream stays open (as Tornado). */
     size_t max_write_buffer_size;
 } ts_iostream_options;
 
@@ -275,10 +275,11 @@ TS_EXPORT ts_future *ts_iostream_read_into_future(ts_iostream *s, void *buf, siz
  * Queues a copy of @p len bytes for writing; tried inline at once when the
  * stream is idle. Inside the stream's own callbacks writes are gathered
  * instead, and flushed with one writev as soon as the callbacks that can run
- * now have returned (same loop iteration). @p cb (may be NULL) runs once these bytes reached the
- * kernel. len == 0 is allowed (the callback runs once earlier writes are
- * done). Errors: TS_ECLOSED, TS_EBUFFERFULL (over max_write_buffer_size: the
- * stream is closed too), TS_ENOMEM.
+ * now have returned (same loop iteration). @p cb (may be NULL) runs once
+ * these bytes reached the kernel. len == 0 is allowed (the callback runs once earlier writes are
+ * done). Errors: TS_ECLOSED, TS_EBUFFERFULL (the write would pass
+ * max_write_buffer_size: nothing is queued and the stream stays open, so the
+ * caller may retry once earlier writes drained), TS_ENOMEM.
  */
 TS_EXPORT int ts_iostream_write(ts_iostream *s, const void *data, size_t len, ts_iostream_write_cb cb, void *arg);
 
