@@ -31,7 +31,7 @@ PY
 pass "plain echo: pipelined lines, a split line and a 300000-byte line"
 
 for v in -tls1_2 -tls1_3; do
-    got=$( (printf 'hello over tls\nsecond line\n'; sleep 1) | timeout 20 openssl s_client $v -quiet \
+    got=$( (printf 'hello over tls\nsecond line\n'; sleep 1) | timeout 20 openssl s_client $v -quiet -no_ign_eof \
         -connect "127.0.0.1:$PT" -servername localhost -CAfile "$TMP/certs/ca.pem" -verify_return_error 2>"$TMP/sclient.err")
     [ "$got" = "$(printf 'hello over tls\nsecond line')" ] || fail "s_client $v got '$got': $(cat "$TMP/sclient.err")"
     pass "openssl s_client $v: verified, lines echoed"
