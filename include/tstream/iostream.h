@@ -183,7 +183,7 @@ TS_EXPORT ts_iostream *ts_iostream_new_pipe(ts_ioloop *loop, int fd, const ts_io
 TS_EXPORT ts_iostream *ts_iostream_ref(ts_iostream *s);
 /** Drops a reference (NULL allowed). The last one frees the stream once its close callback has run. */
 TS_EXPORT void ts_iostream_unref(ts_iostream *s);
-/** Closes the stream (no error) and drops the caller's reference. */
+/** Closes the stream (no error) and drops the caller's reference. NULL is allowed. */
 TS_EXPORT void ts_iostream_free(ts_iostream *s);
 
 /**
