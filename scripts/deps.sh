@@ -22,6 +22,10 @@ PACKAGES=(
     curl
     nginx
     wrk
+    python3      # small socket clients in the integration tests
+    iproute2     # `ip`: the http_client test's network-namespace cases
+    util-linux   # unshare, taskset
+    bsdutils     # script: the progress-bar check runs under a pseudo-terminal
 )
 
 mode=install
