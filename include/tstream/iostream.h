@@ -233,7 +233,12 @@ TS_EXPORT int ts_iostream_read_until(ts_iostream *s, const void *delim, size_t d
  * pattern is compiled (with JIT) once and kept by the stream while it stays
  * the same. Matching runs under PCRE2 match and heap limits; exceeding them
  * fails the read with TS_EREGEX and closes the stream. A bad pattern is
- * TS_EREGEX at once (callback not run). @p max_bytes as for read_until.
+ * TS_EREGEX at once (callback not run). @p max_bytes as for read_until; the
+ * match is looked for in the first @p max_bytes bytes only, so a pattern
+ * whose match could run on past them (greedy repeats, `$`, `\b`) ends at
+ * that limit where Tornado, which searches the whole buffer, would fail the
+ * read. Like Tornado, the pattern sees only what has arrived so far: prefer
+ * patterns whose end does not depend on bytes still to come.
  */
 TS_EXPORT int ts_iostream_read_until_regex(ts_iostream *s, const char *pattern, size_t max_bytes,
                                            ts_iostream_read_cb cb, void *arg);
