@@ -138,19 +138,6 @@ void ts_iostream_free(ts_iostream *s)
     ts_iostream_unref(s);
 }
 
-void ts__io_cb_enter(ts_iostream *s) { s->refs++; }
-
-bool ts__io_cb_leave(ts_iostream *s)
-{
-    bool open = !(s->flags & TS__F_CLOSED);
-    if (s->refs == 1) {
-        ts_iostream_unref(s);
-        return false;
-    }
-    s->refs--;
-    return open;
-}
-
 /* ---- closing ------------------------------------------------------------ */
 
 int ts__io_close_status(const ts_iostream *s) { return s->error ? s->error : TS_ECLOSED; }
@@ -233,11 +220,6 @@ static void on_events(ts_ioloop *loop, int fd, int events, void *arg)
     run(arg, events, false);
 }
 
-bool ts__io_ready_for_io(const ts_iostream *s)
-{
-    return !(s->flags & (TS__F_CLOSED | TS__F_CONNECTING | TS__F_HANDSHAKING));
-}
-
 static bool fd_connected(ts_iostream *s)
 {
     struct sockaddr_storage ss;
@@ -314,6 +296,8 @@ static void finish_connect(ts_iostream *s)
     connected(s);
 }
 
+static bool setup_io(ts_iostream *s, int events, bool *inl_io);
+
 static bool idle_listening(const ts_iostream *s)
 {
     /*
@@ -331,30 +315,16 @@ static bool idle_listening(const ts_iostream *s)
  */
 static void do_io(ts_iostream *s, int events, bool inl, bool flush)
 {
-    if (s->flags & TS__F_CLOSED)
+    /* Most calls find an open, connected stream: one test skips the three below. */
+    if (!ts__io_ready_for_io(s) && !setup_io(s, events, &inl))
         return;
-    if (s->flags & TS__F_CONNECTING) {
-        if (!(events & (TS_IOLOOP_WRITE | TS_IOLOOP_READ)))
-            return;
-        finish_connect(s);
-        if (s->flags & (TS__F_CONNECTING | TS__F_CLOSED))
-            return;
-        inl = true;
-    }
-    if (s->flags & TS__F_HANDSHAKING) {
-        int dir = s->hs_wait ? s->hs_wait : (TS_IOLOOP_READ | TS_IOLOOP_WRITE);
-        if (!inl && !(events & dir))
-            return;
-        step_handshake(s);
-        if (s->flags & (TS__F_HANDSHAKING | TS__F_CLOSED))
-            return;
-        inl = true; /* queued reads and writes may go now */
-    }
-    ts__io_read_check(s);
     if (ts__io_read_wants_fd(s)) {
-        int dir = s->read_wait ? s->read_wait : TS_IOLOOP_READ;
-        if ((events & dir) || (inl && !(s->flags & TS__F_RDRAINED)))
-            ts__io_read_step(s);
+        ts__io_read_check(s);
+        if (ts__io_read_wants_fd(s)) {
+            int dir = s->read_wait ? s->read_wait : TS_IOLOOP_READ;
+            if ((events & dir) || (inl && !(s->flags & TS__F_RDRAINED)))
+                ts__io_read_step(s);
+        }
     } else if ((events & TS_IOLOOP_READ) && idle_listening(s)) {
         ts__io_read_step(s);
     }
@@ -365,6 +335,33 @@ static void do_io(ts_iostream *s, int events, bool inl, bool flush)
         if ((events & dir) || (inl && !(s->flags & TS__F_WBLOCKED)))
             ts__io_flush(s);
     }
+}
+
+/* The closed / connecting / handshaking part of do_io. Returns whether reads and writes may go on. */
+static bool setup_io(ts_iostream *s, int events, bool *inl_io)
+{
+    bool inl = *inl_io;
+    if (s->flags & TS__F_CLOSED)
+        return false;
+    if (s->flags & TS__F_CONNECTING) {
+        if (!(events & (TS_IOLOOP_WRITE | TS_IOLOOP_READ)))
+            return false;
+        finish_connect(s);
+        if (s->flags & (TS__F_CONNECTING | TS__F_CLOSED))
+            return false;
+        inl = true;
+    }
+    if (s->flags & TS__F_HANDSHAKING) {
+        int dir = s->hs_wait ? s->hs_wait : (TS_IOLOOP_READ | TS_IOLOOP_WRITE);
+        if (!inl && !(events & dir))
+            return false;
+        step_handshake(s);
+        if (s->flags & (TS__F_HANDSHAKING | TS__F_CLOSED))
+            return false;
+        inl = true; /* queued reads and writes may go now */
+    }
+    *inl_io = inl;
+    return true;
 }
 
 /* Runs the connect or handshake-wait callback. */
@@ -463,11 +460,11 @@ static void run(ts_iostream *s, int events, bool inline_io)
 void ts__io_update_interest(ts_iostream *s)
 {
     unsigned f = s->flags;
-    if (!(f & (TS__F_IN_RUN | TS__F_VIEW)))
-        /* An idle stream keeps no read memory (views are gone once no run is on the stack). */
-        ts__readbuf_release_if_empty(&s->rb);
     if (f & TS__F_IN_RUN)
         return; /* run() settles interest once, on its way out */
+    if (!(f & TS__F_VIEW))
+        /* An idle stream keeps no read memory (views are gone once no run is on the stack). */
+        ts__readbuf_release_if_empty(&s->rb);
     int want = 0;
     if (f & TS__F_CLOSED) {
         want = 0;

@@ -116,14 +116,29 @@ void ts__io_schedule(ts_iostream *s);
 /** Brings the loop's interest in line with what the stream waits for; releases an empty read buffer. */
 void ts__io_update_interest(ts_iostream *s);
 /** Whether fd I/O may happen now (open, connected, handshake done). */
-bool ts__io_ready_for_io(const ts_iostream *s);
+static inline bool ts__io_ready_for_io(const ts_iostream *s)
+{
+    return !(s->flags & (TS__F_CLOSED | TS__F_CONNECTING | TS__F_HANDSHAKING));
+}
 /** The error a failed operation reports: the closing error, else TS_ECLOSED. */
 int ts__io_close_status(const ts_iostream *s);
 
-/** Callback wrapper: holds a reference across a user callback. */
-void ts__io_cb_enter(ts_iostream *s);
-/** Ends a callback; returns whether the stream is still open. */
-bool ts__io_cb_leave(ts_iostream *s);
+/*
+ * The callback wrapper, inline because it brackets every completion: enter
+ * holds a reference across a user callback; leave drops it and returns
+ * whether the stream is still open (the last reference frees it).
+ */
+static inline void ts__io_cb_enter(ts_iostream *s) { s->refs++; }
+static inline bool ts__io_cb_leave(ts_iostream *s)
+{
+    bool open = !(s->flags & TS__F_CLOSED);
+    if (s->refs == 1) {
+        ts_iostream_unref(s);
+        return false;
+    }
+    s->refs--;
+    return open;
+}
 
 /* ---- iostream_read.c ---------------------------------------------------- */
 
@@ -132,7 +147,7 @@ void ts__io_read_step(ts_iostream *s);
 /** Checks the pending read against the buffer only (no fd I/O). */
 void ts__io_read_check(ts_iostream *s);
 /** Whether a pending read needs fd data (not complete yet). */
-bool ts__io_read_wants_fd(const ts_iostream *s);
+static inline bool ts__io_read_wants_fd(const ts_iostream *s) { return s->rd.kind != TS__RK_NONE && !s->rd.ready; }
 /** Phase two: decides the pending read against what is buffered (no more data will come). */
 void ts__io_read_finalize(ts_iostream *s);
 /** Runs a ready read's callback (or one streaming chunk). Returns whether one ran. */

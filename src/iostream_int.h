@@ -59,10 +59,18 @@ char *ts__readbuf_reserve(ts__readbuf *rb, size_t want, size_t max_cap, size_t *
 void ts__readbuf_commit(ts__readbuf *rb, size_t n);
 /** Copies @p n bytes in (reserve + memcpy + commit). 0 or TS_ENOMEM. */
 int ts__readbuf_append(ts__readbuf *rb, const void *data, size_t n, size_t max_cap);
-/** Drops @p n bytes from the front. Moves no memory. */
-void ts__readbuf_consume(ts__readbuf *rb, size_t n);
-/** Frees the block if no data is left in it. */
-void ts__readbuf_release_if_empty(ts__readbuf *rb);
+/** Drops @p n bytes from the front. Moves no memory: the bytes just consumed may still be on loan to a callback. */
+static inline void ts__readbuf_consume(ts__readbuf *rb, size_t n)
+{
+    rb->start += n;
+    rb->len -= n;
+}
+/** Frees the block if no data is left in it (inline: checked after every API call). */
+static inline void ts__readbuf_release_if_empty(ts__readbuf *rb)
+{
+    if (rb->len == 0 && rb->base)
+        ts__readbuf_free(rb);
+}
 
 /* ------------------------------------------------------------------------ */
 /* Write buffer: FIFO of chunks plus write markers, indexed by byte count.   */
@@ -109,7 +117,11 @@ int ts__writebuf_append_owned(ts__writebuf *wb, const void *data, size_t len, vo
  * before being buffered), keeping the indexes consistent. Only valid while
  * the buffer is empty.
  */
-void ts__writebuf_skip(ts__writebuf *wb, size_t n);
+static inline void ts__writebuf_skip(ts__writebuf *wb, size_t n)
+{
+    wb->total_index += n;
+    wb->done_index += n;
+}
 /**
  * Counts @p n bytes as queued but never to be written (the stream closed
  * under them), so a marker added next can never be reached.
@@ -127,8 +139,11 @@ void ts__writebuf_advance(ts__writebuf *wb, size_t n);
 bool ts__writebuf_pop_mark(ts__writebuf *wb, bool force, ts__wmark *out);
 /** Whether a marker is pending. */
 static inline bool ts__writebuf_has_marks(const ts__writebuf *wb) { return wb->mcount != 0; }
-/** Whether the oldest marker is done. */
-bool ts__writebuf_mark_ready(const ts__writebuf *wb);
+/** Whether the oldest marker is done (inline: checked after every write). */
+static inline bool ts__writebuf_mark_ready(const ts__writebuf *wb)
+{
+    return wb->mcount && wb->marks[wb->mhead].end <= wb->done_index;
+}
 /** Drops all queued bytes (running owned free functions); markers stay. */
 void ts__writebuf_clear(ts__writebuf *wb);
 /** Number of chunks queued (for tests). */

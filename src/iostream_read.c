@@ -16,7 +16,8 @@ static const char *delim_ptr(const ts__read *rd) { return rd->delim_heap ? rd->d
 
 static void reset_read(ts__read *rd)
 {
-    ts__free(rd->delim_heap);
+    if (rd->delim_heap) /* almost always inline: skip the allocator hook */
+        ts__free(rd->delim_heap);
     memset(rd, 0, sizeof(*rd));
 }
 
@@ -26,8 +27,6 @@ void ts__io_read_free(ts_iostream *s)
     ts__regex_free(s->re);
     s->re = NULL;
 }
-
-bool ts__io_read_wants_fd(const ts_iostream *s) { return s->rd.kind != TS__RK_NONE && !s->rd.ready; }
 
 /* 1: delimiter ends at *end; 0: not yet; TS_EUNSATISFIABLE: cannot end within max_bytes. */
 static int find_delim(ts_iostream *s, size_t *end)
@@ -305,8 +304,12 @@ static int begin_read(ts_iostream *s)
         ts__io_schedule(s);
         return 0;
     }
-    if (!evaluate(s, false) && !(s->flags & TS__F_IN_RUN))
-        ts__io_read_step(s); /* Tornado's _try_inline_read (inside a run, run() does it) */
+    bool ready = evaluate(s, false);
+    /* Inside a run, run() reads, delivers and settles interest itself: schedule and update would be no-ops. */
+    if (s->flags & TS__F_IN_RUN)
+        return 0;
+    if (!ready)
+        ts__io_read_step(s); /* Tornado's _try_inline_read */
     if (rd->ready)
         ts__io_schedule(s);
     ts__io_update_interest(s);
@@ -368,6 +371,8 @@ int ts_iostream_read_until(ts_iostream *s, const void *delim, size_t delim_len, 
         if (!rd->delim_heap)
             return TS_ENOMEM;
         memcpy(rd->delim_heap, delim, delim_len);
+    } else if (delim_len == 1) {
+        rd->delim[0] = *(const char *)delim; /* the common "\n": no memcpy call */
     } else {
         memcpy(rd->delim, delim, delim_len);
     }

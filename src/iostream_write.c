@@ -108,6 +108,9 @@ static int queue_write(ts_iostream *s, const void *data, size_t len, bool owned,
     }
     if (cb)
         ts__writebuf_add_mark(&s->wb, cb, arg); /* room reserved above */
+    /* Inside a run (writes from callbacks), run() delivers, flushes and settles interest on its way out. */
+    if (s->flags & TS__F_IN_RUN)
+        return 0;
     if (ts__writebuf_mark_ready(&s->wb))
         ts__io_schedule(s);
     ts__io_update_interest(s);

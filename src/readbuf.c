@@ -98,15 +98,3 @@ int ts__readbuf_append(ts__readbuf *rb, const void *data, size_t n, size_t max_c
     return 0;
 }
 
-void ts__readbuf_consume(ts__readbuf *rb, size_t n)
-{
-    /* No memmove here: the bytes just consumed may still be on loan to a callback. */
-    rb->start += n;
-    rb->len -= n;
-}
-
-void ts__readbuf_release_if_empty(ts__readbuf *rb)
-{
-    if (rb->len == 0 && rb->base)
-        ts__readbuf_free(rb);
-}

@@ -129,12 +129,6 @@ int ts__writebuf_append_owned(ts__writebuf *wb, const void *data, size_t len, vo
     return 0;
 }
 
-void ts__writebuf_skip(ts__writebuf *wb, size_t n)
-{
-    wb->total_index += n;
-    wb->done_index += n;
-}
-
 void ts__writebuf_lose(ts__writebuf *wb, size_t n) { wb->total_index += n; }
 
 int ts__writebuf_reserve_mark(ts__writebuf *wb)
@@ -201,11 +195,6 @@ void ts__writebuf_advance(ts__writebuf *wb, size_t n)
         wb->head_off = 0;
         chunk_free(c);
     }
-}
-
-bool ts__writebuf_mark_ready(const ts__writebuf *wb)
-{
-    return wb->mcount && wb->marks[wb->mhead].end <= wb->done_index;
 }
 
 bool ts__writebuf_pop_mark(ts__writebuf *wb, bool force, ts__wmark *out)
