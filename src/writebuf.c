@@ -80,10 +80,9 @@ static ts__wchunk *new_copy_chunk(size_t cap)
     return c;
 }
 
-int ts__writebuf_append(ts__writebuf *wb, const void *data, size_t len)
+/* The append that spills into a new chunk (kept out of line so the common case stays small). */
+__attribute__((noinline)) static int append_spill(ts__writebuf *wb, const void *data, size_t len)
 {
-    if (len == 0)
-        return 0;
     ts__wchunk *t = wb->tail;
     size_t room = (t && t->cap) ? t->cap - t->len : 0;
     size_t first = TS__MIN(room, len);
@@ -109,6 +108,23 @@ int ts__writebuf_append(ts__writebuf *wb, const void *data, size_t len)
         push_chunk(wb, c);
     }
     return 0;
+}
+
+int ts__writebuf_append(ts__writebuf *wb, const void *data, size_t len)
+{
+    if (len == 0)
+        return 0;
+    ts__wchunk *t = wb->tail;
+    /* Most small writes fit in the tail copy chunk (owned chunks have cap 0 and never take copies). */
+    if (t && t->cap && t->cap - t->len >= len) {
+        memcpy(t->data + t->len, data, len);
+        t->len += len;
+        t->end += len;
+        wb->total_index += len;
+        wb->size += len;
+        return 0;
+    }
+    return append_spill(wb, data, len);
 }
 
 int ts__writebuf_append_owned(ts__writebuf *wb, const void *data, size_t len, void *owner,
