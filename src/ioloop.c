@@ -419,8 +419,14 @@ int ts_ioloop_run_sync(ts_ioloop *loop, ts_future *future, double timeout)
     if (ts_future_add_done_callback(future, run_sync_done, &done) < 0)
         return TS_ENOMEM;
     uint64_t tid = 0;
-    if (timeout > 0)
+    if (timeout > 0) {
         tid = ts_ioloop_call_later(loop, timeout, run_sync_wake, &timed_out);
+        if (!tid) {
+            /* Without its timer the wait could never end: refuse rather than hang. */
+            ts__future_remove_done_callback(future, run_sync_done, &done);
+            return TS_ENOMEM;
+        }
+    }
     ts_ioloop *prev = tl_current;
     tl_current = loop;
     claim_owner(loop);

@@ -168,13 +168,29 @@ struct ts_future;
 
 /**
  * Runs the loop until @p future is done, or until @p timeout seconds pass
- * (timeout <= 0: no limit), or until ts_ioloop_stop() is called. Returns 0 when
- * the future completed (successfully or not: inspect it), TS_ETIMEDOUT if the
- * time ran out or the loop was stopped first (as Tornado), TS_ESTATE if the
- * loop is already running (run_sync does not nest, and is refused from inside
- * any of the loop's callbacks under ts_ioloop_start()). At least one iteration
- * runs, even for a future already done or after a stop asked for before the
- * call. The future is not consumed.
+ * (timeout <= 0: no limit), or until ts_ioloop_stop() is called. At least one
+ * iteration runs, even for a future already done or after a stop asked for
+ * before the call. The future is not consumed.
+ *
+ * The rule for errors: the return value says whether the WAIT ended with the
+ * future done; the future's own outcome is read from the future, and only
+ * after a 0 return. Report a failure as
+ * `r = ts_ioloop_run_sync(loop, f, t); if (r == 0) r = ts_future_error(f);`
+ * — `r` is then the one error to print (0 only for a future that succeeded).
+ * A timeout never sets an error on the future (it stays pending, as Tornado's
+ * run_sync leaves the coroutine running), so ts_future_error() after a
+ * TS_ETIMEDOUT return is 0 and must not be read as success.
+ *
+ * @param loop    the loop to run; not already running.
+ * @param future  the future to wait for.
+ * @param timeout seconds to wait at most; <= 0 waits without limit.
+ * @return 0 when the future is done (successfully or not: inspect it).
+ * @retval TS_ETIMEDOUT the time ran out, or the loop was stopped, first.
+ * @retval TS_ESTATE the loop is already running (run_sync does not nest, and
+ *         is refused from inside any of the loop's callbacks under
+ *         ts_ioloop_start()).
+ * @retval TS_ENOMEM the done callback or the timeout's timer could not be
+ *         allocated (nothing ran).
  */
 TS_EXPORT int ts_ioloop_run_sync(ts_ioloop *loop, struct ts_future *future, double timeout);
 

@@ -1,0 +1,101 @@
+/*
+ * Regression tests for loop and future defects: each case failed (hung,
+ * lost an error or misreported) before its fix.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <errno.h>
+#include <stdint.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "testutil.h"
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+    static const char msg[] = "test_ioloop_defects: watchdog: a loop hung\n";
+    (void)!write(2, msg, sizeof msg - 1);
+    _exit(3);
+}
+
+/* A watchdog outside the loop: a run_sync that never returns cannot stop itself. */
+static void arm_watchdog(unsigned seconds)
+{
+    signal(SIGALRM, on_alarm);
+    alarm(seconds);
+}
+
+/*
+ * run_sync with a timeout whose timer cannot be allocated used to run with
+ * no timer at all: a future that never completes hung it forever. Fail each
+ * allocation of the call in turn; each outcome must be TS_ENOMEM or the
+ * timeout, and the timer's failure must be among them.
+ */
+static void test_run_sync_timer_alloc_failure(void **state)
+{
+    (void)state;
+    arm_watchdog(20);
+    bool saw_enomem = false;
+    for (long n = 0; n < 8; n++) {
+        ts_ioloop *loop = ts_ioloop_new();
+        assert_non_null(loop);
+        ts_future *f = ts_future_new(loop);
+        assert_non_null(f);
+        tu_use_counting_allocator();
+        long before = tu_alloc_count();
+        tu_fail_alloc_after(n);
+        int r = ts_ioloop_run_sync(loop, f, 0.05);
+        long used = tu_alloc_count() - before;
+        tu_restore_allocator();
+        assert_true(r == TS_ENOMEM || r == TS_ETIMEDOUT);
+        if (r == TS_ENOMEM)
+            saw_enomem = true;
+        assert_false(ts_future_done(f));
+        ts_future_unref(f);
+        ts_ioloop_free(loop, false);
+        if (used <= n)
+            break; /* the call made fewer than n + 1 allocations: every one has been failed */
+    }
+    assert_true(saw_enomem);
+    alarm(0);
+}
+
+/* The documented rule: 0 means done, and then the future's error is the outcome. */
+static void fail_it(ts_ioloop *loop, void *arg)
+{
+    (void)loop;
+    ts_future_set_error(arg, (-ECONNREFUSED));
+}
+
+static void test_run_sync_error_rule(void **state)
+{
+    (void)state;
+    arm_watchdog(10);
+    ts_ioloop *loop = ts_ioloop_new();
+    ts_future *f = ts_future_new(loop);
+    assert_int_equal(ts_ioloop_add_callback(loop, fail_it, f), 0);
+    int r = ts_ioloop_run_sync(loop, f, 5);
+    assert_int_equal(r, 0);
+    assert_int_equal(ts_future_error(f), (-ECONNREFUSED));
+    ts_future_unref(f);
+
+    ts_future *never = ts_future_new(loop);
+    assert_int_equal(ts_ioloop_run_sync(loop, never, 0.02), TS_ETIMEDOUT);
+    assert_false(ts_future_done(never));
+    ts_future_unref(never);
+    ts_ioloop_free(loop, false);
+    alarm(0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_run_sync_timer_alloc_failure),
+        cmocka_unit_test(test_run_sync_error_rule),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
