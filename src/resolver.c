@@ -94,10 +94,11 @@ ts_future *ts_resolver_resolve_future(ts_resolver *r, ts_ioloop *loop, const cha
     if (!f)
         return NULL;
     ts_future_ref(f);
-    if (ts_resolver_resolve(r, loop, host, port, family, resolved_to_future, f) != 0) {
-        ts_future_unref(f);
-        ts_future_unref(f);
-        return NULL;
+    int err = ts_resolver_resolve(r, loop, host, port, family, resolved_to_future, f);
+    if (err != 0) {
+        /* Refused at once: the caller still gets a future, already failed with the reason. */
+        ts_future_set_error(f, err);
+        ts_future_unref(f); /* the callback's reference: it will never run */
     }
     return f;
 }

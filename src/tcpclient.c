@@ -491,10 +491,11 @@ ts_future *ts_tcpclient_connect_future(ts_tcpclient *cl, const char *host, int p
     if (!f)
         return NULL;
     ts_future_ref(f);
-    if (ts_tcpclient_connect(cl, host, port, opts, connected_to_future, f) != 0) {
-        ts_future_unref(f);
-        ts_future_unref(f);
-        return NULL;
+    int err = ts_tcpclient_connect(cl, host, port, opts, connected_to_future, f);
+    if (err != 0) {
+        /* Refused at once: the caller still gets a future, already failed with the reason. */
+        ts_future_set_error(f, err);
+        ts_future_unref(f); /* the callback's reference: it will never run */
     }
     return f;
 }

@@ -593,7 +593,12 @@ static void test_resolver_future(void **state)
     assert_int_equal(ts_ioloop_run_sync(loop, f, 5), 0);
     assert_int_equal(ts_future_error(f), TS_ERESOLVE);
     ts_future_unref(f);
-    assert_null(ts_resolver_resolve_future(r, loop, "127.0.0.1", -5, AF_UNSPEC));
+    /* An immediate error comes back in the future, not as NULL (the code would be lost). */
+    f = ts_resolver_resolve_future(r, loop, "127.0.0.1", -5, AF_UNSPEC);
+    assert_non_null(f);
+    assert_true(ts_future_done(f));
+    assert_int_equal(ts_future_error(f), TS_EINVAL);
+    ts_future_unref(f);
     ts_resolver_free(r);
     tu_loop_free(loop);
 }

@@ -200,6 +200,13 @@ static void test_connect_future(void **state)
     assert_int_equal(ts_ioloop_run_sync(fx->loop, f, 5), 0);
     assert_int_equal(ts_future_error(f), -ECONNREFUSED);
     ts_future_unref(f);
+
+    /* Refused at once (a bad port): a failed future carrying the code, not NULL. */
+    f = ts_tcpclient_connect_future(fx->cl, "127.0.0.1", 70000, NULL);
+    assert_non_null(f);
+    assert_true(ts_future_done(f));
+    assert_int_equal(ts_future_error(f), TS_EINVAL);
+    ts_future_unref(f);
 }
 
 static void test_bad_arguments(void **state)

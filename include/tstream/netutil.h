@@ -259,7 +259,9 @@ TS_EXPORT int ts_resolver_resolve(ts_resolver *resolver, ts_ioloop *loop, const 
  * Future form of ts_resolver_resolve(): the result is a ts_addrlist * owned
  * by the future (take it with ts_future_steal_result(), then free it with
  * ts_addrlist_free()). On failure the future's error is the status code;
- * the detail text is logged at DEBUG. NULL on a synchronous error.
+ * the detail text is logged at DEBUG. An error ts_resolver_resolve() would
+ * return at once comes back as a future already failed with that code; NULL
+ * only when @p loop is NULL or the future itself cannot be allocated.
  */
 TS_EXPORT ts_future *ts_resolver_resolve_future(ts_resolver *resolver, ts_ioloop *loop, const char *host, int port,
                                                 int family);

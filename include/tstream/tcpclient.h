@@ -122,7 +122,10 @@ TS_EXPORT int ts_tcpclient_connect(ts_tcpclient *client, const char *host, int p
  * Future form of ts_tcpclient_connect(). The result is the ts_iostream *: the
  * future owns that reference (take it with ts_future_steal_result(), or it is
  * closed and dropped with the future). The error is the status above (the
- * detail text is logged at DEBUG). NULL on a synchronous error.
+ * detail text is logged at DEBUG). An error ts_tcpclient_connect() would
+ * return at once (bad arguments, the resolver's immediate error) comes back
+ * as a future already failed with that code; NULL only when @p client is NULL
+ * or the future itself cannot be allocated.
  */
 TS_EXPORT ts_future *ts_tcpclient_connect_future(ts_tcpclient *client, const char *host, int port,
                                                  const ts_tcpclient_options *opts);
