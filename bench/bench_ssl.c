@@ -33,6 +33,7 @@
 #include <openssl/x509.h>
 
 #include "tstream.h"
+#include "tstream/ssl.h"
 
 #define BLOCK (1u << 20)
 

@@ -2,7 +2,9 @@
  * @file tstream.h
  * @brief libtstream: Tornado's ioloop + iostream model for C, on libev.
  *
- * The one header a program includes. Link with `pkg-config --libs libtstream`
+ * The one header a program includes. It pulls in no OpenSSL header: a
+ * program that makes TLS contexts or TLS streams also includes tstream/ssl.h.
+ * Link with `pkg-config --libs libtstream`
  * or CMake's `tstream::tstream`.
  */
 #ifndef TSTREAM_H
@@ -17,6 +19,5 @@
 #include "tstream/process.h"
 #include "tstream/tcpserver.h"
 #include "tstream/tcpclient.h"
-#include "tstream/ssl.h"
 
 #endif /* TSTREAM_H */

@@ -409,8 +409,12 @@ static int copy_options(connector *c, const ts_tcpclient_options *o)
         c->has_src_ip = true;
     }
 #if TS_NET_TLS
-    if (o->ssl_ctx && SSL_CTX_up_ref(o->ssl_ctx))
+    if (o->ssl_ctx) {
+        /* TLS was asked for: a context we cannot hold must fail the connect, never fall back to plaintext. */
+        if (!SSL_CTX_up_ref(o->ssl_ctx))
+            return TS_ESSL;
         c->ssl_ctx = o->ssl_ctx;
+    }
 #endif
     return 0;
 }

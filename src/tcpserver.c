@@ -177,8 +177,10 @@ ts_tcpserver *ts_tcpserver_new(ts_ioloop *loop, ts_tcpserver_stream_cb handle_st
         memcpy(&srv->opts, opts, sizeof(srv->opts));
     srv->opts.size = sizeof(srv->opts);
 #if TS_NET_TLS
-    if (srv->opts.ssl_ctx)
-        SSL_CTX_up_ref(srv->opts.ssl_ctx);
+    if (srv->opts.ssl_ctx && !SSL_CTX_up_ref(srv->opts.ssl_ctx)) {
+        ts_free(srv); /* never serve plaintext where TLS was asked for */
+        return NULL;
+    }
 #endif
     return srv;
 }

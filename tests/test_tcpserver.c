@@ -29,6 +29,7 @@
 #include "testutil.h"
 #include "tls_certs.h"
 #include "tstream.h"
+#include "tstream/ssl.h"
 
 /* ---- a loop-driven client ------------------------------------------------- */
 

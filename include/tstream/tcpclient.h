@@ -28,6 +28,8 @@
 #include "iostream.h"
 #include "netutil.h"
 
+struct ssl_ctx_st; /* OpenSSL's SSL_CTX */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -45,14 +47,15 @@ typedef struct ts_tcpclient_options {
     /** AF_UNSPEC (0: any), AF_INET or AF_INET6: which addresses to resolve. */
     int family;
     /**
-     * An OpenSSL `SSL_CTX *` (client side, e.g. from ts_ssl_context_new()).
+     * An OpenSSL `SSL_CTX *` (the type is forward-declared, so this header
+     * needs no OpenSSL header; include tstream/ssl.h to make one) (client side, e.g. from ts_ssl_context_new()).
      * When set, the winning connection is upgraded to TLS
      * (ts_iostream_start_tls(), as Tornado connects in plaintext first) and
      * is handed over only after the handshake. The context is referenced for
      * the duration of the connect; the caller may free its own afterwards.
      * NULL: plain TCP.
      */
-    void *ssl_ctx;
+    struct ssl_ctx_st *ssl_ctx;
     /**
      * The name to verify the server's certificate against (and send as SNI).
      * NULL: the @p host passed to connect. Copied.

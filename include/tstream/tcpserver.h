@@ -34,6 +34,8 @@
 #include "ioloop.h"
 #include "iostream.h"
 
+struct ssl_ctx_st; /* OpenSSL's SSL_CTX */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -64,13 +66,14 @@ typedef struct ts_tcpserver_options {
     /** sizeof(ts_tcpserver_options). */
     size_t size;
     /**
-     * An OpenSSL `SSL_CTX *` with the server's certificate (e.g. from
+     * An OpenSSL `SSL_CTX *` (the type is forward-declared, so this header
+     * needs no OpenSSL header; include tstream/ssl.h to make one) with the server's certificate (e.g. from
      * ts_ssl_context_new() with server_side). When set, every connection is
      * a TLS stream (ts_iostream_new_ssl(), server side); each stream takes its
      * own reference, and the server one more, so the caller may free its own
      * at once. NULL: plain TCP.
      */
-    void *ssl_ctx;
+    struct ssl_ctx_st *ssl_ctx;
     /** Each stream's max_buffer_size (0: the stream default, 100 MiB). */
     size_t max_buffer_size;
     /** Each stream's read_chunk_size (0: the stream default, 64 KiB). */

@@ -4,6 +4,7 @@
  * generated version header and a minimal ioloop round-trip.
  */
 #include <tstream.h>
+#include <tstream/ssl.h>
 
 #include <stdbool.h>
 #include <stdio.h>
