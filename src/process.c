@@ -6,6 +6,7 @@
  * each child.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -17,6 +18,59 @@
 static int task_id = -1;
 /* Set once ts_fork_processes() has run in this process (parent or child). */
 static bool forked;
+
+/*
+ * The parent's children, for its SIGTERM / SIGINT handler: it passes the
+ * signal on at once (kill() is async-signal-safe), so no wake-up can be lost
+ * between a check and waitpid(); supervise() then stops restarting and waits
+ * for every child. Table updates happen with both signals blocked.
+ */
+static pid_t *volatile g_pids;
+static volatile int g_npids;
+static volatile sig_atomic_t g_stop_signal;
+static struct sigaction g_old_term, g_old_int;
+
+static void on_stop_signal(int sig)
+{
+    int saved = errno;
+    g_stop_signal = sig;
+    pid_t *pids = g_pids;
+    for (int i = 0; pids && i < g_npids; i++)
+        if (pids[i] > 0)
+            kill(pids[i], sig);
+    errno = saved;
+}
+
+static void block_stop_signals(bool block, sigset_t *old)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigprocmask(block ? SIG_BLOCK : SIG_SETMASK, block ? &set : old, block ? old : NULL);
+}
+
+static void install_stop_handlers(pid_t *pids, int n)
+{
+    g_pids = pids;
+    g_npids = n;
+    g_stop_signal = 0;
+    struct sigaction sa;
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0; /* no SA_RESTART: waitpid() returns EINTR and supervise() looks at the flag */
+    sigaction(SIGTERM, &sa, &g_old_term);
+    sigaction(SIGINT, &sa, &g_old_int);
+}
+
+/* Gives the signals back their dispositions from before ts_fork_processes(). */
+static void restore_stop_handlers(void)
+{
+    sigaction(SIGTERM, &g_old_term, NULL);
+    sigaction(SIGINT, &g_old_int, NULL);
+    g_pids = NULL;
+    g_npids = 0;
+}
 
 int ts_cpu_count(void)
 {
@@ -38,14 +92,22 @@ int ts_task_id(void)
 /* Returns 0 in the parent (pid recorded in pids[id]), 1 in the child, or -errno. */
 static int start_child(pid_t *pids, int id)
 {
+    sigset_t old;
+    block_stop_signals(true, &old);
     pid_t pid = fork();
-    if (pid < 0)
-        return -errno;
+    if (pid < 0) {
+        int err = -errno;
+        block_stop_signals(false, &old);
+        return err;
+    }
     if (pid == 0) {
         task_id = id;
+        restore_stop_handlers(); /* a child handles the signals as the program did before */
+        block_stop_signals(false, &old);
         return 1;
     }
     pids[id] = pid;
+    block_stop_signals(false, &old);
     return 0;
 }
 
@@ -90,8 +152,13 @@ static int supervise(pid_t *pids, int n, int max_restarts)
         int id = find_child(pids, n, pid);
         if (id < 0 || WIFSTOPPED(status) || WIFCONTINUED(status))
             continue; /* not one of ours, or not an exit */
+        sigset_t old;
+        block_stop_signals(true, &old);
         pids[id] = 0;
+        block_stop_signals(false, &old);
         alive--;
+        if (g_stop_signal)
+            continue; /* shutting down: the signal ended it, nothing is restarted */
         if (!child_failed(id, pid, status))
             continue;
         if (++restarts > max_restarts) {
@@ -127,6 +194,7 @@ int ts_fork_processes(int num_processes, int max_restarts)
     for (int i = 0; i < num_processes; i++)
         pids[i] = 0;
 
+    install_stop_handlers(pids, num_processes);
     int rc = 0;
     for (int i = 0; i < num_processes; i++) {
         rc = start_child(pids, i);
@@ -136,14 +204,25 @@ int ts_fork_processes(int num_processes, int max_restarts)
         }
         if (rc < 0) {
             ts_log(TS_LOG_ERROR, "fork_processes: fork failed: %s", ts_strerror(rc));
+            restore_stop_handlers();
             ts_free(pids);
             return rc;
         }
     }
     rc = supervise(pids, num_processes, max_restarts);
+    if (task_id < 0)
+        restore_stop_handlers(); /* (a restarted child already did) */
     ts_free(pids);
     if (task_id >= 0)
         return task_id; /* a restarted child */
+    int sig = g_stop_signal;
+    if (sig) {
+        /* Every child is gone: end the way the signal asked, with its default action. */
+        ts_log(TS_LOG_INFO, "fork_processes: signal %d: children stopped, exiting", sig);
+        signal(sig, SIG_DFL);
+        raise(sig);
+        _exit(128 + sig);
+    }
     if (rc < 0)
         return rc;
     /*

@@ -331,6 +331,50 @@ static void test_two_workers_serve_and_restart(void **state)
     assert_true(nh_connect(AF_INET, port, 1) < 0);
 }
 
+/*
+ * SIGTERM to the parent: it passes the signal on to its workers, waits for
+ * them and ends by the same signal. Before, the parent died alone and its
+ * workers went on serving the port as orphans.
+ */
+static void test_sigterm_to_parent_stops_workers(void **state)
+{
+    (void)state;
+    int fds[1];
+    assert_int_equal(ts_bind_sockets(0, "127.0.0.1", AF_INET, -1, 0, fds, 1), 1);
+    int port = nh_local_port(fds[0]);
+    worker_arg w = {fds[0]};
+    pid_t mgr = spawn_manager(serving_manager, &w);
+    close(fds[0]);
+
+    int pids[2] = {0, 0};
+    double deadline = nh_now() + 10;
+    while ((!pids[0] || !pids[1]) && nh_now() < deadline) {
+        int pid = 0;
+        int id = ask(port, "hello\n", &pid, NULL);
+        if (id >= 0 && id < 2)
+            pids[id] = pid;
+    }
+    if (!pids[0] || !pids[1])
+        kill(-mgr, SIGKILL);
+    assert_true(pids[0] > 0 && pids[1] > 0);
+
+    double t0 = nh_now();
+    assert_int_equal(kill(mgr, SIGTERM), 0);
+    int status = wait_manager(mgr, 5);
+    double took = nh_now() - t0;
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGTERM);
+    assert_true(took < 1.0);
+    /* No worker outlived the parent (they were reaped, so not even as zombies). */
+    assert_int_equal(kill(pids[0], 0), -1);
+    assert_int_equal(errno, ESRCH);
+    assert_int_equal(kill(pids[1], 0), -1);
+    assert_int_equal(errno, ESRCH);
+    /* Nobody holds the port any more. */
+    int c = nh_connect(AF_INET, port, 1);
+    assert_true(c < 0);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -340,6 +384,7 @@ int main(void)
         cmocka_unit_test(test_too_many_restarts),
         cmocka_unit_test(test_one_per_cpu),
         cmocka_unit_test(test_two_workers_serve_and_restart),
+        cmocka_unit_test(test_sigterm_to_parent_stops_workers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -39,6 +39,12 @@ TS_EXPORT int ts_cpu_count(void);
  *   IOLoop before fork_processes): a child inherits only the calling
  *   thread, and a parent must not hold a running loop while it waits. Open
  *   listening sockets before it, so every child inherits them.
+ * - SIGTERM and SIGINT: while it waits, the parent handles both. It passes
+ *   the signal on to every child at once, restarts none of them, waits until
+ *   all have ended (none is left running or a zombie), restores the
+ *   dispositions the program had, and ends itself by the same signal (its
+ *   default action: the parent's exit status says "killed by SIGTERM").
+ *   Children start with the dispositions the program had before the call.
  * - Progress (start, deaths, restarts) is logged through the log hook.
  *
  * @return in a child, its task id (>= 0). In the parent, only on failure:
