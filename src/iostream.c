@@ -52,6 +52,8 @@ static void init_stream(ts_iostream *s, ts_ioloop *loop, const ts_stream_ops *op
     chunk = TS__MIN(chunk ? chunk : TS_IOSTREAM_DEFAULT_CHUNK, s->max_buffer_size / 2);
     s->read_chunk_size = chunk ? chunk : 1;
     s->max_write_buffer_size = TS__OPT(opts, max_write_buffer_size);
+    double hs = TS__OPT(opts, handshake_timeout);
+    s->hs_timeout = hs > 0 ? hs : 0;
     ts__readbuf_init(&s->rb);
     ts__writebuf_init(&s->wb);
     if (TS__OP(s, handshake))
@@ -96,8 +98,17 @@ ts_iostream *ts__iostream_new_inline(ts_ioloop *loop, const ts_stream_ops *ops, 
     return s;
 }
 
+static void disarm_handshake_timer(ts_iostream *s)
+{
+    if (s->hs_timer) {
+        ts_ioloop_remove_timeout(s->loop, s->hs_timer);
+        s->hs_timer = 0;
+    }
+}
+
 static void destroy(ts_iostream *s)
 {
+    disarm_handshake_timer(s);
     ts__readbuf_free(&s->rb);
     ts__writebuf_free(&s->wb);
     ts__io_read_free(s);
@@ -162,6 +173,7 @@ void ts__io_close(ts_iostream *s, int err, bool local)
     else if (err == TS_EBUFFERFULL)
         ts_log(TS_LOG_WARN, "iostream: reached maximum buffer size, closing connection");
     drop_handler(s);
+    disarm_handshake_timer(s);
     void (*shut)(void *) = TS__OP(s, shutdown);
     /* Only a clean local close says goodbye: after EOF or an error the peer is gone or confused. */
     if (local && !s->error && shut)
@@ -251,15 +263,35 @@ static void handshake_done(ts_iostream *s, int status)
     }
 }
 
+/* A peer that stalls its handshake must not hold the fd and the memory for as long as it likes. */
+static void on_handshake_deadline(ts_ioloop *loop, void *arg)
+{
+    TS__UNUSED(loop);
+    ts_iostream *s = arg;
+    s->hs_timer = 0;
+    if (!(s->flags & TS__F_HANDSHAKING) || (s->flags & TS__F_CLOSED))
+        return;
+    ts_log(TS_LOG_DEBUG, "iostream: handshake not finished in %.3g s, closing", s->hs_timeout);
+    ts__io_close(s, TS_ETIMEDOUT, false);
+}
+
 static void step_handshake(ts_iostream *s)
 {
     if (!(s->flags & TS__F_HS_STARTED)) {
         if ((s->flags & TS__F_CONNECTING) || !fd_connected(s))
             return; /* a client stream: connect() will start it */
         s->flags |= TS__F_HS_STARTED;
+        if (s->hs_timeout > 0) {
+            s->hs_timer = ts_ioloop_call_later(s->loop, s->hs_timeout, on_handshake_deadline, s);
+            if (!s->hs_timer) {
+                ts__io_close(s, TS_ENOMEM, false); /* a deadline asked for and not kept would be a silent hole */
+                return;
+            }
+        }
     }
     int r = s->ops->handshake(s->transport);
     if (r == 0) {
+        disarm_handshake_timer(s);
         s->flags &= ~TS__F_HANDSHAKING;
         s->flags |= TS__F_HANDSHAKE_DONE;
         s->hs_wait = 0;
@@ -620,6 +652,8 @@ void ts__iostream_get_options(ts_iostream *s, ts_iostream_options *out)
         out->read_chunk_size = s->read_chunk_size;
         out->max_write_buffer_size = s->max_write_buffer_size;
     }
+    if (out->size >= offsetof(ts_iostream_options, handshake_timeout) + sizeof(out->handshake_timeout))
+        out->handshake_timeout = s->hs_timeout;
 }
 const ts_stream_ops *ts__iostream_ops(ts_iostream *s) { return s->ops; }
 uint64_t ts__iostream_search_bytes(const ts_iostream *s) { return s->search_bytes; }

@@ -86,6 +86,8 @@ struct ts_iostream {
     size_t max_buffer_size;
     size_t read_chunk_size;
     size_t max_write_buffer_size;
+    double hs_timeout; /* seconds, 0: none */
+    uint64_t hs_timer; /* the handshake's deadline timeout, 0: none armed */
 
     ts__readbuf rb;
     ts__writebuf wb;

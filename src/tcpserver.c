@@ -88,6 +88,8 @@ static ts_iostream *make_stream(ts_tcpserver *srv, int fd)
     so.max_write_buffer_size = srv->opts.max_write_buffer_size;
 #if TS_NET_TLS
     if (srv->opts.ssl_ctx) {
+        double t = srv->opts.handshake_timeout;
+        so.handshake_timeout = t == 0 ? TS_TCPSERVER_DEFAULT_HANDSHAKE_TIMEOUT : t > 0 ? t : 0;
         ts_ssl_options ssl = {0};
         ssl.size = sizeof(ssl);
         ssl.ctx = srv->opts.ssl_ctx;
@@ -173,8 +175,8 @@ ts_tcpserver *ts_tcpserver_new(ts_ioloop *loop, ts_tcpserver_stream_cb handle_st
     srv->loop = loop;
     srv->handle_stream = handle_stream;
     srv->arg = arg;
-    if (opts)
-        memcpy(&srv->opts, opts, sizeof(srv->opts));
+    if (opts) /* an older, smaller struct: copy what it has, the rest stays zero (the defaults) */
+        memcpy(&srv->opts, opts, opts->size < sizeof(srv->opts) ? opts->size : sizeof(srv->opts));
     srv->opts.size = sizeof(srv->opts);
 #if TS_NET_TLS
     if (srv->opts.ssl_ctx && !SSL_CTX_up_ref(srv->opts.ssl_ctx)) {

@@ -583,6 +583,81 @@ static void test_tls_connection_reset_before_accept(void **state)
     teardown_server(loop, srv, &st);
 }
 
+/*
+ * A TLS client that connects and then says nothing used to hold its fd and
+ * memory for as long as it liked (echo_server --tls closed 0 of 20 such
+ * clients in 3 s). The server's handshake timeout closes it with
+ * TS_ETIMEDOUT; a negative timeout turns the limit off.
+ */
+typedef struct hs_rec {
+    ts_iostream *s;
+    int close_error;
+    bool closed;
+} hs_rec;
+
+static void hs_closed(ts_iostream *s, void *arg)
+{
+    hs_rec *r = arg;
+    r->close_error = ts_iostream_error(s);
+    r->closed = true;
+}
+
+static int hs_handle(ts_tcpserver *srv, ts_iostream *s, const struct sockaddr *addr, socklen_t len, void *arg)
+{
+    (void)srv, (void)addr, (void)len;
+    hs_rec *r = arg;
+    r->s = s;
+    ts_iostream_set_close_callback(s, hs_closed, r);
+    return 0;
+}
+
+static bool hs_accepted(void *arg) { return ((hs_rec *)arg)->s != NULL; }
+
+static void stalled_handshake(double timeout, hs_rec *r, int *client)
+{
+    const tu_certs *certs = tu_certs_get();
+    ts_ioloop *loop = tu_loop_new(20);
+    SSL_CTX *sctx = tu_tls_server_ctx(certs->server_cert, certs->server_key, 0, 0);
+    ts_tcpserver_options o = {.size = sizeof(o), .ssl_ctx = sctx, .handshake_timeout = timeout};
+    ts_tcpserver *srv = ts_tcpserver_new(loop, hs_handle, r, &o);
+    SSL_CTX_free(sctx);
+    assert_non_null(srv);
+    assert_int_equal(ts_tcpserver_listen(srv, 0, "127.0.0.1"), 0);
+    *client = nh_connect(AF_INET, ts_tcpserver_port(srv), 2);
+    assert_true(*client >= 0);
+    assert_true(tu_run_until(loop, hs_accepted, r, 5));
+    if (timeout > 0) {
+        double t0 = ts_ioloop_time(loop);
+        tu_run_until_flag(loop, &r->closed, 5);
+        double took = ts_ioloop_time(loop) - t0;
+        assert_true(took >= timeout * 0.5 && took < timeout + 2.0);
+        char b;
+        assert_true(nh_read_line(*client, &b, 1, 2.0) <= 0); /* the client sees its connection end */
+    } else {
+        tu_run_for(loop, 0.6);
+        assert_false(r->closed);
+    }
+    close(*client);
+    if (r->s) {
+        ts_iostream_free(r->s);
+        r->s = NULL;
+    }
+    ts_tcpserver_free(srv);
+    tu_loop_free(loop);
+}
+
+static void test_tls_handshake_timeout(void **state)
+{
+    (void)state;
+    hs_rec r = {0};
+    int c;
+    stalled_handshake(0.3, &r, &c);
+    assert_int_equal(r.close_error, TS_ETIMEDOUT);
+
+    hs_rec off = {0};
+    stalled_handshake(-1, &off, &c);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -597,6 +672,7 @@ int main(void)
         cmocka_unit_test(test_emfile_server_recovers),
         cmocka_unit_test(test_start_two_processes),
         cmocka_unit_test(test_tls_connection_reset_before_accept),
+        cmocka_unit_test(test_tls_handshake_timeout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

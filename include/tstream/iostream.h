@@ -127,6 +127,14 @@ typedef struct ts_iostream_options {
     size_t read_chunk_size;
     /** Largest amount of queued write data (0: unlimited). A write that would pass it is refused with TS_EBUFFERFULL; the stream stays open (as Tornado). */
     size_t max_write_buffer_size;
+    /**
+     * Seconds the transport's handshake (TLS) may take, counted from when it
+     * starts (once the fd is connected). Past it the stream closes with
+     * TS_ETIMEDOUT, which the connect / handshake waiters and the pending
+     * operations receive. 0: no limit. Ignored by transports without a
+     * handshake. ts_iostream_start_tls() carries it over to the TLS stream.
+     */
+    double handshake_timeout;
 } ts_iostream_options;
 
 /** Default max_buffer_size: 100 MiB. */

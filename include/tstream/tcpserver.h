@@ -82,7 +82,17 @@ typedef struct ts_tcpserver_options {
     size_t max_write_buffer_size;
     /** Leave Nagle's algorithm on. By default TCP_NODELAY is set on every accepted TCP socket. */
     bool disable_nodelay;
+    /**
+     * TLS servers: seconds a client may take to finish its handshake, from
+     * accept; past it the stream is closed with TS_ETIMEDOUT (logged at
+     * DEBUG). 0 (a zero-initialised struct, or one too old to have this
+     * field): TS_TCPSERVER_DEFAULT_HANDSHAKE_TIMEOUT. Negative: no limit.
+     */
+    double handshake_timeout;
 } ts_tcpserver_options;
+
+/** The handshake timeout a TLS server applies unless told otherwise: 10 s (as h2o). */
+#define TS_TCPSERVER_DEFAULT_HANDSHAKE_TIMEOUT 10.0
 
 /**
  * Creates a server on @p loop that passes each connection to
