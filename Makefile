@@ -1,6 +1,7 @@
 # Thin wrapper around CMake. Everything real lives in CMakeLists.txt.
 #
 #   make deps      check/install Debian build+test dependencies (scripts/deps.sh)
+#   make build-deps  only what building needs (make build / install use it)
 #   make build     configure + build into build/ (-O2 -g)
 #   make demo      build, then run examples/demo.sh (or build/examples/loop_demo)
 #   make test      sanitized Debug build in build-test/ + ctest
@@ -28,26 +29,30 @@ else
 TS_WERROR_FLAG := -DTS_WERROR=OFF
 endif
 
-.PHONY: all help deps configure build demo test bench docs install clean
+.PHONY: all help deps build-deps configure build demo test bench docs install clean
 
 all: build
 
 help:
-	@sed -n '3,12p' Makefile
+	@sed -n '3,13p' Makefile
 
 deps:
-	@bash scripts/deps.sh
+	@bash scripts/deps.sh all
 
-configure: deps
+build-deps:
+	@bash scripts/deps.sh build
+
+configure: build-deps
 	$(CMAKE) -S . -B $(BUILD_DIR) \
 	    -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	    -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O2 -g" \
+	    -DTS_BUILD_TESTS=OFF \
 	    $(CMAKE_ARGS)
 
 build: configure
 	$(CMAKE) --build $(BUILD_DIR) -j$(JOBS)
 
-demo: build
+demo: deps build
 	@if [ -f examples/demo.sh ]; then \
 	    echo "==> examples/demo.sh"; \
 	    TS_BUILD_DIR="$(CURDIR)/$(BUILD_DIR)" bash examples/demo.sh; \

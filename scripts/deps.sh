@@ -1,24 +1,31 @@
 #!/usr/bin/env bash
-# scripts/deps.sh -- make sure the Debian packages needed to build and test
-# libtstream are installed.
+# scripts/deps.sh -- make sure the Debian packages libtstream needs are
+# installed. Two lists: what building the library and its examples needs,
+# and what the test suite and the demo need on top (peers such as nginx,
+# curl and wrk, cmocka, the sanitizer and fuzzer runtimes).
 #
-#   scripts/deps.sh           check; install what is missing (root) or print
-#                             the apt-get command and exit 1 (non-root)
-#   scripts/deps.sh --list    print the package list (one line) and exit
-#   scripts/deps.sh --check   only check; exit 1 if anything is missing
+#   scripts/deps.sh [build|test|all]     check; install what is missing
+#                                        (root) or print the apt-get command
+#                                        and exit 1 (non-root). Default: all.
+#   scripts/deps.sh --list [build|test|all]   print a list (one line), exit
+#   scripts/deps.sh --check [build|test|all]  only check; exit 1 if missing
 #
-# doxygen is optional (only needed for `make docs`) and never required here.
+# `make build` and `make install` use the build list; `make test`,
+# `make demo` and .ci/run use both.
 set -euo pipefail
 
-PACKAGES=(
+BUILD_PACKAGES=(
     build-essential
     cmake
     pkg-config
     libev-dev
     libssl-dev
     libpcre2-dev
+)
+
+TEST_PACKAGES=(
     libcmocka-dev
-    openssl
+    openssl      # s_server / s_client peers, test certificates
     curl
     nginx
     wrk
@@ -30,12 +37,21 @@ PACKAGES=(
 
 mode=install
 case "${1:-}" in
-    --list)  echo "${PACKAGES[*]}"; exit 0 ;;
-    --check) mode=check ;;
-    "")      ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
-    *) echo "usage: $0 [--list|--check]" >&2; exit 2 ;;
+    --list)  mode=list; shift ;;
+    --check) mode=check; shift ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
 esac
+set_name="${1:-all}"
+case "$set_name" in
+    build) PACKAGES=("${BUILD_PACKAGES[@]}") ;;
+    test)  PACKAGES=("${TEST_PACKAGES[@]}") ;;
+    all)   PACKAGES=("${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}") ;;
+    *) echo "usage: $0 [--list|--check] [build|test|all]" >&2; exit 2 ;;
+esac
+if [[ $mode == list ]]; then
+    echo "${PACKAGES[*]}"
+    exit 0
+fi
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
     echo "deps: dpkg-query not found (not a Debian-based system); skipping package check." >&2
