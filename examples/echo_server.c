@@ -15,6 +15,8 @@
 #include <tstream/ssl.h>
 #include <tstream/tcpserver.h>
 
+#include "example_args.h"
+
 /* Stop reading while this much output is queued: back pressure on a slow reader. */
 #define HIGH_WATER (4u << 20)
 #define MAX_LINE (64u << 20)
@@ -136,28 +138,33 @@ int main(int argc, char **argv)
 {
     const char *address = "127.0.0.1", *cert = NULL, *key = NULL;
     int port = -1, processes = 1;
+    const char *prog = "echo_server";
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+        const char *a = argv[i], *v;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout, argv[0]);
             return 0;
-        } else if (!strcmp(argv[i], "--address") && i + 1 < argc) {
-            address = argv[++i];
-        } else if (!strcmp(argv[i], "--tls") && i + 2 < argc) {
+        } else if (!strcmp(a, "--address")) {
+            if (!(address = ex_option_value(prog, argc, argv, &i)))
+                return EX_USAGE_STATUS;
+        } else if (!strcmp(a, "--tls")) {
+            if (i + 2 >= argc)
+                return ex_usage_error(prog, "option '--tls' needs CERT and KEY");
             cert = argv[++i];
             key = argv[++i];
-        } else if (!strcmp(argv[i], "--processes") && i + 1 < argc) {
-            processes = atoi(argv[++i]);
-        } else if (port < 0 && argv[i][0] != '-') {
-            port = atoi(argv[i]);
-        } else {
-            usage(stderr, argv[0]);
-            return 2;
+        } else if (!strcmp(a, "--processes")) {
+            if (!(v = ex_option_value(prog, argc, argv, &i)) || ex_parse_int(prog, "--processes", v, 0, 1024, &processes) < 0)
+                return EX_USAGE_STATUS;
+        } else if (a[0] == '-' && a[1]) {
+            return ex_usage_error(prog, "unknown option '%s'", a);
+        } else if (port >= 0) {
+            return ex_usage_error(prog, "unexpected argument '%s'", a);
+        } else if (ex_parse_port(prog, a, &port) < 0) {
+            return EX_USAGE_STATUS;
         }
     }
-    if (port < 0 || port > 65535) {
-        usage(stderr, argv[0]);
-        return 2;
-    }
+    if (port < 0)
+        return ex_usage_error(prog, "missing PORT");
 
     SSL_CTX *ctx = NULL;
     if (cert) {

@@ -27,6 +27,8 @@
 #include <tstream/ssl.h>
 #include <tstream/tcpserver.h>
 
+#include "example_args.h"
+
 #define MAX_HEAD (16 * 1024)
 #define MAX_BODY (16 * 1024 * 1024)
 #define FILE_CHUNK (256 * 1024)
@@ -458,32 +460,40 @@ int main(int argc, char **argv)
 {
     const char *address = "127.0.0.1", *cert = NULL, *key = NULL, *root = NULL;
     int port = -1, processes = 1;
+    const char *prog = "http_server";
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+        const char *a = argv[i], *v;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout, argv[0]);
             return 0;
-        } else if (!strcmp(argv[i], "--address") && i + 1 < argc) {
-            address = argv[++i];
-        } else if (!strcmp(argv[i], "--root") && i + 1 < argc) {
-            root = argv[++i];
-        } else if (!strcmp(argv[i], "--tls") && i + 2 < argc) {
+        } else if (!strcmp(a, "--address")) {
+            if (!(address = ex_option_value(prog, argc, argv, &i)))
+                return EX_USAGE_STATUS;
+        } else if (!strcmp(a, "--root")) {
+            if (!(root = ex_option_value(prog, argc, argv, &i)) || ex_check_directory(prog, "--root", root) < 0)
+                return EX_USAGE_STATUS;
+        } else if (!strcmp(a, "--tls")) {
+            if (i + 2 >= argc)
+                return ex_usage_error(prog, "option '--tls' needs CERT and KEY");
             cert = argv[++i];
             key = argv[++i];
-        } else if (!strcmp(argv[i], "--processes") && i + 1 < argc) {
-            processes = atoi(argv[++i]);
-        } else if (!strcmp(argv[i], "--idle-timeout") && i + 1 < argc) {
-            g_cfg.idle_timeout = atof(argv[++i]);
-        } else if (port < 0 && argv[i][0] != '-') {
-            port = atoi(argv[i]);
-        } else {
-            usage(stderr, argv[0]);
-            return 2;
+        } else if (!strcmp(a, "--processes")) {
+            if (!(v = ex_option_value(prog, argc, argv, &i)) || ex_parse_int(prog, "--processes", v, 0, 1024, &processes) < 0)
+                return EX_USAGE_STATUS;
+        } else if (!strcmp(a, "--idle-timeout")) {
+            if (!(v = ex_option_value(prog, argc, argv, &i)) ||
+                ex_parse_seconds(prog, "--idle-timeout", v, &g_cfg.idle_timeout) < 0)
+                return EX_USAGE_STATUS;
+        } else if (a[0] == '-' && a[1]) {
+            return ex_usage_error(prog, "unknown option '%s'", a);
+        } else if (port >= 0) {
+            return ex_usage_error(prog, "unexpected argument '%s'", a);
+        } else if (ex_parse_port(prog, a, &port) < 0) {
+            return EX_USAGE_STATUS;
         }
     }
-    if (port < 0 || port > 65535 || !(g_cfg.idle_timeout > 0)) {
-        usage(stderr, argv[0]);
-        return 2;
-    }
+    if (port < 0)
+        return ex_usage_error(prog, "missing PORT");
     static char root_real[PATH_MAX];
     if (root) {
         if (!realpath(root, root_real)) {

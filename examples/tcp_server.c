@@ -13,6 +13,8 @@
 #include <tstream.h>
 #include <tstream/tcpserver.h>
 
+#include "example_args.h"
+
 #define TERMINATOR "that is all!"
 
 static ts_ioloop *g_loop;
@@ -73,26 +75,28 @@ int main(int argc, char **argv)
 {
     const char *address = "127.0.0.1";
     int port = -1;
+    const char *prog = "tcp_server";
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             printf("usage: %s PORT [--address ADDR]\n"
                    "Echoes messages that end with \"" TERMINATOR "\"; a bare \"" TERMINATOR "\" ends the "
                    "connection.\n",
                    argv[0]);
             return 0;
-        } else if (!strcmp(argv[i], "--address") && i + 1 < argc) {
-            address = argv[++i];
-        } else if (port < 0 && argv[i][0] != '-') {
-            port = atoi(argv[i]);
-        } else {
-            fprintf(stderr, "usage: %s PORT [--address ADDR]\n", argv[0]);
-            return 2;
+        } else if (!strcmp(a, "--address")) {
+            if (!(address = ex_option_value(prog, argc, argv, &i)))
+                return EX_USAGE_STATUS;
+        } else if (a[0] == '-' && a[1]) {
+            return ex_usage_error(prog, "unknown option '%s'", a);
+        } else if (port >= 0) {
+            return ex_usage_error(prog, "unexpected argument '%s'", a);
+        } else if (ex_parse_port(prog, a, &port) < 0) {
+            return EX_USAGE_STATUS;
         }
     }
-    if (port < 0 || port > 65535) {
-        fprintf(stderr, "usage: %s PORT [--address ADDR]\n", argv[0]);
-        return 2;
-    }
+    if (port < 0)
+        return ex_usage_error(prog, "missing PORT");
     g_loop = ts_ioloop_new();
     ts_tcpserver *server = ts_tcpserver_new(g_loop, on_stream, NULL, NULL);
     int rc = ts_tcpserver_listen(server, port, address);

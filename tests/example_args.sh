@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Every example rejects a bad port, option or argument with a usage error:
+# exit status 2 and a message on stderr that names what was wrong. Before,
+# `http_server abc` listened on a random port and `http_server 18451x` on
+# 18451.
+set -uo pipefail
+BIN="${TS_BUILD_DIR:?}/examples"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+
+# expect_usage NAME WORD ARGS...: exits 2 within 5 s, and stderr names WORD.
+expect_usage() {
+    local name=$1 word=$2
+    shift 2
+    timeout 5 "$BIN/$name" "$@" >"$tmp/out" 2>"$tmp/err"
+    local rc=$?
+    if [[ $rc -ne 2 ]]; then
+        echo "FAIL: $name $*: exit $rc, want 2 (stderr: $(head -c 200 "$tmp/err"))"
+        fails=$((fails + 1))
+    elif ! grep -qF -- "$word" "$tmp/err"; then
+        echo "FAIL: $name $*: stderr does not name '$word': $(head -c 200 "$tmp/err")"
+        fails=$((fails + 1))
+    else
+        echo "ok: $name $* -> 2: $(head -1 "$tmp/err")"
+    fi
+}
+
+for prog in http_server echo_server tcp_server; do
+    expect_usage $prog abc abc
+    expect_usage $prog 18451x 18451x
+    expect_usage $prog 70000 70000
+    expect_usage $prog -- -1 -1
+    expect_usage $prog --bogus 8080 --bogus
+    expect_usage $prog --address 8080 --address
+    expect_usage $prog 8080 9 8080
+    expect_usage $prog PORT
+done
+expect_usage http_server --root 8080 --root /etc/passwd
+expect_usage http_server /nonexistent-dir 8080 --root /nonexistent-dir
+expect_usage http_server --idle-timeout 8080 --idle-timeout 0
+expect_usage http_server --idle-timeout 8080 --idle-timeout 5s
+expect_usage http_server --processes 8080 --processes two
+expect_usage echo_server --processes 8080 --processes -3
+expect_usage echo_server --tls 8080 --tls only-cert
+expect_usage http_client --bogus --bogus http://127.0.0.1/
+expect_usage http_client 18451x http://127.0.0.1:18451x/
+
+# --help still succeeds, on stdout.
+for prog in http_server echo_server tcp_server http_client; do
+    if ! timeout 5 "$BIN/$prog" --help >"$tmp/out" 2>&1 || ! grep -qi usage "$tmp/out"; then
+        echo "FAIL: $prog --help"
+        fails=$((fails + 1))
+    fi
+done
+
+[[ $fails -eq 0 ]] || { echo "$fails failure(s)"; exit 1; }
+echo "all usage errors reported"
