@@ -138,13 +138,19 @@ static void handshake_finished(ts__ssl_transport *t)
 
 static int fail_handshake(ts__ssl_transport *t, int rc)
 {
+    /*
+     * A peer that went away (EOF, close_notify or a reset) before finishing
+     * is what every port scan and health check does: DEBUG, as Tornado, so
+     * a scan cannot flood the log. Anything else is a real failure, worth
+     * one WARN line naming the peer.
+     */
+    bool gone = rc == OUTCOME_EOF || rc == OUTCOME_CLOSE_NOTIFY || (rc < 0 && conn_closed_errno(-rc));
     if (rc == OUTCOME_EOF || rc == OUTCOME_CLOSE_NOTIFY) {
-        /* The peer went away before the handshake finished: no data was
-         * promised yet, so this is a failure, not an end of stream. */
+        /* No data was promised yet, so this is a failure, not an end of stream. */
         snprintf(t->detail, sizeof t->detail, "unexpected eof while reading (peer closed during the handshake)");
         rc = t->fatal = TS_ESSL;
     }
-    ts_log(TS_LOG_WARN, "SSL Error on %d %s: %s", t->fd, t->peer, t->detail);
+    ts_log(gone ? TS_LOG_DEBUG : TS_LOG_WARN, "TLS handshake with %s failed: %s", t->peer, t->detail);
     return rc;
 }
 

@@ -31,13 +31,21 @@
 static ts_ioloop *g_loop;
 static const tu_certs *C;
 static int g_ssl_warnings;
+static int g_ssl_debug; /* handshakes that ended because the peer went away */
+static char g_last_warning[512];
 
-/* Failed handshakes are logged as Tornado does ("SSL Error on fd peer: reason"); count them. */
+/* Failed handshakes are logged once each ("TLS handshake with HOST:PORT failed: reason"); count them. */
 static void count_log(ts_log_level level, const char *msg, void *arg)
 {
     (void)arg;
-    if (level == TS_LOG_WARN && strncmp(msg, "SSL Error on ", 13) == 0)
-        g_ssl_warnings++;
+    if (strncmp(msg, "TLS handshake with ", 19) == 0) {
+        if (level == TS_LOG_WARN) {
+            g_ssl_warnings++;
+            snprintf(g_last_warning, sizeof g_last_warning, "%s", msg);
+        } else if (level == TS_LOG_DEBUG) {
+            g_ssl_debug++;
+        }
+    }
     if (getenv("TS_TEST_VERBOSE"))
         fprintf(stderr, "log %d: %s\n", (int)level, msg);
 }
@@ -95,7 +103,9 @@ static void expect_client_verify_failure(const char *cert, const char *key, cons
     int rc_c, rc_s;
     int warnings = g_ssl_warnings;
     handshake_case(cert, key, ca, host, &rc_c, &rc_s, &c, &s);
-    assert_true(g_ssl_warnings > warnings);
+    /* One line per side that failed (never a repeat), naming the peer's address, not an fd. */
+    assert_true(g_ssl_warnings > warnings && g_ssl_warnings - warnings <= 2);
+    assert_non_null(strstr(g_last_warning, "127.0.0.1:"));
     assert_int_equal(rc_c, TS_ESSL);
     assert_int_equal(ts_iostream_error(c), TS_ESSL);
     assert_true(ts_iostream_closed(c));
@@ -271,7 +281,10 @@ static void test_peer_closes_mid_handshake(void **state)
     (void)state;
     ts_iostream *c;
     raw_peer p = {.close_after = true};
+    int warnings = g_ssl_warnings, debug = g_ssl_debug;
     assert_int_equal(client_vs_raw(&p, &c, 5), TS_ESSL);
+    assert_int_equal(g_ssl_warnings, warnings); /* a peer going away is no warning... */
+    assert_int_equal(g_ssl_debug, debug + 1);   /* ...only a debug line */
     assert_true(p.spoke); /* it did see a ClientHello */
     assert_detail(c, "unexpected eof");
     ts_iostream_free(c);
@@ -478,7 +491,7 @@ static void ignore_read(ts_iostream *s, int status, const char *data, size_t len
 static void test_reset_after_accept_closes(void **state)
 {
     (void)state;
-    int port = 0;
+    int port = 0, warnings = g_ssl_warnings;
     int l = tu_tcp_listen(&port);
     assert_true(l >= 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
@@ -507,8 +520,38 @@ static void test_reset_after_accept_closes(void **state)
     assert_int_equal(closes, 1);
     assert_true(rstatus < 0);
     assert_int_equal(ts_iostream_fileno(s), -1);
+    assert_int_equal(g_ssl_warnings, warnings); /* a reset is no warning */
     ts_iostream_unref(s);
     close(l);
+}
+
+/*
+ * A port scan of a TLS server: clients that connect and close without a
+ * word. Each used to log "SSL Error on N ...: unexpected eof while reading"
+ * at WARN (1,025 scans, 1,025 lines); now each is one DEBUG line.
+ */
+static void test_port_scan_is_quiet(void **state)
+{
+    (void)state;
+    enum { SCANS = 20 };
+    int warnings = g_ssl_warnings, debug = g_ssl_debug, closes = 0;
+    SSL_CTX *sctx = tu_tls_server_ctx(C->server_cert, C->server_key, 0, 0);
+    ts_iostream *srv[SCANS];
+    for (int i = 0; i < SCANS; i++) {
+        int fds[2], err = 0;
+        assert_int_equal(tu_tcp_pair(fds), 0);
+        ts_ssl_options so = {.size = sizeof so, .ctx = sctx, .server_side = true};
+        srv[i] = ts_iostream_new_ssl(g_loop, fds[1], &so, NULL, &err);
+        assert_non_null(srv[i]);
+        ts_iostream_set_close_callback(srv[i], count_close, &closes);
+        close(fds[0]); /* the scanner hangs up */
+    }
+    SSL_CTX_free(sctx);
+    tu_run_until_count(g_loop, &closes, SCANS, 10);
+    assert_int_equal(g_ssl_warnings, warnings);
+    assert_int_equal(g_ssl_debug, debug + SCANS);
+    for (int i = 0; i < SCANS; i++)
+        ts_iostream_unref(srv[i]);
 }
 
 int main(void)
@@ -516,6 +559,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_untrusted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reset_after_accept_closes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_port_scan_is_quiet, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wrong_name, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expired, setup, teardown),
         cmocka_unit_test_setup_teardown(test_names_that_match, setup, teardown),
