@@ -105,7 +105,7 @@ static void default_log(ts_log_level level, const char *msg, void *arg)
 
 static ts_log_cb g_log_cb = default_log;
 static void *g_log_arg;
-static ts_log_level g_log_min = TS_LOG_INFO;
+static ts_log_level g_log_min = TS_LOG_WARN; /* what Tornado shows by default: warnings and errors */
 
 void ts_log_set_handler(ts_log_cb cb, void *arg, ts_log_level min_level)
 {

@@ -12,8 +12,11 @@
  * the loop's fd handler or by a deferred loop callback, never from inside an
  * API call. Each goes through ts__io_cb_enter/leave, which hold a reference.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -162,16 +165,48 @@ static void drop_handler(ts_iostream *s)
     }
 }
 
+#define TS__PEER_STRLEN (INET6_ADDRSTRLEN + 16)
+
+/* "host:port" ("[v6]:port") of the peer when the fd is an inet socket, else "fd N". */
+static void describe_peer(ts_iostream *s, char *buf, size_t len)
+{
+    int fd = s->ops->fileno(s->transport);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    char host[INET6_ADDRSTRLEN];
+    if (fd >= 0 && getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET) {
+            const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+            if (inet_ntop(AF_INET, &in->sin_addr, host, sizeof host)) {
+                snprintf(buf, len, "%s:%u", host, (unsigned)ntohs(in->sin_port));
+                return;
+            }
+        } else if (ss.ss_family == AF_INET6) {
+            const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
+            if (inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host)) {
+                snprintf(buf, len, "[%s]:%u", host, (unsigned)ntohs(in6->sin6_port));
+                return;
+            }
+        }
+    }
+    snprintf(buf, len, "fd %d", fd);
+}
+
 void ts__io_close(ts_iostream *s, int err, bool local)
 {
     if (s->flags & TS__F_CLOSED)
         return;
     if (err && !s->error)
         s->error = err;
-    if (err == TS_EUNSATISFIABLE)
-        ts_log(TS_LOG_INFO, "iostream: unsatisfiable read, closing connection");
-    else if (err == TS_EBUFFERFULL)
-        ts_log(TS_LOG_WARN, "iostream: reached maximum buffer size, closing connection");
+    /* The library logs only what it decided: a user closing with one of these codes chose to. */
+    if (!local && (err == TS_EUNSATISFIABLE || err == TS_EBUFFERFULL)) {
+        char peer[TS__PEER_STRLEN];
+        describe_peer(s, peer, sizeof peer);
+        if (err == TS_EUNSATISFIABLE)
+            ts_log(TS_LOG_INFO, "iostream: unsatisfiable read, closing connection to %s", peer);
+        else
+            ts_log(TS_LOG_WARN, "iostream: reached maximum buffer size, closing connection to %s", peer);
+    }
     drop_handler(s);
     disarm_handshake_timer(s);
     void (*shut)(void *) = TS__OP(s, shutdown);

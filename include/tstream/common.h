@@ -90,7 +90,12 @@ typedef void (*ts_log_cb)(ts_log_level level, const char *msg, void *arg);
 /**
  * Replaces the log hook. NULL restores the default, which writes
  * "tstream: LEVEL: msg" to stderr. Messages below @p min_level are dropped
- * before formatting. Not thread-safe against concurrent logging: set it at
+ * before formatting. Until this is called the level is TS_LOG_WARN, as
+ * Tornado shows by default: warnings and errors, not the INFO progress
+ * lines (process starts, unsatisfiable reads) nor DEBUG (a peer that went
+ * away mid-handshake, a handshake timeout, connect failures). The library
+ * logs only what it decided itself (a close the application asked for is
+ * never logged) and names the peer's address when it has one. Not thread-safe against concurrent logging: set it at
  * start-up.
  */
 TS_EXPORT void ts_log_set_handler(ts_log_cb cb, void *arg, ts_log_level min_level);
