@@ -49,10 +49,18 @@ static void init_stream(ts_iostream *s, ts_ioloop *loop, const ts_stream_ops *op
     s->refs = 1;
     s->fd = -1;
     size_t max = TS__OPT(opts, max_buffer_size);
+    /*
+     * The one place size options are made safe: "unlimited" (SIZE_MAX) and
+     * other huge values are clamped so that no limit arithmetic on the read
+     * path (limit - len + 1, len + chunk) can wrap around.
+     */
+    if (max > TS_IOSTREAM_MAX_BUFFER_LIMIT)
+        max = TS_IOSTREAM_MAX_BUFFER_LIMIT;
     s->max_buffer_size = max ? max : TS_IOSTREAM_DEFAULT_MAX_BUFFER;
     size_t chunk = TS__OPT(opts, read_chunk_size);
     /* A chunk close to the limit makes reads fail spuriously (Tornado caps it the same way). */
     chunk = TS__MIN(chunk ? chunk : TS_IOSTREAM_DEFAULT_CHUNK, s->max_buffer_size / 2);
+    chunk = TS__MIN(chunk, TS_IOSTREAM_MAX_CHUNK); /* each read reserves this much: keep it allocatable */
     s->read_chunk_size = chunk ? chunk : 1;
     s->max_write_buffer_size = TS__OPT(opts, max_write_buffer_size);
     double hs = TS__OPT(opts, handshake_timeout);

@@ -121,9 +121,14 @@ typedef struct ts_stream_ops {
 typedef struct ts_iostream_options {
     /** sizeof(ts_iostream_options). */
     size_t size;
-    /** Largest amount of unconsumed read data (0: 100 MiB). Over it: TS_EBUFFERFULL, stream closed. */
+    /**
+     * Largest amount of unconsumed read data (0: 100 MiB). Over it:
+     * TS_EBUFFERFULL, stream closed. Values above
+     * TS_IOSTREAM_MAX_BUFFER_LIMIT, SIZE_MAX ("unlimited") among them, are
+     * clamped to it.
+     */
     size_t max_buffer_size;
-    /** Bytes asked of the transport per read (0: 64 KiB; capped at max_buffer_size / 2). */
+    /** Bytes asked of the transport per read (0: 64 KiB; capped at max_buffer_size / 2 and at TS_IOSTREAM_MAX_CHUNK). */
     size_t read_chunk_size;
     /** Largest amount of queued write data (0: unlimited). A write that would pass it is refused with TS_EBUFFERFULL; the stream stays open (as Tornado). */
     size_t max_write_buffer_size;
@@ -139,6 +144,10 @@ typedef struct ts_iostream_options {
 
 /** Default max_buffer_size: 100 MiB. */
 #define TS_IOSTREAM_DEFAULT_MAX_BUFFER (100u * 1024u * 1024u)
+/** The largest max_buffer_size in effect (SIZE_MAX / 4); larger values are clamped to it. */
+#define TS_IOSTREAM_MAX_BUFFER_LIMIT (SIZE_MAX / 4)
+/** The largest read_chunk_size in effect: 16 MiB (a read reserves that much room). */
+#define TS_IOSTREAM_MAX_CHUNK (16u * 1024u * 1024u)
 /** Default read_chunk_size: 64 KiB. */
 #define TS_IOSTREAM_DEFAULT_CHUNK (64u * 1024u)
 
