@@ -23,10 +23,11 @@ double ts__monotonic(void);
 
 /*
  * Queues a library completion to run right after the current event, in the
- * same loop iteration (before the loop polls again); completions queued while
- * they run are run too, until none is left. Loop thread only. Unlike
- * ts_ioloop_add_callback(), which waits for the next iteration, this is how
- * a read satisfied from the buffer completes without an extra poll.
+ * same loop iteration (before the loop polls again). The queue runs as a
+ * batch: completions queued while it runs wait for the next iteration, after
+ * the next (non-blocking) poll, so a chain of them cannot starve the fds and
+ * timers. Loop thread only. This is how a read satisfied from the buffer
+ * completes without an extra poll.
  */
 int ts__ioloop_defer(ts_ioloop *loop, ts_ioloop_cb cb, void *arg);
 

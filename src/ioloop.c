@@ -119,18 +119,25 @@ int ts__ioloop_defer(ts_ioloop *loop, ts_ioloop_cb cb, void *arg)
     return 0;
 }
 
-/* Runs deferred completions until none is left (they may queue more). */
+/*
+ * Runs the deferred completions queued so far, as one batch. Completions
+ * they queue in turn (a stream that reached its per-run bound, a read
+ * started from a callback and answered at once) wait for the next
+ * iteration, after the next poll: one busy stream cannot keep the loop from
+ * its timers, its signals and the other fds. The prepare watcher sees the
+ * non-empty list and makes that poll non-blocking.
+ */
 static void run_pending(ts_ioloop *loop)
 {
-    while (loop->phead) {
-        ts__cbnode *n = loop->phead;
-        loop->phead = n->next;
-        if (!loop->phead)
-            loop->ptail = NULL;
+    ts__cbnode *n = loop->phead;
+    loop->phead = loop->ptail = NULL;
+    while (n) {
+        ts__cbnode *next = n->next;
         ts_ioloop_cb cb = n->cb;
         void *arg = n->arg;
         node_put(loop, n);
         cb(loop, arg);
+        n = next;
     }
 }
 
