@@ -532,14 +532,25 @@ static void run(ts_iostream *s, int events, bool inline_io)
 
 /* ---- loop interest ------------------------------------------------------ */
 
+/*
+ * The one place an open stream gives its read buffer's memory back. Never
+ * while a read callback holds a view into it: the callback may be the one
+ * that asked (start_tls detaching the fd in the STARTTLS pattern), and its
+ * bytes must stay valid until it returns. The release then happens when
+ * run() settles interest on its way out (destroy() frees the rest).
+ */
+static void release_read_memory(ts_iostream *s)
+{
+    if (!(s->flags & TS__F_VIEW))
+        ts__readbuf_release_if_empty(&s->rb); /* an idle stream keeps no read memory */
+}
+
 void ts__io_update_interest(ts_iostream *s)
 {
     unsigned f = s->flags;
     if (f & TS__F_IN_RUN)
         return; /* run() settles interest once, on its way out */
-    if (!(f & TS__F_VIEW))
-        /* An idle stream keeps no read memory (views are gone once no run is on the stack). */
-        ts__readbuf_release_if_empty(&s->rb);
+    release_read_memory(s);
     int want = 0;
     if (f & TS__F_CLOSED) {
         want = 0;
@@ -636,7 +647,7 @@ int ts__iostream_detach_fd(ts_iostream *s, int *fd_out)
     /* Closed for good, but silently: the fd and the close callback belong to whoever takes over. */
     s->flags |= TS__F_CLOSED | TS__F_CLOSE_DONE | TS__F_DETACHED;
     s->close_cb = NULL;
-    ts__readbuf_free(&s->rb);
+    release_read_memory(s); /* (the busy check above proved it empty) */
     *fd_out = fd;
     return 0;
 }
