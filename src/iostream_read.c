@@ -310,7 +310,13 @@ static int begin_read(ts_iostream *s)
         return 0;
     if (!ready)
         ts__io_read_step(s); /* Tornado's _try_inline_read */
-    if (rd->ready)
+    /*
+     * Waiting on a handshake, the read cannot try the fd itself; a run from
+     * the loop steps the handshake once, so a socket that went bad under it
+     * (closed: EBADF) fails the read instead of leaving it waiting on an fd
+     * the poller no longer watches.
+     */
+    if (rd->ready || ((s->flags & (TS__F_HANDSHAKING | TS__F_HS_STARTED)) == (TS__F_HANDSHAKING | TS__F_HS_STARTED)))
         ts__io_schedule(s);
     ts__io_update_interest(s);
     return 0;
