@@ -219,6 +219,39 @@ static void test_regex_match_split_across_pieces(void **state)
     tu_run_iterations(g_loop, 2);
 }
 
+/*
+ * The documented empty-match rule: a pattern that can match nothing (`x*`)
+ * waits while the buffer is empty, and completes with 0 bytes as soon as any
+ * byte is buffered (the empty match at its start), consuming nothing.
+ */
+static void test_regex_empty_match_rule(void **state)
+{
+    (void)state;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    ts_iostream *s = ts_iostream_new_socket(g_loop, sv[0], NULL);
+    ts_future *fu = ts_iostream_read_until_regex_future(s, "x*", 0);
+    tu_run_for(g_loop, 0.02);
+    assert_false(ts_future_done(fu)); /* empty buffer: waits */
+    assert_int_equal(write(sv[1], "abc", 3), 3);
+    assert_int_equal(ts_ioloop_run_sync(g_loop, fu, 5), 0);
+    assert_int_equal(ts_future_error(fu), 0);
+    assert_int_equal(((ts_bytes *)ts_future_result(fu))->len, 0);
+    ts_future_unref(fu);
+    assert_int_equal(ts_iostream_read_buffer_size(s), 3); /* nothing consumed */
+    /* With the x's first, the match takes them. */
+    fu = ts_iostream_read_bytes_future(s, 3, false);
+    assert_int_equal(ts_ioloop_run_sync(g_loop, fu, 5), 0);
+    ts_future_unref(fu);
+    assert_int_equal(write(sv[1], "xxy", 3), 3);
+    fu = ts_iostream_read_until_regex_future(s, "x*", 0);
+    assert_int_equal(ts_ioloop_run_sync(g_loop, fu, 5), 0);
+    assert_string_equal(((ts_bytes *)ts_future_result(fu))->data, "xx");
+    ts_future_unref(fu);
+    ts_iostream_free(s);
+    close(sv[1]);
+}
+
 static void test_regex_compiled_once(void **state)
 {
     (void)state;
@@ -290,6 +323,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_linear_16_byte_delimiter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_linear_regex, setup, teardown),
         cmocka_unit_test_setup_teardown(test_regex_match_split_across_pieces, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_regex_empty_match_rule, setup, teardown),
         cmocka_unit_test_setup_teardown(test_regex_compiled_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pathological_regex_fails_fast, setup, teardown),
     };

@@ -256,6 +256,13 @@ TS_EXPORT int ts_iostream_read_until(ts_iostream *s, const void *delim, size_t d
  * that limit where Tornado, which searches the whole buffer, would fail the
  * read. Like Tornado, the pattern sees only what has arrived so far: prefer
  * patterns whose end does not depend on bytes still to come.
+ *
+ * Empty matches: a pattern that can match the empty string (`x*`, `a?`)
+ * waits while nothing is buffered, and completes as soon as any byte is
+ * buffered with the first match it finds, which may be empty at the very
+ * start (0 bytes delivered, nothing consumed). A read that must make
+ * progress needs a pattern that cannot match nothing (`x+`). This is the
+ * regex counterpart of read_until's rule that the delimiter may not be empty.
  */
 TS_EXPORT int ts_iostream_read_until_regex(ts_iostream *s, const char *pattern, size_t max_bytes,
                                            ts_iostream_read_cb cb, void *arg);
