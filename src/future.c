@@ -129,6 +129,17 @@ void *ts_future_steal_result(ts_future *f)
     void *r = f->result;
     f->result = NULL;
     f->dtor = NULL;
+    /*
+     * A result borrowed from another future (ts_with_timeout) moves out of
+     * that one too: the caller now owns it, and the inner future must not
+     * destroy it (close the stream it holds) when the last reference goes.
+     */
+    for (ts_future *k = f->keep; k && r; k = k->keep) {
+        if (k->result == r) {
+            k->result = NULL;
+            k->dtor = NULL;
+        }
+    }
     return r;
 }
 

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -91,11 +92,69 @@ static void test_run_sync_error_rule(void **state)
     alarm(0);
 }
 
+/*
+ * ts_with_timeout around a future that owns its result (a stream, say): the
+ * caller took the result from the wrapper, yet releasing the futures ran the
+ * inner future's destructor on it (closed the stream the caller kept).
+ * Stealing from the wrapper now moves the result out of the inner one too.
+ */
+static int g_dtor_runs;
+static void count_dtor(void *p)
+{
+    g_dtor_runs++;
+    free(p);
+}
+
+static void complete_inner(ts_ioloop *loop, void *arg)
+{
+    (void)loop;
+    int *v = malloc(sizeof *v);
+    *v = 42;
+    ts_future_set_result(arg, v, count_dtor);
+}
+
+static void test_with_timeout_steal_moves_inner_result(void **state)
+{
+    (void)state;
+    arm_watchdog(10);
+    ts_ioloop *loop = ts_ioloop_new();
+    g_dtor_runs = 0;
+    for (int done_first = 0; done_first < 2; done_first++) {
+        ts_future *inner = ts_future_new(loop);
+        if (done_first) {
+            complete_inner(loop, inner);
+        } else {
+            assert_int_equal(ts_ioloop_add_callback(loop, complete_inner, inner), 0);
+        }
+        ts_future *outer = ts_with_timeout(inner, 5);
+        assert_non_null(outer);
+        ts_future_unref(inner); /* the wrapper keeps it alive */
+        assert_int_equal(ts_ioloop_run_sync(loop, outer, 5), 0);
+        int *v = ts_future_steal_result(outer);
+        assert_non_null(v);
+        ts_future_unref(outer); /* frees inner as well */
+        assert_int_equal(g_dtor_runs, 0); /* the result is ours: not destroyed */
+        assert_int_equal(*v, 42);
+        free(v);
+    }
+    /* Not stolen: the inner future still owns it and destroys it. */
+    ts_future *inner = ts_future_new(loop);
+    complete_inner(loop, inner);
+    ts_future *outer = ts_with_timeout(inner, 5);
+    ts_future_unref(inner);
+    assert_int_equal(*(int *)ts_future_result(outer), 42);
+    ts_future_unref(outer);
+    assert_int_equal(g_dtor_runs, 1);
+    ts_ioloop_free(loop, false);
+    alarm(0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_run_sync_timer_alloc_failure),
         cmocka_unit_test(test_run_sync_error_rule),
+        cmocka_unit_test(test_with_timeout_steal_moves_inner_result),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

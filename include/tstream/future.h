@@ -55,7 +55,9 @@ TS_EXPORT void *ts_future_result(const ts_future *f);
 
 /**
  * Takes ownership of the result: returns it and makes the future forget its
- * destructor. NULL if the future is not done successfully.
+ * destructor. NULL if the future is not done successfully. On a future that
+ * borrows its result (ts_with_timeout()), the result moves out of the future
+ * it was borrowed from too.
  */
 TS_EXPORT void *ts_future_steal_result(ts_future *f);
 
@@ -76,7 +78,20 @@ TS_EXPORT ts_ioloop *ts_future_loop(const ts_future *f);
  * A new future that completes as @p f does, or fails with TS_ETIMEDOUT after
  * @p timeout seconds. The result is shared: the new future's result is a
  * borrowed pointer to @p f's result, and the new future holds a reference to
- * @p f until it is freed. @p f itself is not cancelled on timeout (as Tornado).
+ * @p f until it is freed. To keep a result that @p f owns (a stream from
+ * ts_tcpclient_connect_future(), say), take it with ts_future_steal_result()
+ * on the new future: that moves it out of @p f as well, so releasing both
+ * futures no longer destroys it:
+ * @code
+ *   ts_future *c = ts_tcpclient_connect_future(cl, host, port, NULL);
+ *   ts_future *t = ts_with_timeout(c, 5.0);
+ *   ts_future_unref(c);                       // t keeps c alive
+ *   if (ts_ioloop_run_sync(loop, t, 0) == 0 && ts_future_error(t) == 0)
+ *       stream = ts_future_steal_result(t);   // ours now, in c too
+ *   ts_future_unref(t);                       // frees c; the stream stays open
+ * @endcode
+ * Reading it with ts_future_result() instead only borrows it: it is closed
+ * and released with @p f. @p f itself is not cancelled on timeout (as Tornado).
  * If @p f is already done, the new future is done with its outcome at once,
  * whatever @p timeout (its callbacks still run from the loop). If the loop is
  * freed while the new future waits, it stays pending; its memory goes with its
