@@ -173,10 +173,7 @@ static void drop_handler(ts_iostream *s)
     }
 }
 
-#define TS__PEER_STRLEN (INET6_ADDRSTRLEN + 16)
-
-/* "host:port" ("[v6]:port") of the peer when the fd is an inet socket, else "fd N". */
-static void describe_peer(ts_iostream *s, char *buf, size_t len)
+void ts__io_describe_peer(ts_iostream *s, char *buf, size_t len)
 {
     int fd = s->ops->fileno(s->transport);
     struct sockaddr_storage ss;
@@ -209,7 +206,7 @@ void ts__io_close(ts_iostream *s, int err, bool local)
     /* The library logs only what it decided: a user closing with one of these codes chose to. */
     if (!local && (err == TS_EUNSATISFIABLE || err == TS_EBUFFERFULL)) {
         char peer[TS__PEER_STRLEN];
-        describe_peer(s, peer, sizeof peer);
+        ts__io_describe_peer(s, peer, sizeof peer);
         if (err == TS_EUNSATISFIABLE)
             ts_log(TS_LOG_INFO, "iostream: unsatisfiable read, closing connection to %s", peer);
         else

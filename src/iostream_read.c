@@ -8,6 +8,7 @@
  * start) before which no match can begin, so a long line arriving in pieces
  * is scanned once. Regex matching itself is in iostream_regex.c.
  */
+#include <errno.h>
 #include <string.h>
 
 #include "iostream_core.h"
@@ -152,6 +153,8 @@ void ts__io_read_check(ts_iostream *s) { evaluate(s, false); }
 
 void ts__io_read_finalize(ts_iostream *s) { evaluate(s, true); }
 
+static void log_read_error(ts_iostream *s, int err);
+
 /* One transport read. >0: bytes; 0: would block (read_wait set); -1: the stream closed. */
 static ssize_t read_once(ts_iostream *s)
 {
@@ -213,8 +216,32 @@ static ssize_t read_once(ts_iostream *s)
         s->flags |= TS__F_RDRAINED;
         return 0;
     }
+    log_read_error(s, (int)r);
     ts__io_close(s, (int)r, false);
     return -1;
+}
+
+/* A peer hanging up is ordinary; everything else that kills a read is news (Tornado's _is_connreset). */
+static bool is_connreset(int err)
+{
+    return err == -ECONNRESET || err == -ECONNABORTED || err == -EPIPE || err == -ETIMEDOUT;
+}
+
+/*
+ * As Tornado's "error on read": logged once, when a read that was waiting on
+ * the loop fails (a TLS record error, EIO from a transport). Errors met when
+ * a read starts are the caller's to report (the API call returns them, or
+ * the callback gets them at once), so those stay quiet.
+ */
+static void log_read_error(ts_iostream *s, int err)
+{
+    if (!(s->flags & TS__F_IN_RUN) || s->rd.kind == TS__RK_NONE || is_connreset(err))
+        return;
+    char peer[TS__PEER_STRLEN];
+    ts__io_describe_peer(s, peer, sizeof peer);
+    const char *detail = ts_iostream_error_detail(s);
+    ts_log(TS_LOG_WARN, "iostream: error on read from %s: %s%s%s", peer, ts_strerror(err), detail ? ": " : "",
+           detail ? detail : "");
 }
 
 void ts__io_read_step(ts_iostream *s)
