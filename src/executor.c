@@ -42,6 +42,7 @@ static void unlink_all(ts__executor *ex, job *j)
 static void deliver(ts_ioloop *loop, void *arg)
 {
     job *j = arg;
+    ev_unref(loop->ev); /* taken when the job was queued */
     ts__executor *ex = loop->executor;
     pthread_mutex_lock(&ex->lock);
     unlink_all(ex, j);
@@ -135,6 +136,13 @@ ts_future *ts_ioloop_run_in_executor(ts_ioloop *loop, ts_executor_fn fn, void *a
     ex->qtail = j;
     pthread_cond_signal(&ex->cond);
     pthread_mutex_unlock(&ex->lock);
+    /*
+     * A job in flight keeps the libev loop alive, as an active watcher
+     * would: a host running a borrowed loop with ev_run() (and so a
+     * TCPClient name lookup) must not see ev_run return before the result
+     * is handed back. Released in deliver(), on the loop's thread.
+     */
+    ev_ref(loop->ev);
     return f;
 }
 
@@ -171,6 +179,7 @@ void ts__executor_free(ts_ioloop *loop)
         ts_future_set_error(j->future, TS_ECANCELLED);
         ts_future_unref(j->future);
         ts__free(j);
+        ev_unref(loop->ev); /* the reference it held on a libev loop that may outlive us */
     }
     pthread_mutex_destroy(&ex->lock);
     pthread_cond_destroy(&ex->cond);

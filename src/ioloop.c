@@ -166,8 +166,15 @@ static void check_cb(struct ev_loop *ev, ev_check *w, int revents)
     ts_ioloop *loop = w->data;
     run_pending(loop);
     run_callbacks(loop);
-    if (loop->running && atomic_load(&loop->stop_requested))
-        ev_break(ev, EVBREAK_ONE);
+    if (atomic_load(&loop->stop_requested)) {
+        if (loop->running) {
+            ev_break(ev, EVBREAK_ONE);
+        } else if (!loop->owns_ev) {
+            /* A borrowed loop run by the host's ev_run(): the stop ends that run. */
+            atomic_store(&loop->stop_requested, false);
+            ev_break(ev, EVBREAK_ONE);
+        }
+    }
 }
 
 static void prepare_cb(struct ev_loop *ev, ev_prepare *w, int revents)
@@ -175,6 +182,8 @@ static void prepare_cb(struct ev_loop *ev, ev_prepare *w, int revents)
     TS__UNUSED(revents);
     ts_ioloop *loop = w->data;
     claim_owner(loop); /* whoever runs ev_run on the loop is its thread (embedding) */
+    if (!loop->running && !loop->owns_ev)
+        tl_current = loop; /* the host's ev_run drives it: it is this thread's current loop */
     bool busy = loop->head != NULL || loop->phead != NULL || (loop->running && atomic_load(&loop->stop_requested));
     if (busy && !ev_is_active(&loop->idle))
         ev_idle_start(ev, &loop->idle);

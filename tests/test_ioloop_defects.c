@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <ev.h>
 
 #include "testutil.h"
 
@@ -149,12 +150,85 @@ static void test_with_timeout_steal_moves_inner_result(void **state)
     alarm(0);
 }
 
+/* ---- a borrowed loop run by the host's ev_run() ------------------------- */
+
+typedef struct embed {
+    ts_ioloop *loop;
+    ts_ioloop *seen_current;
+    bool stopped;
+} embed;
+
+static void embedded_cb(ts_ioloop *loop, void *arg)
+{
+    embed *e = arg;
+    e->seen_current = ts_ioloop_current();
+    e->stopped = true;
+    ts_ioloop_stop(loop);
+}
+
+static void host_timer_cb(struct ev_loop *ev, ev_timer *w, int revents)
+{
+    (void)ev, (void)w, (void)revents;
+}
+
+/* Inside callbacks the loop is current, and ts_ioloop_stop() ends the host's ev_run(). */
+static void test_borrowed_loop_current_and_stop(void **state)
+{
+    (void)state;
+    arm_watchdog(10);
+    struct ev_loop *ev = ev_loop_new(EVFLAG_AUTO);
+    ts_ioloop *loop = ts_ioloop_new_from_ev(ev);
+    ev_timer keepalive; /* the host's own work: 30 s, so only the stop can end ev_run soon */
+    ev_timer_init(&keepalive, host_timer_cb, 30, 0);
+    ev_timer_start(ev, &keepalive);
+    embed e = {.loop = loop};
+    assert_int_equal(ts_ioloop_add_callback(loop, embedded_cb, &e), 0);
+    double t0 = ts_ioloop_time(loop);
+    ev_run(ev, 0);
+    assert_true(e.stopped);
+    assert_ptr_equal(e.seen_current, loop);
+    assert_true(ts_ioloop_time(loop) - t0 < 5);
+    ev_timer_stop(ev, &keepalive);
+    ts_ioloop_free(loop, false);
+    ev_loop_destroy(ev);
+    alarm(0);
+}
+
+static void *slow_job(void *arg, int *err)
+{
+    (void)err;
+    usleep(200 * 1000);
+    return arg;
+}
+
+/* ev_run() returned while a thread-pool job was still running: nothing held the libev loop. */
+static void test_borrowed_loop_waits_for_executor_job(void **state)
+{
+    (void)state;
+    arm_watchdog(10);
+    struct ev_loop *ev = ev_loop_new(EVFLAG_AUTO);
+    ts_ioloop *loop = ts_ioloop_new_from_ev(ev);
+    static int token;
+    ts_future *f = ts_ioloop_run_in_executor(loop, slow_job, &token, NULL);
+    assert_non_null(f);
+    ev_run(ev, 0); /* no watcher of the host's: only the job keeps it running */
+    assert_true(ts_future_done(f));
+    assert_ptr_equal(ts_future_result(f), &token);
+    ts_future_unref(f);
+    ev_run(ev, EVRUN_NOWAIT); /* and once it is back, nothing holds the loop any more */
+    ts_ioloop_free(loop, false);
+    ev_loop_destroy(ev);
+    alarm(0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_run_sync_timer_alloc_failure),
         cmocka_unit_test(test_run_sync_error_rule),
         cmocka_unit_test(test_with_timeout_steal_moves_inner_result),
+        cmocka_unit_test(test_borrowed_loop_current_and_stop),
+        cmocka_unit_test(test_borrowed_loop_waits_for_executor_job),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -55,6 +55,17 @@ TS_EXPORT ts_ioloop *ts_ioloop_new(void);
  * (ts_ioloop_free() does not destroy it). The program may keep running the
  * libev loop itself with ev_run(); the ts_ioloop's watchers run inside it.
  * ts_ioloop_start() on such a loop runs ev_run() on the borrowed loop.
+ *
+ * Run by the host's own ev_run(), a borrowed loop behaves as one run by
+ * ts_ioloop_start(): ts_ioloop_current() returns it on that thread (from its
+ * first iteration on); ts_ioloop_stop() ends the host's ev_run() (one
+ * ev_break(EVBREAK_ONE)); and work in flight on the thread pool (a
+ * ts_ioloop_run_in_executor() job, so a TCPClient name lookup) keeps the
+ * libev loop alive like an active watcher until its result is handed back.
+ * The loop's own watchers do not: with nothing else to do, ev_run() returns.
+ *
+ * @param ev the libev loop to run inside; it must outlive the returned loop.
+ * @return the new loop, or NULL on allocation failure or a NULL @p ev.
  */
 TS_EXPORT ts_ioloop *ts_ioloop_new_from_ev(struct ev_loop *ev);
 
