@@ -30,7 +30,8 @@ enum {
     TS__F_HS_STARTED = 1u << 16,     /* ops->handshake has been called (the fd is connected) */
     TS__F_KICK = 1u << 17,           /* the transport has data the fd won't announce: run again */
     TS__F_PLAIN_FD = 1u << 18,       /* a built-in transport reading the fd itself: a short read means drained */
-    TS__F_KEEP_UNSAT = 1u << 19      /* a read failing TS_EUNSATISFIABLE leaves the stream open */
+    TS__F_KEEP_UNSAT = 1u << 19,     /* a read failing TS_EUNSATISFIABLE leaves the stream open */
+    TS__F_READ_EOF = 1u << 20        /* the peer's EOF came with writes queued: reads fail, the fd closes once they drain */
 };
 
 /* An optional op, or NULL when the ops struct is too old to have it. */

@@ -208,7 +208,18 @@ static ssize_t read_once(ts_iostream *s)
     if (r == 0) {
         /* EOF. A transport may know it was not a clean one (TLS truncation). */
         int (*fd_error)(void *) = TS__OP(s, get_fd_error);
-        ts__io_close(s, fd_error ? fd_error(s->transport) : 0, false);
+        int err = fd_error ? fd_error(s->transport) : 0;
+        if (!err && ts__writebuf_size(&s->wb) > 0) {
+            /*
+             * The half-close rule: the peer only stopped sending. Reads end
+             * now, as at a close; what is queued still goes out, and the
+             * flush that drains it closes the fd (iostream_write.c).
+             */
+            s->flags |= TS__F_READ_EOF;
+            evaluate(s, true);
+            return -1;
+        }
+        ts__io_close(s, err, false);
         return -1;
     }
     if (r == TS_EAGAIN || r == TS_EWANTREAD || r == TS_EWANTWRITE) {
@@ -249,6 +260,10 @@ void ts__io_read_step(ts_iostream *s)
     for (;;) {
         if (!ts__io_ready_for_io(s) || (s->flags & TS__F_VIEW))
             return;
+        if (s->flags & TS__F_READ_EOF) {
+            evaluate(s, true); /* no more data will come: decide on what is buffered */
+            return;
+        }
         if (s->rd.kind != TS__RK_NONE) {
             if (evaluate(s, false))
                 return;
@@ -331,7 +346,8 @@ static int begin_read(ts_iostream *s)
         ts__io_schedule(s);
         return 0;
     }
-    bool ready = evaluate(s, false);
+    /* After the peer's EOF (writes still draining) nothing more arrives: decide now, answer from the loop. */
+    bool ready = evaluate(s, (s->flags & TS__F_READ_EOF) != 0);
     /* Inside a run, run() reads, delivers and settles interest itself: schedule and update would be no-ops. */
     if (s->flags & TS__F_IN_RUN)
         return 0;

@@ -45,6 +45,8 @@ void ts__io_flush(ts_iostream *s)
             ts__io_close(s, (int)r, false);
         return;
     }
+    if (s->flags & TS__F_READ_EOF)
+        ts__io_close(s, 0, false); /* the half-close rule: everything queued went out */
 }
 
 /* Writes straight from the caller's memory. Returns bytes written, or -1 if that closed the stream. */

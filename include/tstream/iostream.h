@@ -42,6 +42,22 @@
  * cannot satisfy it. When the peer closes, buffered data is first offered to
  * the pending read; read_until_close completes successfully with whatever
  * remains.
+ *
+ * ## The peer's EOF and queued writes (half-close)
+ * A clean EOF from the peer (for TCP, its `shutdown(SHUT_WR)` or close; for
+ * TLS, its close_notify) ends the read side only. One rule holds whether or
+ * not a read was pending when the EOF arrived:
+ * - the pending read, and any read started afterwards, is decided on what
+ *   is buffered, exactly as at a close: served from it if it can be, else
+ *   failed from the loop with TS_ECLOSED;
+ * - writes already queued still go out, and more may be queued meanwhile;
+ *   their callbacks get 0 once the kernel has the bytes, or the real error
+ *   (e.g. -EPIPE, -ECONNRESET) if the peer is gone altogether;
+ * - once the write queue is empty the fd is closed and the close callback
+ *   runs with ts_iostream_error() 0. ts_iostream_closed() is false until then.
+ * An EOF that is an error (a TLS peer that did not send close_notify:
+ * TS_ETRUNCATED) closes at once, dropping queued writes. An EOF with nothing
+ * queued closes at once too.
  */
 #ifndef TSTREAM_IOSTREAM_H
 #define TSTREAM_IOSTREAM_H
