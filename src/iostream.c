@@ -197,14 +197,14 @@ void ts__io_describe_peer(ts_iostream *s, char *buf, size_t len)
     snprintf(buf, len, "fd %d", fd);
 }
 
-void ts__io_close(ts_iostream *s, int err, bool local)
+void ts__io_close(ts_iostream *s, int err, bool orderly)
 {
     if (s->flags & TS__F_CLOSED)
         return;
     if (err && !s->error)
         s->error = err;
     /* The library logs only what it decided: a user closing with one of these codes chose to. */
-    if (!local && (err == TS_EUNSATISFIABLE || err == TS_EBUFFERFULL)) {
+    if (!orderly && (err == TS_EUNSATISFIABLE || err == TS_EBUFFERFULL)) {
         char peer[TS__PEER_STRLEN];
         ts__io_describe_peer(s, peer, sizeof peer);
         if (err == TS_EUNSATISFIABLE)
@@ -215,8 +215,11 @@ void ts__io_close(ts_iostream *s, int err, bool local)
     drop_handler(s);
     disarm_handshake_timer(s);
     void (*shut)(void *) = TS__OP(s, shutdown);
-    /* Only a clean local close says goodbye: after EOF or an error the peer is gone or confused. */
-    if (local && !s->error && shut)
+    /*
+     * Only a clean end says goodbye (a clean EOF is answered in kind, as TLS
+     * asks); after an error the peer is gone or confused.
+     */
+    if (orderly && !s->error && shut)
         shut(s->transport);
     s->ops->close_fd(s->transport);
     s->flags |= TS__F_CLOSED;
@@ -402,7 +405,7 @@ static void do_io(ts_iostream *s, int events, bool inl, bool flush)
     }
     if (s->flags & TS__F_CLOSED)
         return;
-    if (flush && ts__writebuf_size(&s->wb)) {
+    if (flush && ts__io_write_pending(s)) {
         int dir = s->write_wait ? s->write_wait : TS_IOLOOP_WRITE;
         if ((events & dir) || (inl && !(s->flags & TS__F_WBLOCKED)))
             ts__io_flush(s);
@@ -485,6 +488,8 @@ static bool deliver(ts_iostream *s)
         return true;
     if (ts__io_write_deliver(s))
         return true;
+    if (ts__io_shutdown_deliver(s))
+        return true;
     if ((s->flags & (TS__F_CLOSED | TS__F_CLOSE_DONE)) == TS__F_CLOSED) {
         close_phase_two(s);
         return true;
@@ -494,13 +499,13 @@ static bool deliver(ts_iostream *s)
 
 static bool has_work(const ts_iostream *s)
 {
-    if (s->flags & (TS__F_CONNECT_READY | TS__F_HS_READY | TS__F_KICK))
+    if (s->flags & (TS__F_CONNECT_READY | TS__F_HS_READY | TS__F_KICK | TS__F_SHUT_READY))
         return true;
     if (s->rd.ready || ts__writebuf_mark_ready(&s->wb))
         return true;
     if (s->flags & TS__F_CLOSED)
         return !(s->flags & TS__F_CLOSE_DONE) || s->rd.kind != TS__RK_NONE || ts__writebuf_has_marks(&s->wb) ||
-               (s->flags & (TS__F_CONNECT_WAIT | TS__F_HS_WAIT));
+               (s->flags & (TS__F_CONNECT_WAIT | TS__F_HS_WAIT | TS__F_SHUT_REQ));
     return false;
 }
 
@@ -517,7 +522,7 @@ static void run(ts_iostream *s, int events, bool inline_io)
         /* The callback may have started a read: serve it now. Writes wait for the flush below. */
         do_io(s, 0, true, false);
     }
-    if (!(s->flags & TS__F_CLOSED) && ts__writebuf_size(&s->wb) && ts__io_ready_for_io(s) &&
+    if (!(s->flags & TS__F_CLOSED) && ts__io_write_pending(s) && ts__io_ready_for_io(s) &&
         !(s->flags & TS__F_WBLOCKED))
         ts__io_flush(s);
     s->flags &= ~(TS__F_IN_RUN | TS__F_RDRAINED | TS__F_WBLOCKED);
@@ -560,7 +565,7 @@ void ts__io_update_interest(ts_iostream *s)
             want |= s->read_wait ? s->read_wait : TS_IOLOOP_READ;
         else if (idle_listening(s))
             want |= TS_IOLOOP_READ;
-        if (ts__writebuf_size(&s->wb))
+        if (ts__io_write_pending(s))
             want |= s->write_wait ? s->write_wait : TS_IOLOOP_WRITE;
     }
     if (want == s->events)

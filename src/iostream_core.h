@@ -31,7 +31,10 @@ enum {
     TS__F_KICK = 1u << 17,           /* the transport has data the fd won't announce: run again */
     TS__F_PLAIN_FD = 1u << 18,       /* a built-in transport reading the fd itself: a short read means drained */
     TS__F_KEEP_UNSAT = 1u << 19,     /* a read failing TS_EUNSATISFIABLE leaves the stream open */
-    TS__F_READ_EOF = 1u << 20        /* the peer's EOF came with writes queued: reads fail, the fd closes once they drain */
+    TS__F_READ_EOF = 1u << 20,       /* the peer's EOF came with writes queued: reads fail, the fd closes once they drain */
+    TS__F_SHUT_REQ = 1u << 21,       /* ts_iostream_shutdown(): shut the write side once the queue drains */
+    TS__F_SHUT_DONE = 1u << 22,      /* ... done (or the stream closed first) */
+    TS__F_SHUT_READY = 1u << 23      /* ... and its callback is owed (shut_status) */
 };
 
 /* An optional op, or NULL when the ops struct is too old to have it. */
@@ -99,6 +102,9 @@ struct ts_iostream {
     void *connect_arg;
     ts_iostream_connect_cb hs_cb;
     void *hs_arg;
+    ts_iostream_write_cb shut_cb;
+    void *shut_arg;
+    int shut_status;
     ts_iostream_close_cb close_cb;
     void *close_arg;
     void *userdata;
@@ -112,8 +118,12 @@ struct ts_iostream {
 
 /* ---- iostream.c --------------------------------------------------------- */
 
-/** Phase one of closing (see ts_iostream_close); @p local: closed by the user, not by EOF or an error. */
-void ts__io_close(ts_iostream *s, int err, bool local);
+/**
+ * Phase one of closing (see ts_iostream_close). @p orderly: a clean end, the
+ * user's close or the peer's clean EOF, not an error; without an error the
+ * transport then says goodbye first (ops->shutdown: TLS close_notify).
+ */
+void ts__io_close(ts_iostream *s, int err, bool orderly);
 /** Queues a deferred run on the loop (no-op if queued, or if a run is on the stack: it will loop). */
 void ts__io_schedule(ts_iostream *s);
 /** Brings the loop's interest in line with what the stream waits for; releases an empty read buffer. */
@@ -182,5 +192,12 @@ size_t ts__regex_heap_bytes(const ts__regex *re);
 void ts__io_flush(ts_iostream *s);
 /** Runs the oldest finished write callback (or, once closed, the oldest queued one with the close status). */
 bool ts__io_write_deliver(ts_iostream *s);
+/** Runs the ts_iostream_shutdown() callback once owed (once closed, with the close status). Returns whether it ran. */
+bool ts__io_shutdown_deliver(ts_iostream *s);
+/** Whether the write side has work: queued bytes, or a shutdown waiting to happen. */
+static inline bool ts__io_write_pending(const ts_iostream *s)
+{
+    return ts__writebuf_size(&s->wb) > 0 || (s->flags & TS__F_SHUT_REQ);
+}
 
 #endif /* TSTREAM_IOSTREAM_CORE_H */

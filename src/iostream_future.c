@@ -109,3 +109,9 @@ ts_future *ts_iostream_connect_future(ts_iostream *s, const struct sockaddr *add
     ts_future *f = prepare(s);
     return f ? started(f, ts_iostream_connect(s, addr, addrlen, on_done, f)) : NULL;
 }
+
+ts_future *ts_iostream_shutdown_future(ts_iostream *s)
+{
+    ts_future *f = prepare(s);
+    return f ? started(f, ts_iostream_shutdown(s, on_done, f)) : NULL;
+}

@@ -104,14 +104,29 @@ void ts__writebuf_free(ts__writebuf *wb);
 static inline size_t ts__writebuf_size(const ts__writebuf *wb) { return wb->size; }
 /** Queues a copy of @p data (coalesced into the tail chunk when it fits). 0 or TS_ENOMEM (nothing queued). */
 int ts__writebuf_append(ts__writebuf *wb, const void *data, size_t len);
+/** Caller memory queued without a copy, and how it goes back: free_fn(data), or release(data, len, release_arg). */
+typedef struct ts__wowner {
+    const void *data;
+    size_t len;
+    void (*free_fn)(void *);
+    ts_iostream_release_cb release;
+    void *release_arg;
+} ts__wowner;
+/** Gives @p own's memory back now (a no-op if it has neither function). */
+static inline void ts__wowner_release(const ts__wowner *own)
+{
+    if (own->free_fn)
+        own->free_fn((void *)own->data);
+    else if (own->release)
+        own->release(own->data, own->len, own->release_arg);
+}
 /**
- * Queues @p len bytes at @p data without copying; @p free_fn(@p owner) (if
- * set) runs once they have been written or the buffer is cleared. @p data
- * may point inside @p owner (the part not written inline). @p len must be
- * > 0. 0 or TS_ENOMEM (nothing queued, nothing freed).
+ * Queues @p len bytes at @p data without copying; @p own's memory goes back
+ * (ts__wowner_release) once they have been written or the buffer is
+ * cleared. @p data may point inside it (the part not written inline). @p len
+ * must be > 0. 0 or TS_ENOMEM (nothing queued, nothing released).
  */
-int ts__writebuf_append_owned(ts__writebuf *wb, const void *data, size_t len, void *owner,
-                              void (*free_fn)(void *));
+int ts__writebuf_append_owned(ts__writebuf *wb, const void *data, size_t len, const ts__wowner *own);
 /**
  * Counts @p n bytes as written without queueing them (they went out inline
  * before being buffered), keeping the indexes consistent. Only valid while

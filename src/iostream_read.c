@@ -219,7 +219,7 @@ static ssize_t read_once(ts_iostream *s)
             evaluate(s, true);
             return -1;
         }
-        ts__io_close(s, err, false);
+        ts__io_close(s, err, true);
         return -1;
     }
     if (r == TS_EAGAIN || r == TS_EWANTREAD || r == TS_EWANTWRITE) {

@@ -73,6 +73,11 @@ static int sock_fd_error(void *t)
     return -err;
 }
 
+static int sock_shutdown_write(void *t)
+{
+    return shutdown(((sock_transport *)t)->fd, SHUT_WR) < 0 ? -errno : 0;
+}
+
 static const ts_stream_ops socket_ops = {
     .size = sizeof(ts_stream_ops),
     .name = "socket",
@@ -81,6 +86,7 @@ static const ts_stream_ops socket_ops = {
     .write_to_fd = sock_write,
     .close_fd = sock_close,
     .get_fd_error = sock_fd_error,
+    .shutdown_write = sock_shutdown_write,
 };
 
 ts_iostream *ts_iostream_new_socket(ts_ioloop *loop, int fd, const ts_iostream_options *opts)

@@ -371,6 +371,32 @@ static void ssl_shutdown(void *tp)
     (void)ts__ssl_bio_errno(t->bio);
 }
 
+/*
+ * ts_iostream_shutdown: close_notify, then the TCP write side, so a peer
+ * reading plain EOF sees the end too. Reads go on (TLS 1.3 half-close; a
+ * TLS 1.2 peer answers with its own close_notify, read as EOF).
+ */
+static int ssl_shutdown_write(void *tp)
+{
+    ts__ssl_transport *t = tp;
+    if (t->fatal)
+        return t->fatal;
+    if (t->write_err)
+        return t->write_err;
+    if (!t->shutdown_sent) {
+        ERR_clear_error();
+        int r = SSL_shutdown(t->ssl);
+        if (r < 0) {
+            int rc = classify(t);
+            if (rc == TS_EWANTWRITE || rc == TS_EWANTREAD)
+                return rc;
+            return rc > 0 ? -EPIPE : rc;
+        }
+        t->shutdown_sent = true;
+    }
+    return shutdown(t->fd, SHUT_WR) < 0 ? -errno : 0;
+}
+
 /* Most bytes discarded from the receive queue at close (see ssl_close_fd). */
 #define CLOSE_DRAIN_MAX (256u * 1024u)
 
@@ -426,6 +452,7 @@ const ts_stream_ops ts__ssl_ops = {
     .shutdown = ssl_shutdown,
     .error_detail = ssl_error_detail,
     .free = ssl_free,
+    .shutdown_write = ssl_shutdown_write,
 };
 
 /* ---- construction ---------------------------------------------------------- */

@@ -23,6 +23,24 @@ static bool write_blocked(ts_iostream *s, ssize_t r)
     return true;
 }
 
+/* The write side is drained: shut it if asked to (ts_iostream_shutdown). */
+static void shutdown_write(ts_iostream *s)
+{
+    int (*op)(void *) = TS__OP(s, shutdown_write);
+    int r = 0;
+    if (op) {
+        r = op(s->transport);
+        if (r < 0 && write_blocked(s, r))
+            return; /* e.g. a close_notify the socket would not take yet: retried when writable */
+    }
+    s->flags = (s->flags & ~TS__F_SHUT_REQ) | TS__F_SHUT_DONE | TS__F_SHUT_READY;
+    s->shut_status = r < 0 ? r : 0;
+    if (!op)
+        ts__io_close(s, 0, true); /* the only end of data this transport can send */
+    else if (r < 0)
+        ts__io_close(s, r, false);
+}
+
 void ts__io_flush(ts_iostream *s)
 {
     struct iovec iov[TS__IOV_CAP];
@@ -45,8 +63,10 @@ void ts__io_flush(ts_iostream *s)
             ts__io_close(s, (int)r, false);
         return;
     }
-    if (s->flags & TS__F_READ_EOF)
-        ts__io_close(s, 0, false); /* the half-close rule: everything queued went out */
+    if (s->flags & TS__F_SHUT_REQ)
+        shutdown_write(s);
+    if ((s->flags & (TS__F_READ_EOF | TS__F_CLOSED)) == TS__F_READ_EOF && !(s->flags & TS__F_SHUT_REQ))
+        ts__io_close(s, 0, true); /* the half-close rule: everything queued went out */
 }
 
 /* Writes straight from the caller's memory. Returns bytes written, or -1 if that closed the stream. */
@@ -69,11 +89,14 @@ static ssize_t write_direct(ts_iostream *s, const char *data, size_t len)
     return (ssize_t)done;
 }
 
-static int queue_write(ts_iostream *s, const void *data, size_t len, bool owned, void (*free_fn)(void *),
-                       ts_iostream_write_cb cb, void *arg)
+/* @p own: the caller's memory is queued without a copy (NULL: copy it). */
+static int queue_write(ts_iostream *s, const void *data, size_t len, const ts__wowner *own, ts_iostream_write_cb cb,
+                       void *arg)
 {
     if (s->flags & TS__F_CLOSED)
         return TS_ECLOSED;
+    if (s->flags & (TS__F_SHUT_REQ | TS__F_SHUT_DONE))
+        return TS_ESTATE; /* the write side is (being) shut */
     if (len && !data)
         return TS_EINVAL;
     /* As Tornado: the write is refused and nothing else happens; the caller may wait for the queue to drain. */
@@ -99,14 +122,14 @@ static int queue_write(ts_iostream *s, const void *data, size_t len, bool owned,
     }
     if (!closed && done < len) {
         const char *rest = (const char *)data + done;
-        int r = owned ? ts__writebuf_append_owned(&s->wb, rest, len - done, (void *)data, free_fn)
-                      : ts__writebuf_append(&s->wb, rest, len - done);
+        int r = own ? ts__writebuf_append_owned(&s->wb, rest, len - done, own)
+                    : ts__writebuf_append(&s->wb, rest, len - done);
         if (r) {
             ts__io_close(s, r, false);
             return r;
         }
-    } else if (owned && free_fn) {
-        free_fn((void *)data); /* all of it went out (or never will): done with it */
+    } else if (own) {
+        ts__wowner_release(own); /* all of it went out (or never will): done with it */
     }
     if (cb)
         ts__writebuf_add_mark(&s->wb, cb, arg); /* room reserved above */
@@ -121,13 +144,54 @@ static int queue_write(ts_iostream *s, const void *data, size_t len, bool owned,
 
 int ts_iostream_write(ts_iostream *s, const void *data, size_t len, ts_iostream_write_cb cb, void *arg)
 {
-    return queue_write(s, data, len, false, NULL, cb, arg);
+    return queue_write(s, data, len, NULL, cb, arg);
 }
 
 int ts_iostream_write_owned(ts_iostream *s, void *data, size_t len, void (*free_fn)(void *),
                             ts_iostream_write_cb cb, void *arg)
 {
-    return queue_write(s, data, len, true, free_fn, cb, arg);
+    return queue_write(s, data, len, &(ts__wowner){.data = data, .len = len, .free_fn = free_fn}, cb, arg);
+}
+
+int ts_iostream_write_ref(ts_iostream *s, const void *data, size_t len, ts_iostream_release_cb release,
+                          void *release_arg, ts_iostream_write_cb cb, void *arg)
+{
+    ts__wowner own = {.data = data, .len = len, .release = release, .release_arg = release_arg};
+    return queue_write(s, data, len, &own, cb, arg);
+}
+
+int ts_iostream_shutdown(ts_iostream *s, ts_iostream_write_cb cb, void *arg)
+{
+    if (s->flags & TS__F_CLOSED)
+        return TS_ECLOSED;
+    if (s->flags & (TS__F_SHUT_REQ | TS__F_SHUT_DONE))
+        return TS_ESTATE;
+    s->flags |= TS__F_SHUT_REQ;
+    s->shut_cb = cb;
+    s->shut_arg = arg;
+    /* A run flushes what is queued and then shuts; never inside this call. */
+    ts__io_schedule(s);
+    return 0;
+}
+
+/* Runs the shutdown callback once it is owed (after every write callback). */
+bool ts__io_shutdown_deliver(ts_iostream *s)
+{
+    if (s->flags & TS__F_CLOSED && (s->flags & TS__F_SHUT_REQ)) {
+        s->flags = (s->flags & ~TS__F_SHUT_REQ) | TS__F_SHUT_DONE | TS__F_SHUT_READY;
+        s->shut_status = ts__io_close_status(s);
+    }
+    if (!(s->flags & TS__F_SHUT_READY))
+        return false;
+    s->flags &= ~TS__F_SHUT_READY;
+    ts_iostream_write_cb cb = s->shut_cb;
+    s->shut_cb = NULL;
+    if (cb) {
+        ts__io_cb_enter(s);
+        cb(s, s->shut_status, s->shut_arg);
+        ts__io_cb_leave(s);
+    }
+    return true;
 }
 
 bool ts__io_write_deliver(ts_iostream *s)

@@ -20,8 +20,7 @@ struct ts__wchunk {
     size_t len;
     size_t cap;   /* copy chunks: room for appends; owned chunks: 0 */
     uint64_t end; /* total_index at the chunk's last byte */
-    void (*free_fn)(void *);
-    void *owner; /* what free_fn receives */
+    ts__wowner own; /* owned chunks: how the caller's memory goes back */
     /* copy chunks: the bytes follow */
 };
 
@@ -29,8 +28,7 @@ void ts__writebuf_init(ts__writebuf *wb) { memset(wb, 0, sizeof(*wb)); }
 
 static void chunk_free(ts__wchunk *c)
 {
-    if (c->free_fn)
-        c->free_fn(c->owner);
+    ts__wowner_release(&c->own);
     ts__free(c);
 }
 
@@ -75,8 +73,7 @@ static ts__wchunk *new_copy_chunk(size_t cap)
     c->data = (char *)(c + 1);
     c->len = 0;
     c->cap = cap;
-    c->free_fn = NULL;
-    c->owner = NULL;
+    c->own = (ts__wowner){0};
     return c;
 }
 
@@ -127,17 +124,15 @@ int ts__writebuf_append(ts__writebuf *wb, const void *data, size_t len)
     return append_spill(wb, data, len);
 }
 
-int ts__writebuf_append_owned(ts__writebuf *wb, const void *data, size_t len, void *owner,
-                              void (*free_fn)(void *))
+int ts__writebuf_append_owned(ts__writebuf *wb, const void *data, size_t len, const ts__wowner *own)
 {
     ts__wchunk *c = ts__malloc(sizeof(*c));
     if (!c)
         return TS_ENOMEM;
     c->data = (char *)data;
-    c->owner = owner;
+    c->own = *own;
     c->len = len;
     c->cap = 0;
-    c->free_fn = free_fn;
     wb->total_index += len;
     wb->size += len;
     c->end = wb->total_index;

@@ -98,7 +98,7 @@ static void test_owned_zero_copy(void **state)
     char *owned = malloc(5);
     memcpy(owned, "HELLO", 5);
     assert_int_equal(ts__writebuf_append(&wb, "x", 1), 0);
-    assert_int_equal(ts__writebuf_append_owned(&wb, owned, 5, owned, count_free), 0);
+    assert_int_equal(ts__writebuf_append_owned(&wb, owned, 5, &(ts__wowner){.data = owned, .free_fn = count_free}), 0);
     assert_int_equal(ts__writebuf_append(&wb, "y", 1), 0); /* not coalesced into owned memory */
     struct iovec iov[4];
     assert_int_equal(ts__writebuf_iov(&wb, iov, 4, SIZE_MAX), 3);
@@ -120,7 +120,7 @@ static void test_clear_frees_owned(void **state)
     for (int i = 0; i < 2; i++) {
         char *p = malloc(10);
         /* The queued part may start inside what gets freed. */
-        assert_int_equal(ts__writebuf_append_owned(&wb, p + i, 10 - (size_t)i, p, count_free), 0);
+        assert_int_equal(ts__writebuf_append_owned(&wb, p + i, 10 - (size_t)i, &(ts__wowner){.data = p, .free_fn = count_free}), 0);
     }
     ts__writebuf_advance(&wb, 4);
     assert_int_equal(ts__writebuf_size(&wb), 15);
@@ -198,7 +198,7 @@ static void test_iov_caps(void **state)
     g_freed = 0;
     for (int i = 0; i < 50; i++) {
         char *p = malloc(100);
-        assert_int_equal(ts__writebuf_append_owned(&wb, p, 100, p, count_free), 0);
+        assert_int_equal(ts__writebuf_append_owned(&wb, p, 100, &(ts__wowner){.data = p, .free_fn = count_free}), 0);
     }
     struct iovec iov[64];
     assert_int_equal(ts__writebuf_iov(&wb, iov, 16, SIZE_MAX), 16);
@@ -257,7 +257,7 @@ static void test_random_against_model(void **state)
             if (op == 1 && n > 0) {
                 char *own = malloc(n);
                 memcpy(own, in, n);
-                assert_int_equal(ts__writebuf_append_owned(&wb, own, n, own, free), 0);
+                assert_int_equal(ts__writebuf_append_owned(&wb, own, n, &(ts__wowner){.data = own, .free_fn = free}), 0);
             } else {
                 assert_int_equal(ts__writebuf_append(&wb, in, n), 0);
             }
@@ -300,7 +300,7 @@ static void test_out_of_memory(void **state)
     assert_int_equal(ts__writebuf_size(&wb), 3);
     tu_fail_alloc_after(0);
     char *own = malloc(4);
-    assert_int_equal(ts__writebuf_append_owned(&wb, own, 4, own, free), TS_ENOMEM);
+    assert_int_equal(ts__writebuf_append_owned(&wb, own, 4, &(ts__wowner){.data = own, .free_fn = free}), TS_ENOMEM);
     free(own); /* not taken on failure */
     tu_fail_alloc_after(0);
     assert_int_equal(ts__writebuf_add_mark(&wb, cb_dummy, NULL), TS_ENOMEM);

@@ -123,14 +123,24 @@ typedef struct ts_stream_ops {
     /**
      * Starts an orderly shutdown before close (e.g. TLS close_notify); best
      * effort, must not block. Optional. Called just before close_fd, only when
-     * the stream is closed locally without an error (not after EOF, a reset
-     * or any other error).
+     * the stream ends cleanly: closed locally without an error, or closed
+     * after the peer's clean EOF (answering its close_notify); never after a
+     * reset, a truncation or any other error.
      */
     void (*shutdown)(void *transport);
     /** A detail string for the last error (e.g. OpenSSL's reason), or NULL. Optional. */
     const char *(*error_detail)(void *transport);
     /** Frees the transport (after close_fd). Optional. */
     void (*free)(void *transport);
+    /**
+     * Ends the write side while reads go on, once everything queued went
+     * out (ts_iostream_shutdown()): for TCP `shutdown(SHUT_WR)`, for TLS a
+     * close_notify. 0: done; TS_EAGAIN/TS_EWANTWRITE/TS_EWANTREAD: call again
+     * when the fd is ready; other negative: failed (the stream closes with
+     * it). Optional: without it, ts_iostream_shutdown() closes the stream
+     * once the queue drains, the only end of data such a transport can send.
+     */
+    int (*shutdown_write)(void *transport);
 } ts_stream_ops;
 
 /** Stream options. Zero-initialise, set `size = sizeof(ts_iostream_options)`. */
@@ -322,7 +332,7 @@ TS_EXPORT ts_future *ts_iostream_read_into_future(ts_iostream *s, void *buf, siz
  * instead, and flushed with one writev as soon as the callbacks that can run
  * now have returned (same loop iteration). @p cb (may be NULL) runs once
  * these bytes reached the kernel. len == 0 is allowed (the callback runs once earlier writes are
- * done). Errors: TS_ECLOSED, TS_EBUFFERFULL (the write would pass
+ * done). Errors: TS_ECLOSED, TS_ESTATE (after ts_iostream_shutdown()), TS_EBUFFERFULL (the write would pass
  * max_write_buffer_size: nothing is queued and the stream stays open, so the
  * caller may retry once earlier writes drained), TS_ENOMEM.
  */
@@ -334,10 +344,72 @@ TS_EXPORT int ts_iostream_write(ts_iostream *s, const void *data, size_t len, ts
  * stream closed. free_fn may run inside this call (when the kernel took
  * everything at once, or @p len is 0) or inside any later stream call: it
  * must only release the memory. On an error return @p data is NOT freed
- * (the caller keeps it).
+ * (the caller keeps it). Errors as ts_iostream_write(). For one buffer
+ * shared by many streams, see ts_iostream_write_ref().
  */
 TS_EXPORT int ts_iostream_write_owned(ts_iostream *s, void *data, size_t len, void (*free_fn)(void *),
                                       ts_iostream_write_cb cb, void *arg);
+
+/**
+ * Releases memory lent to ts_iostream_write_ref(): @p data and @p len are
+ * what was passed to it, @p arg its release argument.
+ */
+typedef void (*ts_iostream_release_cb)(const void *data, size_t len, void *arg);
+
+/**
+ * Zero-copy write of memory the caller lends, for one buffer shared by many
+ * streams (libevent's evbuffer_add_reference): @p data is queued without a
+ * copy and @p release(@p data, @p len, @p release_arg) runs once this
+ * stream no longer needs it (written, or the stream closed). Reference
+ * counting a buffer sent to N streams is then one increment per write and
+ * one decrement per release. @p release may be NULL (static memory); it
+ * runs at most once per successful call, possibly inside this call (the
+ * kernel took everything at once, or @p len is 0) or inside any later call
+ * on the stream, and must only release the memory.
+ *
+ * @param s           the stream
+ * @param data        the bytes; must stay valid and unchanged until released
+ * @param len         their length (0 is allowed)
+ * @param release     called once the stream is done with @p data, or NULL
+ * @param release_arg passed to @p release
+ * @param cb          runs once these bytes reached the kernel (or failed), or NULL
+ * @param arg         passed to @p cb
+ * @return 0 when queued; on an error nothing is queued and @p release does not run
+ * @retval TS_ECLOSED     the stream is closed
+ * @retval TS_ESTATE      ts_iostream_shutdown() was called on the stream
+ * @retval TS_EINVAL      @p data is NULL with @p len > 0
+ * @retval TS_EBUFFERFULL the write would pass max_write_buffer_size
+ * @retval TS_ENOMEM      out of memory
+ */
+TS_EXPORT int ts_iostream_write_ref(ts_iostream *s, const void *data, size_t len, ts_iostream_release_cb release,
+                                    void *release_arg, ts_iostream_write_cb cb, void *arg);
+
+/**
+ * Flush, then half-close (libuv's uv_shutdown): once everything queued
+ * before this call has gone out, ends the write side through the
+ * transport's shutdown_write op (TCP `shutdown(SHUT_WR)`, TLS close_notify
+ * followed by `shutdown(SHUT_WR)`) and runs @p cb from the loop with 0.
+ * Reads go on: the peer may still send until its own EOF, which then
+ * closes the stream (nothing is left to write). A transport without the op
+ * (pipes) is closed once the queue drains instead, and @p cb gets 0.
+ *
+ * After this call writes are refused with TS_ESTATE. If the stream closes
+ * before the queue drains (an error, a reset, ts_iostream_close()), @p cb
+ * gets the closing status after the queued writes' callbacks. With the
+ * half-close rule above: when the peer's EOF arrives first, the queue still
+ * drains, the write side is shut, and then the stream closes.
+ *
+ * @param s   the stream
+ * @param cb  runs once the write side is shut (0) or the stream closed first (its status); may be NULL
+ * @param arg passed to @p cb
+ * @return 0 when started (@p cb will run exactly once)
+ * @retval TS_ECLOSED the stream is closed
+ * @retval TS_ESTATE  a shutdown was already asked for
+ */
+TS_EXPORT int ts_iostream_shutdown(ts_iostream *s, ts_iostream_write_cb cb, void *arg);
+
+/** Future form of ts_iostream_shutdown(): resolves with NULL once the write side is shut, or fails. */
+TS_EXPORT ts_future *ts_iostream_shutdown_future(ts_iostream *s);
 
 /** Future form of ts_iostream_write() (result NULL). */
 TS_EXPORT ts_future *ts_iostream_write_future(ts_iostream *s, const void *data, size_t len);
