@@ -1,8 +1,13 @@
 /* Error names, the log hook and the allocation hooks. Knows nothing of loops or streams. */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 
 #include "internal.h"
@@ -57,6 +62,45 @@ double ts__monotonic(void)
 }
 
 const char *ts_version(void) { return TS_VERSION_STRING; }
+
+static int format_unix(const struct sockaddr_un *un, size_t addrlen, char *buf, size_t len)
+{
+    size_t off = offsetof(struct sockaddr_un, sun_path);
+    size_t n = addrlen > off ? TS__MIN(addrlen - off, sizeof un->sun_path) : 0;
+    if (n == 0)
+        return snprintf(buf, len, "(unnamed)");
+    if (un->sun_path[0] == '\0') /* abstract: the name is every byte after the NUL */
+        return snprintf(buf, len, "@%.*s", (int)(n - 1), un->sun_path + 1);
+    return snprintf(buf, len, "%.*s", (int)strnlen(un->sun_path, n), un->sun_path);
+}
+
+int ts_sockaddr_str(const struct sockaddr *sa, size_t addrlen, char *buf, size_t len)
+{
+    char host[INET6_ADDRSTRLEN];
+    if (sa && sa->sa_family == AF_INET && addrlen >= sizeof(struct sockaddr_in)) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+        return snprintf(buf, len, "%s:%u", host, (unsigned)ntohs(in->sin_port));
+    }
+    if (sa && sa->sa_family == AF_INET6 && addrlen >= sizeof(struct sockaddr_in6)) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+        char scope[IF_NAMESIZE + 2] = "";
+        if (in6->sin6_scope_id) {
+            char name[IF_NAMESIZE];
+            if (if_indextoname(in6->sin6_scope_id, name))
+                snprintf(scope, sizeof scope, "%%%s", name);
+            else
+                snprintf(scope, sizeof scope, "%%%u", (unsigned)in6->sin6_scope_id);
+        }
+        return snprintf(buf, len, "[%s%s]:%u", host, scope, (unsigned)ntohs(in6->sin6_port));
+    }
+    if (sa && sa->sa_family == AF_UNIX && addrlen >= offsetof(struct sockaddr_un, sun_path))
+        return format_unix((const struct sockaddr_un *)sa, addrlen, buf, len);
+    if (len)
+        snprintf(buf, len, "?");
+    return TS_EINVAL;
+}
 
 const char *ts_strerror(int err)
 {

@@ -178,22 +178,9 @@ void ts__io_describe_peer(ts_iostream *s, char *buf, size_t len)
     int fd = s->ops->fileno(s->transport);
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
-    char host[INET6_ADDRSTRLEN];
-    if (fd >= 0 && getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
-        if (ss.ss_family == AF_INET) {
-            const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
-            if (inet_ntop(AF_INET, &in->sin_addr, host, sizeof host)) {
-                snprintf(buf, len, "%s:%u", host, (unsigned)ntohs(in->sin_port));
-                return;
-            }
-        } else if (ss.ss_family == AF_INET6) {
-            const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
-            if (inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host)) {
-                snprintf(buf, len, "[%s]:%u", host, (unsigned)ntohs(in6->sin6_port));
-                return;
-            }
-        }
-    }
+    if (fd >= 0 && getpeername(fd, (struct sockaddr *)&ss, &sl) == 0 &&
+        (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) && ts_sockaddr_str((struct sockaddr *)&ss, sl, buf, len) > 0)
+        return;
     snprintf(buf, len, "fd %d", fd);
 }
 

@@ -129,7 +129,7 @@ void ts__io_schedule(ts_iostream *s);
 /** Brings the loop's interest in line with what the stream waits for; releases an empty read buffer. */
 void ts__io_update_interest(ts_iostream *s);
 /** Room for ts__io_describe_peer()'s text. */
-#define TS__PEER_STRLEN (46 + 16)
+#define TS__PEER_STRLEN TS_SOCKADDR_STRLEN
 /** "host:port" ("[v6]:port") of the peer when the fd is an inet socket, else "fd N" (for log lines). */
 void ts__io_describe_peer(ts_iostream *s, char *buf, size_t len);
 /** Whether fd I/O may happen now (open, connected, handshake done). */

@@ -51,7 +51,7 @@ struct ts__ssl_transport {
     unsigned char *gather; /* coalescing buffer for small head chunks */
     size_t gather_cap;
     char *alpn;
-    char peer[INET6_ADDRSTRLEN + 8]; /* "addr:port" for logs, taken when the handshake starts */
+    char peer[TS_SOCKADDR_STRLEN]; /* "addr:port" for logs, taken when the handshake starts */
     char detail[TS__SSL_DETAIL_LEN];
 };
 
@@ -61,25 +61,12 @@ static void peer_name(int fd, char *buf, size_t len)
 {
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
-    char host[INET6_ADDRSTRLEN] = "?";
-    int port = 0;
-    if (fd >= 0 && getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
-        if (ss.ss_family == AF_INET) {
-            struct sockaddr_in *in = (struct sockaddr_in *)&ss;
-            inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
-            port = ntohs(in->sin_port);
-        } else if (ss.ss_family == AF_INET6) {
-            struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-            inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
-            port = ntohs(in6->sin6_port);
-        } else {
-            snprintf(buf, len, "(local socket)");
-            return;
-        }
-        snprintf(buf, len, "%s:%d", host, port);
-    } else {
+    if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &sl) < 0)
         snprintf(buf, len, "(not connected)");
-    }
+    else if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)
+        snprintf(buf, len, "(local socket)");
+    else
+        ts_sockaddr_str((struct sockaddr *)&ss, sl, buf, len);
 }
 
 /*

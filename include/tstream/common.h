@@ -69,6 +69,27 @@ TS_EXPORT const char *ts_strerror(int err);
 /** The symbolic name of an error code, e.g. "TS_ECLOSED" or "ECONNRESET". */
 TS_EXPORT const char *ts_err_name(int err);
 
+struct sockaddr;
+
+/** Room for any ts_sockaddr_str() text with its NUL: an IPv6 address with scope and port, or a unix socket path. */
+#define TS_SOCKADDR_STRLEN 112
+
+/**
+ * Formats a socket address as text for logs and messages (libuv's
+ * uv_ip_name plus the port): `127.0.0.1:8080`, `[::1]:8080`,
+ * `[fe80::1%eth0]:8080`, a unix socket's path, `@name` for an abstract unix
+ * socket, `(unnamed)` for an unbound one.
+ *
+ * @param sa      the address
+ * @param addrlen its length in bytes (as accept() or getpeername() gave it)
+ * @param buf     where the text goes; always NUL-terminated when @p len > 0
+ * @param len     the size of @p buf (TS_SOCKADDR_STRLEN always suffices)
+ * @return the length of the whole text (as snprintf: truncated if >= @p len)
+ * @retval TS_EINVAL @p sa is NULL, @p addrlen too short for its family, or
+ *         the family is not AF_INET, AF_INET6 or AF_UNIX (@p buf gets "?")
+ */
+TS_EXPORT int ts_sockaddr_str(const struct sockaddr *sa, size_t addrlen, char *buf, size_t len);
+
 /** The library version string, e.g. "0.1.0". */
 TS_EXPORT const char *ts_version(void);
 
