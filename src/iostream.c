@@ -120,6 +120,7 @@ static void disarm_handshake_timer(ts_iostream *s)
 static void destroy(ts_iostream *s)
 {
     disarm_handshake_timer(s);
+    ts__io_timeouts_free(s);
     ts__readbuf_free(&s->rb);
     ts__writebuf_free(&s->wb);
     ts__io_read_free(s);
@@ -201,6 +202,7 @@ void ts__io_close(ts_iostream *s, int err, bool orderly)
     }
     drop_handler(s);
     disarm_handshake_timer(s);
+    ts__io_timeouts_free(s);
     void (*shut)(void *) = TS__OP(s, shutdown);
     /*
      * Only a clean end says goodbye (a clean EOF is answered in kind, as TLS
@@ -540,6 +542,8 @@ void ts__io_update_interest(ts_iostream *s)
     if (f & TS__F_IN_RUN)
         return; /* run() settles interest once, on its way out */
     release_read_memory(s);
+    if (s->tmo)
+        ts__io_timeouts_settle(s);
     int want = 0;
     if (f & TS__F_CLOSED) {
         want = 0;

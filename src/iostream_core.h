@@ -72,6 +72,15 @@ typedef struct ts__read {
 
 typedef struct ts__regex ts__regex;
 
+/* Per-stream read/write timeouts (ts_iostream_set_timeouts), allocated only when set. */
+typedef struct ts__timeouts {
+    double read, write;          /* seconds without progress, 0: none */
+    double rd_since, wr_since;   /* loop time of the last progress (or of the wait's start) */
+    bool rd_waiting, wr_waiting; /* a read / the write side was waiting when last settled */
+    uint64_t timer;              /* the armed check, 0: none */
+    double due;                  /* when it fires */
+} ts__timeouts;
+
 struct ts_iostream {
     ts_ioloop *loop;
     const ts_stream_ops *ops;
@@ -97,6 +106,7 @@ struct ts_iostream {
     ts__writebuf wb;
     ts__read rd;
     ts__regex *re;
+    ts__timeouts *tmo;
 
     ts_iostream_connect_cb connect_cb;
     void *connect_arg;
@@ -155,6 +165,25 @@ static inline bool ts__io_cb_leave(ts_iostream *s)
     }
     s->refs--;
     return open;
+}
+
+/* ---- iostream_timeout.c -------------------------------------------------- */
+
+/** Arms, moves or drops the timeout check after the stream's state changed (only called when tmo is set). */
+void ts__io_timeouts_settle(ts_iostream *s);
+/** Disarms and frees the timeouts (destroy, close). */
+void ts__io_timeouts_free(ts_iostream *s);
+/** The read side made progress (bytes arrived): its clock restarts. */
+static inline void ts__io_read_progress(ts_iostream *s)
+{
+    if (s->tmo)
+        s->tmo->rd_since = ts_ioloop_time(s->loop);
+}
+/** The write side made progress (bytes went out): its clock restarts. */
+static inline void ts__io_write_progress(ts_iostream *s)
+{
+    if (s->tmo)
+        s->tmo->wr_since = ts_ioloop_time(s->loop);
 }
 
 /* ---- iostream_read.c ---------------------------------------------------- */

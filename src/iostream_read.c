@@ -184,6 +184,7 @@ static ssize_t read_once(ts_iostream *s)
     ssize_t r = s->ops->read_from_fd(s->transport, dst, room);
     if (r > 0) {
         s->read_wait = 0;
+        ts__io_read_progress(s);
         if (direct) {
             rd->filled += (size_t)r;
         } else {

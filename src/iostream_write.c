@@ -57,6 +57,7 @@ void ts__io_flush(ts_iostream *s)
             ts__writebuf_advance(&s->wb, (size_t)r);
             total += (size_t)r;
             s->write_wait = 0;
+            ts__io_write_progress(s);
             continue;
         }
         if (!write_blocked(s, r))

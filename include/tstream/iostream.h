@@ -408,6 +408,38 @@ TS_EXPORT int ts_iostream_write_ref(ts_iostream *s, const void *data, size_t len
  */
 TS_EXPORT int ts_iostream_shutdown(ts_iostream *s, ts_iostream_write_cb cb, void *arg);
 
+/**
+ * Read and write timeouts, as libevent's bufferevent_set_timeouts: a read
+ * waiting on the fd, or queued writes (including a pending
+ * ts_iostream_shutdown()), that make no progress for the given number of
+ * seconds close the stream with TS_ETIMEDOUT (logged at debug level). The
+ * pending read and queued writes then fail with TS_ETIMEDOUT, as at any
+ * close. Progress is any byte read from, or written to, the transport; the
+ * clock starts when a wait starts, and at this call for a wait already
+ * under way. A read served from buffered data never waits. Between reads
+ * nothing is timed: to bound a keep-alive connection's idle time, keep a
+ * read pending (e.g. for the next request). A TLS handshake has its own
+ * limit (ts_iostream_options.handshake_timeout).
+ *
+ * @param s             the stream
+ * @param read_timeout  seconds a waiting read may go without data; 0: none
+ * @param write_timeout seconds queued writes may go without the kernel taking a byte; 0: none
+ * @return 0 on success (both 0 removes the timeouts)
+ * @retval TS_EINVAL  a negative or NaN timeout
+ * @retval TS_ECLOSED the stream is closed
+ * @retval TS_ENOMEM  out of memory
+ */
+TS_EXPORT int ts_iostream_set_timeouts(ts_iostream *s, double read_timeout, double write_timeout);
+
+/**
+ * The timeouts ts_iostream_set_timeouts() set (0: none).
+ *
+ * @param s             the stream
+ * @param read_timeout  gets the read timeout (may be NULL)
+ * @param write_timeout gets the write timeout (may be NULL)
+ */
+TS_EXPORT void ts_iostream_get_timeouts(const ts_iostream *s, double *read_timeout, double *write_timeout);
+
 /** Future form of ts_iostream_shutdown(): resolves with NULL once the write side is shut, or fails. */
 TS_EXPORT ts_future *ts_iostream_shutdown_future(ts_iostream *s);
 
