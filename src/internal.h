@@ -31,4 +31,22 @@ double ts__monotonic(void);
  */
 int ts__ioloop_defer(ts_ioloop *loop, ts_ioloop_cb cb, void *arg);
 
+/*
+ * Objects that live on a loop and must hear of its end (streams). The loop
+ * keeps them on a list; ts_ioloop_free() calls close() on each before it runs
+ * the queued completions for the last time, then orphan() on each still
+ * there, which must cut every tie to the loop and leave the list.
+ */
+typedef struct ts__loop_member ts__loop_member;
+typedef struct ts__member_ops {
+    void (*close)(ts__loop_member *m);
+    void (*orphan)(ts__loop_member *m);
+} ts__member_ops;
+struct ts__loop_member {
+    ts__loop_member *prev, *next; /* NULL when on no list */
+    const ts__member_ops *ops;
+};
+void ts__ioloop_attach(ts_ioloop *loop, ts__loop_member *m, const ts__member_ops *ops);
+void ts__ioloop_detach(ts__loop_member *m); /* no-op when not attached */
+
 #endif /* TSTREAM_INTERNAL_H */

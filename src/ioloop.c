@@ -283,6 +283,7 @@ static ts_ioloop *loop_init(struct ev_loop *ev, bool owns)
         atomic_init(&loop->sig[i].arg, NULL);
     }
     pthread_mutex_init(&loop->xlock, NULL);
+    loop->members.prev = loop->members.next = &loop->members;
 
     ev_prepare_init(&loop->prepare, prepare_cb);
     ev_check_init(&loop->check, check_cb);
@@ -322,16 +323,69 @@ ts_ioloop *ts_ioloop_new_from_ev(struct ev_loop *ev)
 
 struct ev_loop *ts_ioloop_ev(ts_ioloop *loop) { return loop->ev; }
 
+void ts__ioloop_attach(ts_ioloop *loop, ts__loop_member *m, const ts__member_ops *ops)
+{
+    ts__loop_member *head = &loop->members;
+    m->ops = ops;
+    m->prev = head->prev;
+    m->next = head;
+    head->prev->next = m;
+    head->prev = m;
+}
+
+void ts__ioloop_detach(ts__loop_member *m)
+{
+    if (!m->next)
+        return;
+    m->prev->next = m->next;
+    m->next->prev = m->prev;
+    m->prev = m->next = NULL;
+}
+
+/*
+ * Calls close() or orphan() on every member. Either may unlink any member
+ * (itself through a close callback that frees it, or another stream the
+ * callback frees), so a marker holds the walk's place.
+ */
+static void walk_members(ts_ioloop *loop, bool orphan)
+{
+    static const ts__member_ops marker_ops = {0};
+    ts__loop_member marker = {0};
+    ts__loop_member *head = &loop->members;
+    for (ts__loop_member *m = head->next; m != head;) {
+        if (m->ops == &marker_ops) { /* another walk's marker (a nested free: not expected) */
+            m = m->next;
+            continue;
+        }
+        /* the marker goes after m: whatever m's hook unlinks, the walk resumes there */
+        marker.ops = &marker_ops;
+        marker.prev = m;
+        marker.next = m->next;
+        m->next->prev = &marker;
+        m->next = &marker;
+        if (orphan)
+            m->ops->orphan(m);
+        else
+            m->ops->close(m);
+        m = marker.next;
+        ts__ioloop_detach(&marker);
+    }
+}
+
 void ts_ioloop_free(ts_ioloop *loop, bool all_fds)
 {
     if (!loop)
         return;
     ts__executor_free(loop);
+    /* Streams still open close now; their close callbacks run in the rounds below. */
+    walk_members(loop, false);
     /* Run what is already queued: the callbacks may own resources (futures). */
     for (int round = 0; round < 64 && (loop->head || loop->xhead || loop->phead); round++) {
         run_pending(loop);
         run_callbacks(loop);
     }
+    /* Streams the program still holds are cut loose: valid memory, no loop. */
+    walk_members(loop, true);
     for (int fd = 0; fd < loop->nhandlers; fd++) {
         ts__handler *h = loop->handlers[fd];
         if (!h)

@@ -99,6 +99,8 @@ struct ts_ioloop {
 
     ts__executor *executor;
     int executor_threads;
+
+    ts__loop_member members; /* list head of the streams on this loop (see ts__ioloop_attach) */
 };
 
 #define TS__NO_SLOT UINT32_MAX

@@ -40,9 +40,14 @@ static bool ops_valid(const ts_stream_ops *ops)
            ops->write_to_fd && ops->close_fd;
 }
 
+static void on_loop_close(ts__loop_member *m);
+static void on_loop_orphan(ts__loop_member *m);
+static const ts__member_ops member_ops = {on_loop_close, on_loop_orphan};
+
 static void init_stream(ts_iostream *s, ts_ioloop *loop, const ts_stream_ops *ops, void *transport,
                         const ts_iostream_options *opts)
 {
+    ts__ioloop_attach(loop, &s->member, &member_ops);
     s->loop = loop;
     s->ops = ops;
     s->transport = transport;
@@ -119,6 +124,7 @@ static void disarm_handshake_timer(ts_iostream *s)
 
 static void destroy(ts_iostream *s)
 {
+    ts__ioloop_detach(&s->member);
     disarm_handshake_timer(s);
     ts__io_timeouts_free(s);
     ts__readbuf_free(&s->rb);
@@ -234,6 +240,42 @@ static void close_phase_two(ts_iostream *s)
     ts__io_cb_leave(s);
 }
 
+/* ---- the loop's end ------------------------------------------------------ */
+
+/* ts_ioloop_free(), first pass: an open stream closes as ts_iostream_close() would. */
+static void on_loop_close(ts__loop_member *m)
+{
+    ts_iostream *s = (ts_iostream *)m;
+    if (!(s->flags & TS__F_CLOSED))
+        ts__io_close(s, 0, true);
+}
+
+/*
+ * ts_ioloop_free(), last pass: a stream the program still holds (or whose
+ * close did not finish in the loop's last rounds) is cut loose. It stays
+ * closed and valid until its last ts_iostream_unref(); no call on it reaches
+ * the loop again, and callbacks still owed to it are dropped.
+ */
+static void on_loop_orphan(ts__loop_member *m)
+{
+    ts_iostream *s = (ts_iostream *)m;
+    s->flags |= TS__F_ORPHAN; /* from here on nothing is scheduled */
+    ts__io_close(s, 0, false);
+    disarm_handshake_timer(s);
+    ts__io_timeouts_free(s);
+    if (s->flags & TS__F_SCHEDULED) {
+        /* its queued run is freed with the loop, never run: drop the reference it held */
+        s->flags &= ~TS__F_SCHEDULED;
+        s->refs--;
+    }
+    s->flags |= TS__F_CLOSE_DONE;
+    s->close_cb = NULL;
+    ts__ioloop_detach(&s->member);
+    s->loop = NULL;
+    if (s->refs <= 0)
+        destroy(s);
+}
+
 /* ---- scheduling and the run loop ---------------------------------------- */
 
 static void on_deferred(ts_ioloop *loop, void *arg)
@@ -247,7 +289,7 @@ static void on_deferred(ts_ioloop *loop, void *arg)
 
 void ts__io_schedule(ts_iostream *s)
 {
-    if (s->flags & (TS__F_SCHEDULED | TS__F_IN_RUN))
+    if (s->flags & (TS__F_SCHEDULED | TS__F_IN_RUN | TS__F_ORPHAN))
         return;
     s->flags |= TS__F_SCHEDULED;
     s->refs++;

@@ -34,7 +34,8 @@ enum {
     TS__F_READ_EOF = 1u << 20,       /* the peer's EOF came with writes queued: reads fail, the fd closes once they drain */
     TS__F_SHUT_REQ = 1u << 21,       /* ts_iostream_shutdown(): shut the write side once the queue drains */
     TS__F_SHUT_DONE = 1u << 22,      /* ... done (or the stream closed first) */
-    TS__F_SHUT_READY = 1u << 23      /* ... and its callback is owed (shut_status) */
+    TS__F_SHUT_READY = 1u << 23,     /* ... and its callback is owed (shut_status) */
+    TS__F_ORPHAN = 1u << 24          /* its loop was freed: closed, and nothing may reach the loop */
 };
 
 /* An optional op, or NULL when the ops struct is too old to have it. */
@@ -82,6 +83,7 @@ typedef struct ts__timeouts {
 } ts__timeouts;
 
 struct ts_iostream {
+    ts__loop_member member; /* on the loop's list until destroyed or orphaned */
     ts_ioloop *loop;
     const ts_stream_ops *ops;
     void *transport;

@@ -370,6 +370,8 @@ static int check_start(ts_iostream *s, bool have_cb)
 {
     if (!have_cb)
         return TS_EINVAL;
+    if (s->flags & TS__F_ORPHAN)
+        return TS_ECLOSED; /* its loop is gone: nothing could deliver the result */
     if (s->rd.kind != TS__RK_NONE)
         return TS_EBUSY;
     return 0;

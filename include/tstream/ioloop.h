@@ -84,6 +84,23 @@ TS_EXPORT struct ev_loop *ts_ioloop_ev(ts_ioloop *loop);
  * ts_ioloop_add_handler() is closed (Tornado's close(all_fds=True)).
  * The loop must not be running. If it is the thread's current loop, the
  * thread's current loop becomes NULL.
+ *
+ * Streams still on the loop: every stream not yet closed is closed first,
+ * as ts_iostream_close(stream, 0) would (a TLS stream sends its
+ * close_notify). Its pending read and queued writes fail with TS_ECLOSED and
+ * its close callback runs, in the rounds above, so a close callback that
+ * frees its stream leaves nothing behind. A stream the program still holds
+ * after that (or whose callbacks the bounded rounds did not reach) is cut
+ * loose from the loop: it stays closed and valid until the program's
+ * ts_iostream_free() or last ts_iostream_unref(), which is then safe;
+ * ts_iostream_loop() returns NULL, reads and writes on it fail with
+ * TS_ECLOSED, future forms return NULL, and callbacks still owed to it are
+ * never run. Servers, clients and timers are not covered by this rule: free
+ * them before their loop.
+ *
+ * @param loop the loop to free (NULL: no-op).
+ * @param all_fds also close every fd still registered with
+ *        ts_ioloop_add_handler().
  */
 TS_EXPORT void ts_ioloop_free(ts_ioloop *loop, bool all_fds);
 

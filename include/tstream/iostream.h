@@ -468,7 +468,7 @@ TS_EXPORT int ts_iostream_error(const ts_iostream *s);
 TS_EXPORT const char *ts_iostream_error_detail(const ts_iostream *s);
 /** The fd, or -1 once closed. */
 TS_EXPORT int ts_iostream_fileno(const ts_iostream *s);
-/** The loop the stream runs on. */
+/** The loop the stream runs on; NULL once that loop was freed (see ts_ioloop_free()). */
 TS_EXPORT ts_ioloop *ts_iostream_loop(const ts_iostream *s);
 /** Bytes currently buffered and unread. */
 TS_EXPORT size_t ts_iostream_read_buffer_size(const ts_iostream *s);

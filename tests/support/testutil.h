@@ -25,6 +25,8 @@ ts_ioloop *tu_loop_new(double watchdog_seconds);
  * frees it.
  */
 void tu_loop_free(ts_ioloop *loop);
+/** Drops @p loop from the watchdog registry (for a test that frees it itself). */
+void tu_loop_forget(ts_ioloop *loop);
 
 /**
  * The usual per-test fixture: notes the open fd count and returns a new loop
