@@ -49,4 +49,49 @@ struct ts__loop_member {
 void ts__ioloop_attach(ts_ioloop *loop, ts__loop_member *m, const ts__member_ops *ops);
 void ts__ioloop_detach(ts__loop_member *m); /* no-op when not attached */
 
+/** Size of the loop's shared read block. */
+#define TS__LOOP_RDBUF (256u * 1024u)
+/*
+ * The loop's shared read block (TS__LOOP_RDBUF bytes, allocated on first
+ * use), lent to one stream at a time: streams read into it and keep only
+ * what the pending read leaves unconsumed. NULL while it is lent or when it
+ * cannot be allocated (the stream then reads into a block of its own).
+ */
+char *ts__ioloop_rdbuf_take(ts_ioloop *loop);
+void ts__ioloop_rdbuf_give(ts_ioloop *loop);
+
+/*
+ * Free blocks of one size kept for reuse (the write buffers' copy chunks),
+ * one pool per loop: steady small writes allocate nothing. At most @c max
+ * blocks are kept; loop thread only.
+ */
+typedef struct ts__pool {
+    void *free; /* singly linked through each block's first word */
+    uint32_t n, max;
+} ts__pool;
+ts__pool *ts__ioloop_chunk_pool(ts_ioloop *loop);
+/** A block from the pool (NULL: empty). */
+static inline void *ts__pool_get(ts__pool *p)
+{
+    void *b = p ? p->free : NULL;
+    if (b) {
+        p->free = *(void **)b;
+        p->n--;
+    }
+    return b;
+}
+/** Keeps @p b for reuse, or frees it when the pool is full (or NULL). */
+static inline void ts__pool_put(ts__pool *p, void *b)
+{
+    if (p && p->n < p->max) {
+        *(void **)b = p->free;
+        p->free = b;
+        p->n++;
+        return;
+    }
+    ts__free(b);
+}
+/** Frees every block kept. */
+void ts__pool_drain(ts__pool *p);
+
 #endif /* TSTREAM_INTERNAL_H */

@@ -284,6 +284,7 @@ static ts_ioloop *loop_init(struct ev_loop *ev, bool owns)
     }
     pthread_mutex_init(&loop->xlock, NULL);
     loop->members.prev = loop->members.next = &loop->members;
+    loop->wpool.max = 16; /* 256 KiB of write chunks at most */
 
     ev_prepare_init(&loop->prepare, prepare_cb);
     ev_check_init(&loop->check, check_cb);
@@ -342,6 +343,27 @@ void ts__ioloop_detach(ts__loop_member *m)
     m->prev = m->next = NULL;
 }
 
+char *ts__ioloop_rdbuf_take(ts_ioloop *loop)
+{
+    if (loop->rdbuf_lent)
+        return NULL;
+    if (!loop->rdbuf && !(loop->rdbuf = ts__malloc(TS__LOOP_RDBUF)))
+        return NULL;
+    loop->rdbuf_lent = true;
+    return loop->rdbuf;
+}
+
+void ts__ioloop_rdbuf_give(ts_ioloop *loop) { loop->rdbuf_lent = false; }
+
+ts__pool *ts__ioloop_chunk_pool(ts_ioloop *loop) { return &loop->wpool; }
+
+void ts__pool_drain(ts__pool *p)
+{
+    void *b;
+    while ((b = ts__pool_get(p)))
+        ts__free(b);
+}
+
 /*
  * Calls close() or orphan() on every member. Either may unlink any member
  * (itself through a close callback that frees it, or another stream the
@@ -397,6 +419,8 @@ void ts_ioloop_free(ts_ioloop *loop, bool all_fds)
     }
     ts__free(loop->handlers);
     ts__timers_free(loop);
+    ts__free(loop->rdbuf);
+    ts__pool_drain(&loop->wpool);
 
     ev_ref(loop->ev);
     ev_ref(loop->ev);

@@ -101,6 +101,9 @@ struct ts_ioloop {
     int executor_threads;
 
     ts__loop_member members; /* list head of the streams on this loop (see ts__ioloop_attach) */
+    char *rdbuf;             /* the shared read block (ts__ioloop_rdbuf_take) */
+    bool rdbuf_lent;
+    ts__pool wpool;          /* write-buffer copy chunks for reuse */
 };
 
 #define TS__NO_SLOT UINT32_MAX

@@ -42,6 +42,7 @@ static bool ops_valid(const ts_stream_ops *ops)
 
 static void on_loop_close(ts__loop_member *m);
 static void on_loop_orphan(ts__loop_member *m);
+static void release_read_memory(ts_iostream *s);
 static const ts__member_ops member_ops = {on_loop_close, on_loop_orphan};
 
 static void init_stream(ts_iostream *s, ts_ioloop *loop, const ts_stream_ops *ops, void *transport,
@@ -72,6 +73,7 @@ static void init_stream(ts_iostream *s, ts_ioloop *loop, const ts_stream_ops *op
     s->hs_timeout = hs > 0 ? hs : 0;
     ts__readbuf_init(&s->rb);
     ts__writebuf_init(&s->wb);
+    s->wb.pool = ts__ioloop_chunk_pool(loop);
     if (TS__OP(s, handshake))
         /* Nothing may touch the fd before the handshake; it starts once the fd is connected. */
         s->flags |= TS__F_HANDSHAKING;
@@ -127,6 +129,8 @@ static void destroy(ts_iostream *s)
     ts__ioloop_detach(&s->member);
     disarm_handshake_timer(s);
     ts__io_timeouts_free(s);
+    if (s->rb.lent)
+        ts__ioloop_rdbuf_give(s->loop);
     ts__readbuf_free(&s->rb);
     ts__writebuf_free(&s->wb);
     ts__io_read_free(s);
@@ -270,6 +274,9 @@ static void on_loop_orphan(ts__loop_member *m)
     }
     s->flags |= TS__F_CLOSE_DONE;
     s->close_cb = NULL;
+    s->flags &= ~TS__F_VIEW;
+    release_read_memory(s); /* the loop's read block stays with the loop */
+    s->wb.pool = NULL;      /* and so do its write chunks */
     ts__ioloop_detach(&s->member);
     s->loop = NULL;
     if (s->refs <= 0)
@@ -574,8 +581,14 @@ static void run(ts_iostream *s, int events, bool inline_io)
  */
 static void release_read_memory(ts_iostream *s)
 {
-    if (!(s->flags & TS__F_VIEW))
-        ts__readbuf_release_if_empty(&s->rb); /* an idle stream keeps no read memory */
+    if ((s->flags & TS__F_VIEW) || !s->rb.base)
+        return;
+    /* The loop's block goes back; an idle stream keeps no read memory, a busy one what it holds. */
+    bool lost;
+    if (ts__readbuf_settle(&s->rb, &lost))
+        ts__ioloop_rdbuf_give(s->loop);
+    if (lost)
+        ts__io_close(s, TS_ENOMEM, false);
 }
 
 void ts__io_update_interest(ts_iostream *s)

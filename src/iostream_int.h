@@ -23,13 +23,19 @@
  * on first use and released (base == NULL) by ts__readbuf_release_if_empty(),
  * so an idle stream holds no read memory. Consuming never moves memory: a
  * view handed to a read callback stays valid until the core calls reserve,
- * append or release again.
+ * append, settle or release again.
+ *
+ * The block may also be lent (@c lent): the loop's shared read block, which
+ * the stream reads into while it runs and hands back when it settles
+ * (ts__readbuf_settle()), keeping only what is left unconsumed, in a block
+ * of its own sized to it. Lent memory is never freed or resized here.
  */
 typedef struct ts__readbuf {
     char *base;
     size_t cap;
     size_t start;
     size_t len;
+    bool lent;
 } ts__readbuf;
 
 /** Where ts__readbuf_data() points while no block is allocated. */
@@ -65,12 +71,29 @@ static inline void ts__readbuf_consume(ts__readbuf *rb, size_t n)
     rb->start += n;
     rb->len -= n;
 }
-/** Frees the block if no data is left in it (inline: checked after every API call). */
+/** Frees the block if no data is left in it (a lent block is only dropped). */
 static inline void ts__readbuf_release_if_empty(ts__readbuf *rb)
 {
     if (rb->len == 0 && rb->base)
         ts__readbuf_free(rb);
 }
+/** Size class of a block kept for @p len bytes: a power of two, at least 64. */
+size_t ts__readbuf_class(size_t len);
+/**
+ * Moves the buffer onto @p block (@p cap bytes, which must hold the live
+ * bytes): the live bytes are copied there and the buffer's own block is
+ * freed. Invalidates earlier data pointers.
+ */
+void ts__readbuf_lend(ts__readbuf *rb, char *block, size_t cap);
+/**
+ * Gives a lent block back: the live bytes move to a block of their own of
+ * ts__readbuf_class(len) bytes (none when empty). An own block much larger
+ * than its live bytes (past 4 KiB and 4 times their class) shrinks to
+ * their class. Returns whether a lent block was let go (the caller returns
+ * it to its owner); on allocation failure the live bytes are dropped and
+ * *lost is set. Invalidates earlier data pointers.
+ */
+bool ts__readbuf_settle(ts__readbuf *rb, bool *lost);
 
 /* ------------------------------------------------------------------------ */
 /* Write buffer: FIFO of chunks plus write markers, indexed by byte count.   */
@@ -96,6 +119,7 @@ typedef struct ts__writebuf {
     uint64_t done_index;  /* bytes ever written */
     ts__wmark *marks;     /* ring of pending markers */
     uint32_t mcap, mhead, mcount;
+    ts__pool *pool;       /* where TS__WB_CHUNK copy chunks come from and go back to (NULL: the allocator) */
 } ts__writebuf;
 
 void ts__writebuf_init(ts__writebuf *wb);

@@ -155,6 +155,35 @@ void ts__io_read_finalize(ts_iostream *s) { evaluate(s, true); }
 
 static void log_read_error(ts_iostream *s, int err);
 
+/*
+ * Where the next read lands. A stream with room left in its own block (the
+ * tail of an unfinished message) reads there; otherwise it borrows the
+ * loop's shared block, bringing along the few bytes it kept, and settles
+ * (keeps only the unconsumed tail) when it is done: arrivals that complete
+ * reads allocate nothing, and a stream holds memory in proportion to what it
+ * buffers. A read too big for the shared block grows a block of its own.
+ */
+static void borrow_block(ts_iostream *s, size_t want)
+{
+    ts__readbuf *rb = &s->rb;
+    if (rb->lent || (rb->base && rb->cap - rb->start - rb->len > 0) || rb->len + want > TS__LOOP_RDBUF / 2 ||
+        (s->flags & TS__F_VIEW))
+        return;
+    char *block = ts__ioloop_rdbuf_take(s->loop);
+    if (block)
+        ts__readbuf_lend(rb, block, TS__LOOP_RDBUF);
+}
+
+/* How far the block may grow: max_buffer_size, or the pending read's max_bytes plus one chunk. */
+static size_t grow_cap(const ts_iostream *s)
+{
+    size_t cap = s->max_buffer_size;
+    size_t mb = s->rd.max_bytes;
+    if ((s->rd.kind == TS__RK_UNTIL || s->rd.kind == TS__RK_REGEX) && mb && mb < cap - s->read_chunk_size)
+        cap = mb + s->read_chunk_size;
+    return cap;
+}
+
 /* One transport read. >0: bytes; 0: would block (read_wait set); -1: the stream closed. */
 static ssize_t read_once(ts_iostream *s)
 {
@@ -174,12 +203,14 @@ static ssize_t read_once(ts_iostream *s)
         }
         /* Never let the buffer pass max_buffer_size by more than the one byte that proves it full. */
         size_t limit = s->max_buffer_size - s->rb.len + 1;
-        dst = ts__readbuf_reserve(&s->rb, TS__MIN(s->read_chunk_size, limit), s->max_buffer_size, &room);
+        size_t want = TS__MIN(s->read_chunk_size, limit);
+        borrow_block(s, want);
+        dst = ts__readbuf_reserve(&s->rb, want, grow_cap(s), &room);
         if (!dst) {
             ts__io_close(s, TS_ENOMEM, false);
             return -1;
         }
-        room = TS__MIN(room, limit);
+        room = TS__MIN(room, want); /* read_chunk_size bytes are asked per read, whatever the block holds */
     }
     ssize_t r = s->ops->read_from_fd(s->transport, dst, room);
     if (r > 0) {

@@ -107,12 +107,13 @@ static int queue_write(ts_iostream *s, const void *data, size_t len, const ts__w
         return TS_ENOMEM; /* nothing happened yet */
     size_t done = 0;
     bool closed = false;
-    if (len && ts__writebuf_size(&s->wb) == 0 && ts__io_ready_for_io(s) &&
-        !(s->flags & (TS__F_WBLOCKED | TS__F_IN_RUN))) {
+    if (len && ts__writebuf_size(&s->wb) == 0 && ts__io_ready_for_io(s) && !(s->flags & TS__F_WBLOCKED) &&
+        (!(s->flags & TS__F_IN_RUN) || len >= TS__WB_CHUNK)) {
         /*
          * Idle stream: try the kernel first and copy only what it would not
-         * take. Inside this stream's own callbacks the write is queued
-         * instead: run() flushes everything they wrote with one writev.
+         * take. Inside this stream's own callbacks small writes are queued
+         * instead: run() flushes everything they wrote with one writev. A
+         * large one goes now, uncopied, so bulk sends as it reads.
          */
         ssize_t w = write_direct(s, data, len);
         closed = w < 0;

@@ -17,8 +17,67 @@ void ts__readbuf_init(ts__readbuf *rb) { memset(rb, 0, sizeof(*rb)); }
 
 void ts__readbuf_free(ts__readbuf *rb)
 {
-    ts__free(rb->base);
+    if (!rb->lent)
+        ts__free(rb->base);
     ts__readbuf_init(rb);
+}
+
+size_t ts__readbuf_class(size_t len)
+{
+    size_t c = 64;
+    while (c < len && c <= SIZE_MAX / 2)
+        c *= 2;
+    return c < len ? len : c;
+}
+
+void ts__readbuf_lend(ts__readbuf *rb, char *block, size_t cap)
+{
+    if (rb->len)
+        memcpy(block, rb->base + rb->start, rb->len);
+    if (!rb->lent)
+        ts__free(rb->base);
+    rb->base = block;
+    rb->cap = cap;
+    rb->start = 0;
+    rb->lent = true;
+}
+
+/* Moves the live bytes to a new own block of @p cap bytes. */
+static bool move_to_own(ts__readbuf *rb, size_t cap)
+{
+    char *p = ts__malloc(cap);
+    if (!p)
+        return false;
+    memcpy(p, rb->base + rb->start, rb->len);
+    if (!rb->lent)
+        ts__free(rb->base);
+    rb->base = p;
+    rb->cap = cap;
+    rb->start = 0;
+    rb->lent = false;
+    return true;
+}
+
+bool ts__readbuf_settle(ts__readbuf *rb, bool *lost)
+{
+    *lost = false;
+    if (rb->len == 0) {
+        bool was_lent = rb->lent;
+        if (rb->base)
+            ts__readbuf_free(rb);
+        return was_lent;
+    }
+    size_t want = ts__readbuf_class(rb->len);
+    if (rb->lent) {
+        if (!move_to_own(rb, want)) {
+            *lost = true;
+            ts__readbuf_init(rb);
+        }
+        return true;
+    }
+    if (rb->cap > 4096 && rb->cap / 4 > want)
+        (void)move_to_own(rb, want); /* failing to shrink loses nothing */
+    return false;
 }
 
 /* Moves the live bytes to the front of the block. */
@@ -61,6 +120,14 @@ char *ts__readbuf_reserve(ts__readbuf *rb, size_t want, size_t max_cap, size_t *
     }
     if (tail < want) {
         size_t need = rb->len + want;
+        if (rb->lent) {
+            /* Outgrew the lent block: the bytes move to a block of the buffer's own. */
+            size_t ncap = TS__MIN(TS__MAX(rb->cap * 2, need), TS__MAX(max_cap, need));
+            if (!move_to_own(rb, ncap))
+                return NULL;
+            *avail = rb->cap - rb->len;
+            return rb->base + rb->len;
+        }
         size_t ncap = rb->cap ? rb->cap : want;
         while (ncap < need) {
             if (ncap > SIZE_MAX / 2) {

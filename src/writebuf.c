@@ -26,8 +26,12 @@ struct ts__wchunk {
 
 void ts__writebuf_init(ts__writebuf *wb) { memset(wb, 0, sizeof(*wb)); }
 
-static void chunk_free(ts__wchunk *c)
+static void chunk_free(ts__writebuf *wb, ts__wchunk *c)
 {
+    if (c->cap == TS__WB_CHUNK) { /* a standard copy chunk: kept for the next writes */
+        ts__pool_put(wb->pool, c);
+        return;
+    }
     ts__wowner_release(&c->own);
     ts__free(c);
 }
@@ -51,7 +55,7 @@ void ts__writebuf_clear(ts__writebuf *wb)
     wb->head_off = 0;
     while (c) {
         ts__wchunk *next = c->next;
-        chunk_free(c);
+        chunk_free(wb, c);
         c = next;
     }
 }
@@ -63,11 +67,13 @@ void ts__writebuf_free(ts__writebuf *wb)
     ts__writebuf_init(wb);
 }
 
-static ts__wchunk *new_copy_chunk(size_t cap)
+static ts__wchunk *new_copy_chunk(ts__writebuf *wb, size_t cap)
 {
     if (cap > SIZE_MAX - sizeof(ts__wchunk))
         return NULL;
-    ts__wchunk *c = ts__malloc(sizeof(ts__wchunk) + cap);
+    ts__wchunk *c = cap == TS__WB_CHUNK ? ts__pool_get(wb->pool) : NULL;
+    if (!c)
+        c = ts__malloc(sizeof(ts__wchunk) + cap);
     if (!c)
         return NULL;
     c->data = (char *)(c + 1);
@@ -87,7 +93,7 @@ __attribute__((noinline)) static int append_spill(ts__writebuf *wb, const void *
     ts__wchunk *c = NULL;
     if (rest) {
         /* Allocate before touching the tail so a failure queues nothing. */
-        c = new_copy_chunk(TS__MAX(rest, (size_t)TS__WB_CHUNK));
+        c = new_copy_chunk(wb, TS__MAX(rest, (size_t)TS__WB_CHUNK));
         if (!c)
             return TS_ENOMEM;
     }
@@ -204,7 +210,7 @@ void ts__writebuf_advance(ts__writebuf *wb, size_t n)
         if (!wb->head)
             wb->tail = NULL;
         wb->head_off = 0;
-        chunk_free(c);
+        chunk_free(wb, c);
     }
 }
 
