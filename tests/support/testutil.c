@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <ev.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -255,6 +256,51 @@ void tu_use_counting_allocator(void)
 }
 
 long tu_alloc_count(void) { return g_allocs; }
+
+/* Byte counting over libc: live bytes by malloc_usable_size, so blocks from before the switch may be freed too. */
+static long long g_live, g_peak;
+static void note(long long delta)
+{
+    g_live += delta;
+    if (g_live > g_peak)
+        g_peak = g_live;
+}
+static void *b_malloc(size_t n)
+{
+    void *p = c_malloc(n);
+    if (p)
+        note((long long)malloc_usable_size(p));
+    return p;
+}
+static void *b_realloc(void *p, size_t n)
+{
+    size_t old = p ? malloc_usable_size(p) : 0;
+    void *q = c_realloc(p, n);
+    if (q)
+        note((long long)malloc_usable_size(q) - (long long)old);
+    return q;
+}
+static void b_free(void *p)
+{
+    if (p)
+        note(-(long long)malloc_usable_size(p));
+    free(p);
+}
+
+void tu_use_byte_counting_allocator(void)
+{
+    static const ts_allocator a = {b_malloc, b_realloc, b_free};
+    g_allocs = 0;
+    g_fail_after = -1;
+    g_live = g_peak = 0;
+    assert_int_equal(ts_set_allocator(&a), 0);
+}
+
+long long tu_live_bytes(void) { return g_live; }
+
+long long tu_peak_bytes(void) { return g_peak; }
+
+void tu_reset_peak_bytes(void) { g_peak = g_live; }
 
 /* ---- fds ---------------------------------------------------------------- */
 

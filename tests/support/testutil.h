@@ -79,6 +79,17 @@ void tu_fail_alloc_after(long n);
 void tu_use_counting_allocator(void);
 /** Allocations made through the test or counting allocator since it was installed. */
 long tu_alloc_count(void);
+/**
+ * Counts allocations and the library's live heap bytes (by usable size,
+ * relative to the moment it was installed: may go negative), over libc.
+ */
+void tu_use_byte_counting_allocator(void);
+/** Live bytes allocated by the library since the byte-counting allocator was installed. */
+long long tu_live_bytes(void);
+/** The highest tu_live_bytes() since the allocator was installed or tu_reset_peak_bytes(). */
+long long tu_peak_bytes(void);
+/** Starts a new peak from the current live bytes. */
+void tu_reset_peak_bytes(void);
 
 /* ---- fds ---------------------------------------------------------------- */
 

@@ -1,0 +1,232 @@
+/*
+ * What reading costs in memory, counted through the allocation hooks:
+ * - a slow client holding an unfinished request head keeps a block sized to
+ *   the bytes it buffered, not a read chunk (slowloris);
+ * - a peer that never sends the delimiter grows the buffer to the read's
+ *   max_bytes plus one read chunk at most, not to the next doubling;
+ * - a steady line echo (reads that complete, small replies written from the
+ *   callbacks) allocates nothing per line once warm.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "testutil.h"
+#include "tstream.h"
+
+static void raise_nofile(rlim_t want)
+{
+    struct rlimit rl;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    if (rl.rlim_cur < want) {
+        rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
+        assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    }
+}
+
+typedef struct head_rec {
+    int calls, bad;
+} head_rec;
+
+static void on_head(ts_iostream *s, int status, const char *data, size_t len, void *arg)
+{
+    (void)s;
+    head_rec *r = arg;
+    r->calls++;
+    /* every client sends the same 31-byte head */
+    if (status != 0 || len != 31 || memcmp(data, "GET /slow HTTP/1.1\r\nHost: x", 27) != 0)
+        r->bad++;
+}
+
+static void send_all(int fd, const char *p, size_t n)
+{
+    assert_int_equal(send(fd, p, n, MSG_NOSIGNAL), (ssize_t)n);
+}
+
+/* 26 buffered bytes of an unfinished head (25, then 1 more) cost about their size class, per stream. */
+static void test_slow_clients_keep_what_they_buffer(void **state)
+{
+    (void)state;
+    enum { N = 400 };
+    raise_nofile(2 * N + 64);
+    int fds_before = tu_count_fds();
+    ts_ioloop *loop = tu_loop_new(30);
+    static int peer[N];
+    static ts_iostream *srv[N];
+    head_rec rec = {0};
+    for (int i = 0; i < N; i++) {
+        int sv[2];
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        peer[i] = sv[1];
+        srv[i] = ts_iostream_new_socket(loop, sv[0], NULL);
+        assert_non_null(srv[i]);
+        assert_int_equal(ts_iostream_read_until(srv[i], "\r\n\r\n", 4, 8192, on_head, &rec), 0);
+    }
+    tu_run_iterations(loop, 2);
+    tu_use_byte_counting_allocator();
+    const char *head = "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"; /* 31 bytes: 25 + 1 now, 5 at the end */
+    for (int i = 0; i < N; i++)
+        send_all(peer[i], head, 25);
+    tu_run_for(loop, 0.05);
+    for (int i = 0; i < N; i++)
+        send_all(peer[i], head + 25, 1);
+    tu_run_for(loop, 0.05);
+    long long per_stream = tu_live_bytes() / N;
+    printf("read memory per slow stream holding 26 bytes: %lld bytes\n", per_stream);
+    assert_int_equal(rec.calls, 0);
+    /* 64 is the size class of 26 bytes; the allocator's own rounding is allowed for. */
+    assert_true(per_stream <= 96);
+    for (int i = 0; i < N; i++)
+        send_all(peer[i], head + 26, 5);
+    tu_run_until_count(loop, &rec.calls, N, 10);
+    assert_int_equal(rec.bad, 0);
+    tu_restore_allocator();
+    for (int i = 0; i < N; i++) {
+        ts_iostream_free(srv[i]);
+        close(peer[i]);
+    }
+    tu_loop_free(loop);
+    assert_int_equal(tu_count_fds(), fds_before);
+}
+
+typedef struct fail_rec {
+    int calls, status;
+} fail_rec;
+
+static void on_fail(ts_iostream *s, int status, const char *data, size_t len, void *arg)
+{
+    (void)s, (void)data, (void)len;
+    fail_rec *r = arg;
+    r->calls++;
+    r->status = status;
+}
+
+/* No delimiter within max_bytes: the read fails, and the buffer never passed max_bytes plus one chunk. */
+static void test_undelimited_flood_stays_under_max_bytes(void **state)
+{
+    (void)state;
+    int fds_before = tu_count_fds();
+    ts_ioloop *loop = tu_loop_new(30);
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    tu_set_nonblock(sv[1]);
+    ts_iostream *s = ts_iostream_new_socket(loop, sv[0], NULL);
+    assert_non_null(s);
+    const size_t max_bytes = 1u << 20;
+    fail_rec r = {0};
+    tu_use_byte_counting_allocator();
+    assert_int_equal(ts_iostream_read_until(s, "\n", 1, max_bytes, on_fail, &r), 0);
+    static char junk[64 * 1024];
+    memset(junk, 'x', sizeof junk);
+    /* One byte first, so the chunks that follow do not land on the limit exactly. */
+    send_all(sv[1], junk, 1);
+    tu_run_iterations(loop, 2);
+    size_t sent = 1;
+    for (int i = 0; i < 20000 && r.calls == 0 && sent < (4u << 20); i++) {
+        ssize_t w = send(sv[1], junk, sizeof junk, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w > 0)
+            sent += (size_t)w;
+        else
+            assert_true(errno == EAGAIN || errno == EPIPE || errno == ECONNRESET);
+        tu_run_iterations(loop, 1);
+    }
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.status, TS_EUNSATISFIABLE);
+    long long peak = tu_peak_bytes();
+    printf("peak read memory for max_bytes %zu: %lld bytes (%zu sent)\n", max_bytes, peak, sent);
+    /* max_bytes + one 64 KiB chunk, plus the loop's shared 256 KiB block and slack for small blocks */
+    assert_true(peak <= (long long)(max_bytes + (64u << 10) + (256u << 10) + (16u << 10)));
+    tu_restore_allocator();
+    ts_iostream_free(s);
+    close(sv[1]);
+    tu_loop_free(loop);
+    assert_int_equal(tu_count_fds(), fds_before);
+}
+
+static void on_line(ts_iostream *s, int status, const char *data, size_t len, void *arg);
+
+static void start_line(ts_iostream *s, void *arg)
+{
+    assert_int_equal(ts_iostream_read_until(s, "\n", 1, 0, on_line, arg), 0);
+}
+
+static void on_line(ts_iostream *s, int status, const char *data, size_t len, void *arg)
+{
+    if (status != 0)
+        return;
+    assert_int_equal(ts_iostream_write(s, data, len, NULL, NULL), 0);
+    (*(int *)arg)++;
+    start_line(s, arg);
+}
+
+/* Reads back @p n bytes from the nonblocking @p fd, running the loop meanwhile. */
+static void drain(ts_ioloop *loop, int fd, size_t n)
+{
+    char buf[4096];
+    for (int i = 0; i < 10000 && n > 0; i++) {
+        ssize_t r = recv(fd, buf, sizeof buf < n ? sizeof buf : n, MSG_DONTWAIT);
+        if (r > 0)
+            n -= (size_t)r;
+        else
+            tu_run_iterations(loop, 1);
+    }
+    assert_int_equal(n, 0);
+}
+
+/* Warm, a line echo allocates nothing: no read block per arrival, no write chunk per reply. */
+static void test_steady_echo_allocates_nothing(void **state)
+{
+    (void)state;
+    int fds_before = tu_count_fds();
+    ts_ioloop *loop = tu_loop_new(30);
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    tu_set_nonblock(sv[1]);
+    ts_iostream *s = ts_iostream_new_socket(loop, sv[0], NULL);
+    assert_non_null(s);
+    int lines = 0;
+    start_line(s, &lines);
+    char batch[16 * 64];
+    for (int i = 0; i < 16; i++) {
+        memset(batch + i * 64, 'a' + i, 63);
+        batch[i * 64 + 63] = '\n';
+    }
+    for (int round = 0; round < 3; round++) { /* warm up: the loop's blocks come into being */
+        send_all(sv[1], batch, sizeof batch);
+        drain(loop, sv[1], sizeof batch);
+    }
+    tu_use_counting_allocator();
+    for (int round = 0; round < 100; round++) {
+        send_all(sv[1], batch, sizeof batch);
+        drain(loop, sv[1], sizeof batch);
+    }
+    long allocs = tu_alloc_count();
+    tu_restore_allocator();
+    printf("allocations in 100 rounds of 16 echoed lines: %ld\n", allocs);
+    assert_int_equal(lines, 103 * 16);
+    assert_int_equal(allocs, 0);
+    ts_iostream_free(s);
+    close(sv[1]);
+    tu_loop_free(loop);
+    assert_int_equal(tu_count_fds(), fds_before);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_slow_clients_keep_what_they_buffer),
+        cmocka_unit_test(test_undelimited_flood_stays_under_max_bytes),
+        cmocka_unit_test(test_steady_echo_allocates_nothing),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
