@@ -36,7 +36,7 @@ set(CPACK_DEBIAN_PACKAGE_SECTION "libs")
 set(CPACK_DEBIAN_PACKAGE_PRIORITY "optional")
 
 set(_ts_deb_version "${PROJECT_VERSION}")
-set(_ts_soname_major "${PROJECT_VERSION_MAJOR}")
+set(_ts_soname_major "${TS_SOVERSION}")     # libtstream.so.N -> package libtstreamN
 
 # runtime
 set(CPACK_DEBIAN_RUNTIME_PACKAGE_NAME "libtstream${_ts_soname_major}")
