@@ -11,7 +11,7 @@
 #   make install   install into $(PREFIX) (default /usr/local; DESTDIR honoured)
 #   make package   Debian packages into build/: libtstream0, libtstream-dev,
 #                  libtstream-tools (built for /usr in build-package/)
-#   make clean     remove build/ and build-test/
+#   make clean     remove build/, build-test/ and build-package/
 
 SHELL := /bin/bash
 
