@@ -38,11 +38,15 @@ for c in runtime development tools; do
     sed 's/^/   /' "$TMP/$c.txt"
 done
 
-# runtime: the versioned library, its SONAME link, nothing else.
+# runtime: the versioned library, its SONAME link, the licence; nothing else.
 grep -qx "$libdir/libtstream.so.0" "$TMP/runtime.txt" || fail "runtime lacks $libdir/libtstream.so.0"
 grep -Eqx "$libdir/libtstream\.so\.0\.[0-9]+\.[0-9]+" "$TMP/runtime.txt" || fail "runtime lacks the versioned library"
-extra="$(grep -Ev "^$libdir/libtstream\.so\.0(\.[0-9]+\.[0-9]+)?$" "$TMP/runtime.txt" || true)"
+extra="$(grep -Ev "^($libdir/libtstream\.so\.0(\.[0-9]+\.[0-9]+)?|share/doc/libtstream0/copyright)$" "$TMP/runtime.txt" || true)"
 [[ -z $extra ]] || fail "runtime installs more than the shared library: $extra"
+for pkg in libtstream0 libtstream-dev; do
+    c=runtime; [[ $pkg == libtstream-dev ]] && c=development
+    grep -qx "share/doc/$pkg/copyright" "$TMP/$c.txt" || fail "$c lacks share/doc/$pkg/copyright"
+done
 
 # development: what building a program needs.
 for f in include/tstream.h include/tstream/version.h include/tstream/iostream.h include/tstream/ssl.h \
@@ -85,7 +89,8 @@ if [[ $examples == ON ]]; then
         [[ -x $TMP/tools/bin/$tool ]] || fail "bin/$tool is not executable"
         n=$((n + 1))
     done
-    [[ $(wc -l <"$TMP/tools.txt") -eq $((2 * n)) ]] || fail "tools installs more than $n programs and their pages"
+    grep -qx "share/doc/libtstream-tools/copyright" "$TMP/tools.txt" || fail "tools lacks its copyright file"
+    [[ $(wc -l <"$TMP/tools.txt") -eq $((2 * n + 1)) ]] || fail "tools installs more than $n programs, their pages and the licence"
     "$TMP/tools/bin/tstream-loop-demo" --help | grep -q usage || fail "tstream-loop-demo --help"
 else
     [[ ! -s $TMP/tools.txt ]] || fail "tools installs files with TS_INSTALL_EXAMPLES off"
