@@ -7,15 +7,18 @@
 #   make test      sanitized Debug build in build-test/ + ctest
 #                  (CI=true adds -DTS_WERROR=ON; CTEST_ARGS="-R ioloop" filters)
 #   make bench     build, then run every binary in build/bench/
-#   make docs      doxygen API docs into build/docs/
+#   make docs      doxygen API docs and man pages into build/docs/
 #   make install   install into $(PREFIX) (default /usr/local; DESTDIR honoured)
-#   make clean     remove build/ and build-test/
+#   make package   Debian packages into build/: libtstream0, libtstream-dev,
+#                  libtstream-tools (built for /usr in build-package/)
+#   make clean     remove build/, build-test/ and build-package/
 
 SHELL := /bin/bash
 
 BUILD_DIR      ?= build
 TEST_BUILD_DIR ?= build-test
 PREFIX         ?= /usr/local
+PKG_BUILD_DIR  ?= build-package
 CMAKE          ?= cmake
 CTEST          ?= ctest
 JOBS           ?= $(shell nproc 2>/dev/null || echo 2)
@@ -29,12 +32,12 @@ else
 TS_WERROR_FLAG := -DTS_WERROR=OFF
 endif
 
-.PHONY: all help deps build-deps configure build demo test bench docs install clean
+.PHONY: all help deps build-deps configure build demo test bench docs install package clean
 
 all: build
 
 help:
-	@sed -n '3,13p' Makefile
+	@sed -n '3,15p' Makefile
 
 deps:
 	@bash scripts/deps.sh all
@@ -90,5 +93,23 @@ docs: configure
 install: build
 	$(CMAKE) --install $(BUILD_DIR) --prefix "$(PREFIX)"
 
+# Configured for /usr so that GNUInstallDirs picks the multiarch libdir; the
+# man pages come from doxygen, so it must be installed (apt-get install doxygen).
+package: build-deps
+	@command -v doxygen >/dev/null || { echo "package: doxygen is needed for the man pages (apt-get install doxygen)" >&2; exit 1; }
+	$(CMAKE) -S . -B $(PKG_BUILD_DIR) \
+	    -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	    -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O2 -g" \
+	    -DCMAKE_INSTALL_PREFIX=/usr \
+	    -DTS_BUILD_TESTS=OFF -DTS_BUILD_BENCH=OFF \
+	    -DTS_BUILD_EXAMPLES=ON -DTS_INSTALL_EXAMPLES=ON \
+	    $(CMAKE_ARGS)
+	$(CMAKE) --build $(PKG_BUILD_DIR) -j$(JOBS)
+	$(CMAKE) --build $(PKG_BUILD_DIR) --target docs
+	mkdir -p $(BUILD_DIR) && rm -f $(BUILD_DIR)/libtstream*.deb
+	cd $(PKG_BUILD_DIR) && cpack -G DEB -B "$(CURDIR)/$(BUILD_DIR)/cpack"
+	mv -f $(BUILD_DIR)/cpack/*.deb $(BUILD_DIR)/
+	@ls -1 $(BUILD_DIR)/*.deb
+
 clean:
-	rm -rf $(BUILD_DIR) $(TEST_BUILD_DIR)
+	rm -rf $(BUILD_DIR) $(TEST_BUILD_DIR) $(PKG_BUILD_DIR)

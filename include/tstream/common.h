@@ -62,11 +62,20 @@ typedef enum ts_errno {
 
 /**
  * A human-readable description of an error code (library or `-errno`).
- * Never returns NULL; the string is static.
+ *
+ * @param err 0, a TS_E* code or a negative errno value
+ * @return a static string, never NULL: "success" for 0, strerror()'s text
+ *         for `-errno`, "unknown error" for a code that is neither
  */
 TS_EXPORT const char *ts_strerror(int err);
 
-/** The symbolic name of an error code, e.g. "TS_ECLOSED" or "ECONNRESET". */
+/**
+ * The symbolic name of an error code, e.g. "TS_ECLOSED" or "ECONNRESET".
+ *
+ * @param err 0, a TS_E* code or a negative errno value
+ * @return a static string, never NULL: "OK" for 0, "UNKNOWN" for a code
+ *         that is neither a library code nor an errno value
+ */
 TS_EXPORT const char *ts_err_name(int err);
 
 struct sockaddr;
@@ -90,7 +99,12 @@ struct sockaddr;
  */
 TS_EXPORT int ts_sockaddr_str(const struct sockaddr *sa, size_t addrlen, char *buf, size_t len);
 
-/** The library version string, e.g. "0.1.0". */
+/**
+ * The version of the library the program runs with (TS_VERSION_STRING is
+ * the version of the headers it was compiled with).
+ *
+ * @return a static string, e.g. "0.1.0"
+ */
 TS_EXPORT const char *ts_version(void);
 
 /** Log levels, in increasing severity. */
@@ -116,12 +130,23 @@ typedef void (*ts_log_cb)(ts_log_level level, const char *msg, void *arg);
  * lines (process starts, unsatisfiable reads) nor DEBUG (a peer that went
  * away mid-handshake, a handshake timeout, connect failures). The library
  * logs only what it decided itself (a close the application asked for is
- * never logged) and names the peer's address when it has one. Not thread-safe against concurrent logging: set it at
- * start-up.
+ * never logged) and names the peer's address when it has one. Not
+ * thread-safe against concurrent logging: set it at start-up.
+ *
+ * @param cb        the hook, or NULL for the default (stderr)
+ * @param arg       passed to @p cb (ignored with the default)
+ * @param min_level messages below this level are dropped
  */
 TS_EXPORT void ts_log_set_handler(ts_log_cb cb, void *arg, ts_log_level min_level);
 
-/** Logs through the current hook (printf-style). */
+/**
+ * Logs through the current hook (printf-style), if @p level is at or above
+ * the level ts_log_set_handler() set.
+ *
+ * @param level severity of the message
+ * @param fmt   printf format of the message (no trailing newline needed)
+ * @param ...   the format's arguments
+ */
 TS_EXPORT void ts_log(ts_log_level level, const char *fmt, ...) TS_PRINTF(2, 3);
 
 /**
@@ -139,14 +164,37 @@ typedef struct ts_allocator {
     void (*free_fn)(void *ptr);
 } ts_allocator;
 
-/** Installs allocation hooks (NULL restores the defaults). Returns 0 or TS_EINVAL. */
+/**
+ * Installs allocation hooks. Not thread-safe: call it before any other
+ * library function.
+ *
+ * @param alloc the hooks (copied), or NULL to restore malloc/realloc/free
+ * @return 0 on success
+ * @retval TS_EINVAL one of the three functions is NULL
+ */
 TS_EXPORT int ts_set_allocator(const ts_allocator *alloc);
 
-/** Allocates through the library's hooks (for objects handed to the library). */
+/**
+ * Allocates through the library's hooks, for memory handed to the library
+ * that it frees (e.g. with ts_iostream_write_owned() and ts_free as free_fn).
+ *
+ * @param size bytes wanted (0 allocates 1)
+ * @return the memory, or NULL when out of memory
+ */
 TS_EXPORT void *ts_malloc(size_t size);
-/** Reallocates through the library's hooks. */
+/**
+ * Reallocates through the library's hooks.
+ *
+ * @param ptr  memory from ts_malloc() / ts_realloc(), or NULL to allocate
+ * @param size the new size (0 is treated as 1)
+ * @return the memory, or NULL when out of memory (@p ptr is then unchanged)
+ */
 TS_EXPORT void *ts_realloc(void *ptr, size_t size);
-/** Frees through the library's hooks. */
+/**
+ * Frees through the library's hooks.
+ *
+ * @param ptr memory from ts_malloc() / ts_realloc(), or NULL (nothing happens)
+ */
 TS_EXPORT void ts_free(void *ptr);
 
 /**
@@ -161,9 +209,20 @@ typedef struct ts_bytes {
     char *data;
 } ts_bytes;
 
-/** Makes an owned copy of @p len bytes; NULL on allocation failure. */
+/**
+ * Makes an owned copy of @p len bytes, NUL-terminated.
+ *
+ * @param data the bytes (may be NULL when @p len is 0)
+ * @param len  their number
+ * @return the copy (free with ts_bytes_free()), or NULL when out of memory
+ */
 TS_EXPORT ts_bytes *ts_bytes_new(const void *data, size_t len);
-/** Frees a ts_bytes (NULL is allowed). Usable as a future result destructor. */
+/**
+ * Frees a ts_bytes and its data. Its signature makes it usable as a
+ * future's result destructor (ts_future_set_result()).
+ *
+ * @param bytes a ts_bytes *, or NULL (nothing happens)
+ */
 TS_EXPORT void ts_bytes_free(void *bytes);
 
 #ifdef __cplusplus

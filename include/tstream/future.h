@@ -27,51 +27,111 @@ typedef void (*ts_future_cb)(ts_future *f, void *arg);
 /** Destroys a result value when the future is freed. */
 typedef void (*ts_future_dtor)(void *result);
 
-/** A new pending future bound to @p loop, with one reference. NULL on OOM. */
+/**
+ * A new pending future.
+ *
+ * @param loop the loop its done callbacks run on
+ * @return the future, with one reference for the caller; NULL when out of memory
+ */
 TS_EXPORT ts_future *ts_future_new(ts_ioloop *loop);
 
-/** Takes a reference. Returns @p f. */
+/**
+ * Takes a reference.
+ *
+ * @param f the future
+ * @return @p f
+ */
 TS_EXPORT ts_future *ts_future_ref(ts_future *f);
 
-/** Drops a reference; the last one frees the future and its result. NULL is allowed. */
+/**
+ * Drops a reference; the last one frees the future and destroys its result
+ * (unless it was stolen).
+ *
+ * @param f the future, or NULL (nothing happens)
+ */
 TS_EXPORT void ts_future_unref(ts_future *f);
 
 /**
  * Completes the future with @p result, which it then owns: @p dtor (may be
  * NULL) runs on it when the future is freed, unless ts_future_steal_result()
- * took it. Returns TS_ESTATE if the future was already done: the error is
- * also logged, and @p result is destroyed with @p dtor so it is not leaked.
+ * took it. The done callbacks run from the loop, not inside this call.
+ *
+ * @param f      a pending future
+ * @param result the result (may be NULL)
+ * @param dtor   destroys @p result when the future is freed, or NULL
+ * @return 0 when the future is now done
+ * @retval TS_ESTATE the future was already done: logged, and @p result is
+ *         destroyed with @p dtor so it is not leaked
  */
 TS_EXPORT int ts_future_set_result(ts_future *f, void *result, ts_future_dtor dtor);
 
-/** Completes the future with a negative error code. TS_ESTATE (logged) if already done, TS_EINVAL if err >= 0. */
+/**
+ * Completes the future with an error. The done callbacks run from the loop.
+ *
+ * @param f   a pending future
+ * @param err a negative error code (TS_E* or `-errno`)
+ * @return 0 when the future is now done
+ * @retval TS_EINVAL @p err is not negative
+ * @retval TS_ESTATE the future was already done (logged)
+ */
 TS_EXPORT int ts_future_set_error(ts_future *f, int err);
 
-/** Whether the future is done. */
+/**
+ * Whether the future is done (with a result or an error).
+ *
+ * @param f the future
+ * @return true once ts_future_set_result() or ts_future_set_error() ran
+ */
 TS_EXPORT bool ts_future_done(const ts_future *f);
 
-/** The result (NULL while pending, on error, or if NULL was the result). Still owned by the future. */
+/**
+ * The result, still owned by the future.
+ *
+ * @param f the future
+ * @return the result; NULL while pending, on error, after
+ *         ts_future_steal_result() or when NULL was the result
+ */
 TS_EXPORT void *ts_future_result(const ts_future *f);
 
 /**
  * Takes ownership of the result: returns it and makes the future forget its
- * destructor. NULL if the future is not done successfully. On a future that
- * borrows its result (ts_with_timeout()), the result moves out of the future
- * it was borrowed from too.
+ * destructor. On a future that borrows its result (ts_with_timeout()), the
+ * result moves out of the future it was borrowed from too.
+ *
+ * @param f the future
+ * @return the result, now the caller's to destroy; NULL if the future is not
+ *         done successfully (or was stolen from already)
  */
 TS_EXPORT void *ts_future_steal_result(ts_future *f);
 
-/** The error: 0 if pending or successful, else the negative code. */
+/**
+ * The future's error.
+ *
+ * @param f the future
+ * @return 0 while pending or when done with a result, else the negative code
+ */
 TS_EXPORT int ts_future_error(const ts_future *f);
 
 /**
  * Runs @p cb(f, arg) on the loop once @p f is done (in a later loop
  * callback if it is already done). The future holds a reference to itself
- * until its callbacks have run. Returns 0 or TS_ENOMEM (then cb never runs).
+ * until its callbacks have run. Callbacks run in the order they were added.
+ *
+ * @param f   the future
+ * @param cb  the callback
+ * @param arg passed to @p cb
+ * @return 0 when added (@p cb will run once)
+ * @retval TS_EINVAL @p cb is NULL
+ * @retval TS_ENOMEM out of memory (@p cb never runs)
  */
 TS_EXPORT int ts_future_add_done_callback(ts_future *f, ts_future_cb cb, void *arg);
 
-/** The loop the future belongs to. */
+/**
+ * The loop the future belongs to.
+ *
+ * @param f the future
+ * @return the loop given to ts_future_new()
+ */
 TS_EXPORT ts_ioloop *ts_future_loop(const ts_future *f);
 
 /**
@@ -95,7 +155,12 @@ TS_EXPORT ts_ioloop *ts_future_loop(const ts_future *f);
  * If @p f is already done, the new future is done with its outcome at once,
  * whatever @p timeout (its callbacks still run from the loop). If the loop is
  * freed while the new future waits, it stays pending; its memory goes with its
- * last reference. NULL on allocation failure.
+ * last reference.
+ *
+ * @param f       the future to wait for (referenced, not consumed)
+ * @param timeout seconds to wait
+ * @return a new future (one reference for the caller), done with @p f's
+ *         outcome or failed with TS_ETIMEDOUT; NULL when out of memory
  */
 TS_EXPORT ts_future *ts_with_timeout(ts_future *f, double timeout);
 
@@ -105,6 +170,12 @@ TS_EXPORT ts_future *ts_with_timeout(ts_future *f, double timeout);
  * NULL result once all inputs have completed. The inputs are referenced until
  * they complete, not consumed; read their results from them. n == 0
  * completes at once (its callbacks still run from the loop).
+ *
+ * @param loop    the loop the new future belongs to
+ * @param futures the inputs (the array is not kept)
+ * @param n       their number
+ * @return a new future (one reference for the caller) that completes with
+ *         NULL or fails with the first input's error; NULL when out of memory
  */
 TS_EXPORT ts_future *ts_future_multi(ts_ioloop *loop, ts_future *const *futures, size_t n);
 

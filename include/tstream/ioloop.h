@@ -47,7 +47,11 @@ enum {
  */
 typedef void (*ts_ioloop_handler_cb)(ts_ioloop *loop, int fd, int events, void *arg);
 
-/** Creates a loop that owns a new libev loop. NULL on failure. */
+/**
+ * Creates a loop that owns a new libev loop (freed with it).
+ *
+ * @return the loop, or NULL when libev or the allocation fails
+ */
 TS_EXPORT ts_ioloop *ts_ioloop_new(void);
 
 /**
@@ -69,7 +73,13 @@ TS_EXPORT ts_ioloop *ts_ioloop_new(void);
  */
 TS_EXPORT ts_ioloop *ts_ioloop_new_from_ev(struct ev_loop *ev);
 
-/** The underlying libev loop. */
+/**
+ * The underlying libev loop, owned or borrowed, for libev watchers of the
+ * program's own.
+ *
+ * @param loop the loop
+ * @return its libev loop
+ */
 TS_EXPORT struct ev_loop *ts_ioloop_ev(ts_ioloop *loop);
 
 /**
@@ -108,15 +118,25 @@ TS_EXPORT void ts_ioloop_free(ts_ioloop *loop, bool all_fds);
  * The calling thread's current loop: the one last passed to
  * ts_ioloop_make_current() on this thread, or the one running on it. NULL
  * if there is none (no loop is created implicitly).
+ *
+ * @return the current loop, or NULL
  */
 TS_EXPORT ts_ioloop *ts_ioloop_current(void);
 
-/** Makes @p loop the calling thread's current loop (NULL clears it). */
+/**
+ * Makes @p loop the calling thread's current loop.
+ *
+ * @param loop the loop, or NULL to clear the current loop
+ */
 TS_EXPORT void ts_ioloop_make_current(ts_ioloop *loop);
 
 /**
  * Runs the loop until ts_ioloop_stop() is called. Makes the loop current on
- * this thread while it runs. Returns 0, or TS_ESTATE if already running.
+ * this thread while it runs.
+ *
+ * @param loop the loop
+ * @return 0 once stopped
+ * @retval TS_ESTATE the loop is already running
  */
 TS_EXPORT int ts_ioloop_start(ts_ioloop *loop);
 
@@ -124,19 +144,37 @@ TS_EXPORT int ts_ioloop_start(ts_ioloop *loop);
  * Asks the loop to stop: ts_ioloop_start() returns after the current
  * iteration. Safe from any thread. If the loop is not running, the next
  * ts_ioloop_start() returns after one iteration (as Tornado).
+ *
+ * @param loop the loop
  */
 TS_EXPORT void ts_ioloop_stop(ts_ioloop *loop);
 
-/** Whether the loop is inside ts_ioloop_start() / ts_ioloop_run_sync(). */
+/**
+ * Whether the loop is running.
+ *
+ * @param loop the loop
+ * @return true inside ts_ioloop_start() / ts_ioloop_run_sync()
+ */
 TS_EXPORT bool ts_ioloop_running(ts_ioloop *loop);
 
-/** The loop's monotonic clock, in seconds. Deadlines are on this clock. */
+/**
+ * The loop's monotonic clock. Deadlines (ts_ioloop_call_at()) are on it.
+ *
+ * @param loop the loop
+ * @return seconds on a monotonic clock with an arbitrary origin
+ */
 TS_EXPORT double ts_ioloop_time(ts_ioloop *loop);
 
 /**
  * Queues @p cb to run on the loop's thread in the next iteration. Safe from
- * any thread; wakes a sleeping loop. Returns 0 or TS_ENOMEM (then @p cb will
- * never run).
+ * any thread; wakes a sleeping loop.
+ *
+ * @param loop the loop
+ * @param cb   the callback
+ * @param arg  passed to @p cb
+ * @return 0 when queued (@p cb will run once)
+ * @retval TS_EINVAL @p loop or @p cb is NULL
+ * @retval TS_ENOMEM out of memory (@p cb will never run)
  */
 TS_EXPORT int ts_ioloop_add_callback(ts_ioloop *loop, ts_ioloop_cb cb, void *arg);
 
@@ -144,8 +182,14 @@ TS_EXPORT int ts_ioloop_add_callback(ts_ioloop *loop, ts_ioloop_cb cb, void *arg
  * As ts_ioloop_add_callback() but async-signal-safe: it allocates nothing and
  * takes no lock. Each (loop, cb, arg) is delivered at least once after the
  * signal; several signals before the loop wakes may be folded into one run.
- * At most TS_IOLOOP_SIGNAL_SLOTS distinct (cb, arg) pairs may be pending; past
- * that it returns TS_EBUSY.
+ * At most TS_IOLOOP_SIGNAL_SLOTS distinct (cb, arg) pairs may be pending.
+ *
+ * @param loop the loop
+ * @param cb   the callback
+ * @param arg  passed to @p cb
+ * @return 0 when queued, or folded into a run of the same (cb, arg) still pending
+ * @retval TS_EINVAL @p loop or @p cb is NULL
+ * @retval TS_EBUSY  TS_IOLOOP_SIGNAL_SLOTS other pairs are pending
  */
 TS_EXPORT int ts_ioloop_add_callback_from_signal(ts_ioloop *loop, ts_ioloop_cb cb, void *arg);
 
@@ -153,42 +197,84 @@ TS_EXPORT int ts_ioloop_add_callback_from_signal(ts_ioloop *loop, ts_ioloop_cb c
 #define TS_IOLOOP_SIGNAL_SLOTS 32
 
 /**
- * Schedules @p cb to run @p delay seconds from now (negative is treated as
- * 0). Returns a timeout id (never 0) for ts_ioloop_remove_timeout(), or 0 if
- * allocation failed (then @p cb never runs).
+ * Schedules @p cb to run @p delay seconds from now (Tornado's call_later).
+ *
+ * @param loop  the loop
+ * @param delay seconds from now; negative is treated as 0
+ * @param cb    the callback
+ * @param arg   passed to @p cb
+ * @return a timeout id (never 0) for ts_ioloop_remove_timeout(); 0 when
+ *         @p cb is NULL, @p delay is NaN or memory ran out (@p cb never runs)
  */
 TS_EXPORT uint64_t ts_ioloop_call_later(ts_ioloop *loop, double delay, ts_ioloop_cb cb, void *arg);
 
-/** Schedules @p cb at @p deadline on the ts_ioloop_time() clock. As call_later. */
+/**
+ * Schedules @p cb at a deadline (Tornado's call_at).
+ *
+ * @param loop     the loop
+ * @param deadline when to run, on the ts_ioloop_time() clock (a past one runs next iteration)
+ * @param cb       the callback
+ * @param arg      passed to @p cb
+ * @return a timeout id (never 0); 0 when @p cb is NULL, @p deadline is NaN
+ *         or memory ran out (@p cb never runs)
+ */
 TS_EXPORT uint64_t ts_ioloop_call_at(ts_ioloop *loop, double deadline, ts_ioloop_cb cb, void *arg);
 
 /**
  * Cancels a timeout. Safe from inside any callback, the timeout's own
  * included; removing an id that already ran or was removed (or 0) is
- * harmless. Returns true if the timeout was pending and is now cancelled.
+ * harmless.
+ *
+ * @param loop the loop
+ * @param id   what ts_ioloop_call_later() / ts_ioloop_call_at() returned
+ * @return true if the timeout was pending and is now cancelled
  */
 TS_EXPORT bool ts_ioloop_remove_timeout(ts_ioloop *loop, uint64_t id);
 
 /**
- * Registers @p cb for @p events on @p fd. One handler per fd: returns
- * -EEXIST if @p fd already has one, TS_EINVAL for a negative fd or empty
- * event mask (ERROR alone is allowed: it watches for readability and reports
- * only error/hang-up). The fd is not owned (see ts_ioloop_free()'s all_fds).
+ * Registers @p cb for @p events on @p fd (Tornado's add_handler). One
+ * handler per fd. ERROR alone is allowed: it watches for readability and
+ * reports only error/hang-up. The fd is not owned (see ts_ioloop_free()'s
+ * all_fds).
  *
  * libev has no error-only interest, so an ERROR-only handler wakes the loop
  * whenever the fd is readable, and keeps waking it (level-triggered, without
  * calling the handler) while unread data sits in it: register ERROR alone
  * only on an fd that is drained or never readable.
+ *
+ * @param loop   the loop
+ * @param fd     the fd to watch
+ * @param events TS_IOLOOP_READ, TS_IOLOOP_WRITE, TS_IOLOOP_ERROR, or'ed
+ * @param cb     called with the ready events
+ * @param arg    passed to @p cb
+ * @return 0 when registered
+ * @retval TS_EINVAL a negative @p fd, a NULL @p cb or no event bit
+ * @retval -EEXIST   @p fd already has a handler
+ * @retval TS_ENOMEM out of memory
  */
 TS_EXPORT int ts_ioloop_add_handler(ts_ioloop *loop, int fd, int events, ts_ioloop_handler_cb cb, void *arg);
 
-/** Changes the events a handler waits for. -ENOENT if @p fd has no handler. */
+/**
+ * Changes the events a handler waits for (Tornado's update_handler).
+ *
+ * @param loop   the loop
+ * @param fd     an fd with a handler
+ * @param events the new event bits
+ * @return 0 on success
+ * @retval -ENOENT   @p fd has no handler
+ * @retval TS_EINVAL no event bit
+ */
 TS_EXPORT int ts_ioloop_update_handler(ts_ioloop *loop, int fd, int events);
 
 /**
  * Removes @p fd's handler (safe inside any handler, its own included; the
  * handler will not be called again, even for events already collected in
- * this iteration). -ENOENT if none.
+ * this iteration). The fd is not closed.
+ *
+ * @param loop the loop
+ * @param fd   the fd
+ * @return 0 when removed
+ * @retval -ENOENT @p fd has no handler
  */
 TS_EXPORT int ts_ioloop_remove_handler(ts_ioloop *loop, int fd);
 
@@ -233,19 +319,37 @@ typedef void *(*ts_executor_fn)(void *arg, int *err);
  * threads by default, see ts_ioloop_set_executor_threads()). Returns a future
  * that completes on the loop's thread with fn's result (destroyed with
  * @p result_dtor if the future is released unconsumed) or its error. The
- * caller owns one reference to the returned future. NULL on allocation
- * failure.
+ * caller owns one reference to the returned future.
+ *
+ * @param loop        the loop whose thread pool runs @p fn, and on which the future completes
+ * @param fn          the function, run on a pool thread
+ * @param arg         passed to @p fn
+ * @param result_dtor destroys fn's result if the future is freed with it, or NULL
+ * @return the future; NULL when @p fn is NULL, memory ran out or the pool's
+ *         threads could not be started (@p fn never runs)
  */
 TS_EXPORT struct ts_future *ts_ioloop_run_in_executor(ts_ioloop *loop, ts_executor_fn fn, void *arg,
                                                       void (*result_dtor)(void *));
 
-/** Sets the thread pool size (1..256) before its first use. TS_ESTATE after. */
+/**
+ * Sets the size of the loop's thread pool, before its first use.
+ *
+ * @param loop     the loop
+ * @param nthreads 1 to 256 threads
+ * @return 0 on success
+ * @retval TS_EINVAL @p nthreads is out of range
+ * @retval TS_ESTATE the pool already runs
+ */
 TS_EXPORT int ts_ioloop_set_executor_threads(ts_ioloop *loop, int nthreads);
 
 /**
  * Reports an error raised by a callback, as Tornado's
  * handle_callback_exception: logs it at ERROR level through the log hook
  * with @p where naming the callback. The loop carries on.
+ *
+ * @param loop  the loop
+ * @param where names the callback, for the log line
+ * @param err   the error (a negative code)
  */
 TS_EXPORT void ts_ioloop_handle_callback_error(ts_ioloop *loop, const char *where, int err);
 
@@ -256,17 +360,41 @@ typedef struct ts_periodic ts_periodic;
  * Creates a periodic callback running every @p interval seconds (> 0) once
  * started. @p jitter in [0, 1): each interval is scaled by a random factor in
  * [1 - jitter/2, 1 + jitter/2]. Missed runs are skipped, not bunched: the
- * next deadline is the first future multiple of the interval. NULL on bad
- * arguments or allocation failure.
+ * next deadline is the first future multiple of the interval.
+ *
+ * @param loop     the loop
+ * @param cb       the callback
+ * @param arg      passed to @p cb
+ * @param interval seconds between runs, > 0
+ * @param jitter   0 for none, up to (not including) 1
+ * @return the periodic callback, stopped; NULL for a NULL @p loop or @p cb,
+ *         an interval or jitter out of range, or out of memory
  */
 TS_EXPORT ts_periodic *ts_periodic_new(ts_ioloop *loop, ts_ioloop_cb cb, void *arg, double interval, double jitter);
-/** Starts it (first run one interval from now). No-op if running. */
+/**
+ * Starts it: the first run is one interval from now. No-op if running.
+ *
+ * @param pc the periodic callback
+ */
 TS_EXPORT void ts_periodic_start(ts_periodic *pc);
-/** Stops it; safe from inside its own callback. No-op if stopped. */
+/**
+ * Stops it; safe from inside its own callback. No-op if stopped.
+ *
+ * @param pc the periodic callback
+ */
 TS_EXPORT void ts_periodic_stop(ts_periodic *pc);
-/** Whether it is started. */
+/**
+ * Whether it is started.
+ *
+ * @param pc the periodic callback
+ * @return true between ts_periodic_start() and ts_periodic_stop()
+ */
 TS_EXPORT bool ts_periodic_is_running(ts_periodic *pc);
-/** Stops and frees it; safe from inside its own callback. Free it before its loop. */
+/**
+ * Stops and frees it; safe from inside its own callback. Free it before its loop.
+ *
+ * @param pc the periodic callback (NULL is allowed)
+ */
 TS_EXPORT void ts_periodic_free(ts_periodic *pc);
 
 #ifdef __cplusplus

@@ -201,8 +201,15 @@ typedef void (*ts_iostream_close_cb)(ts_iostream *s, void *arg);
 
 /**
  * A stream over a user-supplied transport. The stream calls ops->close_fd and
- * ops->free (if set) when done with @p transport. @p opts may be NULL.
- * NULL on allocation failure (the transport is then not freed).
+ * ops->free (if set) when done with @p transport.
+ *
+ * @param loop      the loop the stream runs on
+ * @param ops       the transport's vtable (not copied: it must outlive the stream)
+ * @param transport passed to every op
+ * @param opts      options, or NULL for the defaults
+ * @return the stream (one reference for the caller); NULL for a NULL
+ *         @p loop, ops missing a required function or too small a
+ *         ops->size, or out of memory (the transport is then not freed)
  */
 TS_EXPORT ts_iostream *ts_iostream_new(ts_ioloop *loop, const ts_stream_ops *ops, void *transport,
                                        const ts_iostream_options *opts);
@@ -210,8 +217,14 @@ TS_EXPORT ts_iostream *ts_iostream_new(ts_ioloop *loop, const ts_stream_ops *ops
 /**
  * A stream over a socket (Tornado's IOStream). The stream owns @p fd (it is
  * made non-blocking and closed with the stream). The socket may be connected
- * already or not yet (then call ts_iostream_connect()). NULL on failure (fd
- * not closed).
+ * already or not yet (then call ts_iostream_connect()).
+ *
+ * @param loop the loop the stream runs on
+ * @param fd   a socket (TCP or unix); owned by the stream on success
+ * @param opts options, or NULL for the defaults
+ * @return the stream (one reference for the caller); NULL for a negative
+ *         @p fd, an fd that cannot be made non-blocking or out of memory
+ *         (@p fd is then not closed)
  */
 TS_EXPORT ts_iostream *ts_iostream_new_socket(ts_ioloop *loop, int fd, const ts_iostream_options *opts);
 
@@ -219,14 +232,36 @@ TS_EXPORT ts_iostream *ts_iostream_new_socket(ts_ioloop *loop, int fd, const ts_
  * A stream over one end of a pipe (Tornado's PipeIOStream). Owns @p fd.
  * Writing to a pipe whose reader is gone fails with -EPIPE (SIGPIPE is
  * ignored process-wide when the first pipe stream is created, as Python does).
+ *
+ * @param loop the loop the stream runs on
+ * @param fd   one end of a pipe (or any fd that read()/write() work on); owned by the stream on success
+ * @param opts options, or NULL for the defaults
+ * @return the stream (one reference for the caller); NULL for a negative
+ *         @p fd, an fd that cannot be made non-blocking or out of memory
+ *         (@p fd is then not closed)
  */
 TS_EXPORT ts_iostream *ts_iostream_new_pipe(ts_ioloop *loop, int fd, const ts_iostream_options *opts);
 
-/** Takes a reference. Returns @p s. */
+/**
+ * Takes a reference.
+ *
+ * @param s the stream
+ * @return @p s
+ */
 TS_EXPORT ts_iostream *ts_iostream_ref(ts_iostream *s);
-/** Drops a reference (NULL allowed). The last one frees the stream once its close callback has run. */
+/**
+ * Drops a reference. The last one closes the stream if it is open, and frees
+ * it once its close callback has run.
+ *
+ * @param s the stream, or NULL (nothing happens)
+ */
 TS_EXPORT void ts_iostream_unref(ts_iostream *s);
-/** Closes the stream (no error) and drops the caller's reference. NULL is allowed. */
+/**
+ * Closes the stream (no error) and drops the caller's reference:
+ * ts_iostream_close(s, 0) then ts_iostream_unref(s).
+ *
+ * @param s the stream, or NULL (nothing happens)
+ */
 TS_EXPORT void ts_iostream_free(ts_iostream *s);
 
 /**
@@ -237,19 +272,45 @@ TS_EXPORT void ts_iostream_free(ts_iostream *s);
  * -ECONNREFUSED, also when connect() fails at once), which also closes the
  * stream and becomes ts_iostream_error(). For streams with a handshake
  * (TLS) the callback runs after the handshake, with its error if it fails.
- * Errors: TS_ECLOSED, TS_EBUSY (already connecting), TS_EINVAL (not a
- * socket stream).
+ *
+ * @param s       the stream
+ * @param addr    the address to connect to (copied by connect())
+ * @param addrlen its length
+ * @param cb      runs once connected (0) or failed (its error); may be NULL
+ * @param arg     passed to @p cb
+ * @return 0 when started (@p cb will run once, from the loop)
+ * @retval TS_ECLOSED the stream is closed
+ * @retval TS_EBUSY   a connect is already under way
+ * @retval TS_EINVAL  @p addr is NULL, or the stream's fd is not a socket
  */
 TS_EXPORT int ts_iostream_connect(ts_iostream *s, const struct sockaddr *addr, socklen_t addrlen,
                                   ts_iostream_connect_cb cb, void *arg);
-/** Future form of ts_iostream_connect() (result NULL). */
+/**
+ * Future form of ts_iostream_connect().
+ *
+ * @param s       the stream
+ * @param addr    the address to connect to
+ * @param addrlen its length
+ * @return a future resolved with NULL once connected, or failed with the
+ *         connect's error (or the one ts_iostream_connect() would return);
+ *         NULL when out of memory
+ */
 TS_EXPORT ts_future *ts_iostream_connect_future(ts_iostream *s, const struct sockaddr *addr, socklen_t addrlen);
 
 /**
  * Reads exactly @p n bytes, or with @p partial as soon as any bytes (up to
- * @p n) are available. n == 0 completes at once with no data. Errors as for
- * every read: TS_EBUSY (a read is pending), TS_EBUFFERFULL (n larger than
- * max_buffer_size).
+ * @p n) are available. n == 0 completes at once with no data.
+ *
+ * @param s       the stream
+ * @param n       bytes to read (at most, with @p partial)
+ * @param partial complete with whatever is available (at least one byte)
+ * @param cb      gets the bytes (a view into the read buffer), or the error
+ * @param arg     passed to @p cb
+ * @return 0 when started (@p cb will run once, from the loop)
+ * @retval TS_EINVAL @p cb is NULL
+ * @retval TS_EBUSY  another read is pending
+ * @retval TS_ECLOSED the stream is closed and what it buffered cannot satisfy the read
+ * @retval TS_EBUFFERFULL @p n is larger than max_buffer_size
  */
 TS_EXPORT int ts_iostream_read_bytes(ts_iostream *s, size_t n, bool partial, ts_iostream_read_cb cb, void *arg);
 
@@ -257,6 +318,16 @@ TS_EXPORT int ts_iostream_read_bytes(ts_iostream *s, size_t n, bool partial, ts_
  * Reads @p n bytes, handing them to @p streaming_cb in chunks as they arrive;
  * then @p cb runs with status 0 and no data (len 0). @p n may exceed
  * max_buffer_size (nothing accumulates).
+ *
+ * @param s            the stream
+ * @param n            bytes to read in all
+ * @param streaming_cb gets each chunk as it arrives (a view)
+ * @param cb           runs at the end: 0 with no data, or the error
+ * @param arg          passed to both callbacks
+ * @return 0 when started
+ * @retval TS_EINVAL @p cb or @p streaming_cb is NULL
+ * @retval TS_EBUSY  another read is pending
+ * @retval TS_ECLOSED the stream is closed and what it buffered cannot satisfy the read
  */
 TS_EXPORT int ts_iostream_read_bytes_streaming(ts_iostream *s, size_t n, ts_iostream_streaming_cb streaming_cb,
                                                ts_iostream_read_cb cb, void *arg);
@@ -267,6 +338,18 @@ TS_EXPORT int ts_iostream_read_bytes_streaming(ts_iostream *s, size_t n, ts_iost
  * @p max_bytes) is not found within that many bytes, the read fails with
  * TS_EUNSATISFIABLE and the stream closes. The search resumes where it
  * stopped, so a long line arriving in pieces costs linear time.
+ *
+ * @param s         the stream
+ * @param delim     the delimiter (copied)
+ * @param delim_len its length, > 0
+ * @param max_bytes the most bytes to look through, delimiter included; 0: max_buffer_size
+ * @param cb        gets the bytes up to and including the delimiter (a view), or the error
+ * @param arg       passed to @p cb
+ * @return 0 when started (@p cb will run once, from the loop)
+ * @retval TS_EINVAL @p cb is NULL, or @p delim is NULL or @p delim_len is 0
+ * @retval TS_EBUSY  another read is pending
+ * @retval TS_ECLOSED the stream is closed and what it buffered cannot satisfy the read
+ * @retval TS_ENOMEM out of memory (a long delimiter is copied)
  */
 TS_EXPORT int ts_iostream_read_until(ts_iostream *s, const void *delim, size_t delim_len, size_t max_bytes,
                                      ts_iostream_read_cb cb, void *arg);
@@ -289,6 +372,17 @@ TS_EXPORT int ts_iostream_read_until(ts_iostream *s, const void *delim, size_t d
  * start (0 bytes delivered, nothing consumed). A read that must make
  * progress needs a pattern that cannot match nothing (`x+`). This is the
  * regex counterpart of read_until's rule that the delimiter may not be empty.
+ *
+ * @param s         the stream
+ * @param pattern   a NUL-terminated PCRE2 pattern
+ * @param max_bytes the most bytes to look through; 0: max_buffer_size
+ * @param cb        gets the bytes up to the end of the match (a view), or the error
+ * @param arg       passed to @p cb
+ * @return 0 when started (@p cb will run once, from the loop)
+ * @retval TS_EINVAL @p cb is NULL, or @p pattern is NULL
+ * @retval TS_EBUSY  another read is pending
+ * @retval TS_ECLOSED the stream is closed and what it buffered cannot satisfy the read
+ * @retval TS_EREGEX @p pattern does not compile (or memory ran out compiling it)
  */
 TS_EXPORT int ts_iostream_read_until_regex(ts_iostream *s, const char *pattern, size_t max_bytes,
                                            ts_iostream_read_cb cb, void *arg);
@@ -299,31 +393,98 @@ TS_EXPORT int ts_iostream_read_until_regex(ts_iostream *s, const char *pattern, 
  * ts_iostream_error()), as Tornado. Exceptions: TS_EBUFFERFULL (more than
  * max_buffer_size arrived) and TS_ENOMEM fail the read. On a stream that is
  * already closed it completes with whatever is buffered (possibly nothing).
+ *
+ * @param s   the stream
+ * @param cb  gets all the bytes (a view), or the error
+ * @param arg passed to @p cb
+ * @return 0 when started (@p cb will run once, from the loop)
+ * @retval TS_EINVAL @p cb is NULL
+ * @retval TS_EBUSY  another read is pending
  */
 TS_EXPORT int ts_iostream_read_until_close(ts_iostream *s, ts_iostream_read_cb cb, void *arg);
 
-/** As read_until_close, handing data to @p streaming_cb as it arrives; then @p cb with no data. */
+/**
+ * As ts_iostream_read_until_close(), handing data to @p streaming_cb as it
+ * arrives; then @p cb with no data. Nothing accumulates, so max_buffer_size
+ * does not limit the total.
+ *
+ * @param s            the stream
+ * @param streaming_cb gets each chunk as it arrives (a view)
+ * @param cb           runs at the close: 0 with no data, or the error
+ * @param arg          passed to both callbacks
+ * @return 0 when started
+ * @retval TS_EINVAL @p cb or @p streaming_cb is NULL
+ * @retval TS_EBUSY  another read is pending
+ */
 TS_EXPORT int ts_iostream_read_until_close_streaming(ts_iostream *s, ts_iostream_streaming_cb streaming_cb,
                                                      ts_iostream_read_cb cb, void *arg);
 
 /**
  * Reads into the caller's @p buf of @p len bytes: until it is full, or with
- * @p partial as soon as any bytes arrived. @p buf must stay valid until @p cb
- * runs.
+ * @p partial as soon as any bytes arrived (Tornado's read_into).
+ *
+ * @param s       the stream
+ * @param buf     where the bytes go; must stay valid until @p cb runs
+ * @param len     its size
+ * @param partial complete as soon as any bytes are stored
+ * @param cb      gets the number of bytes stored, or the error
+ * @param arg     passed to @p cb
+ * @return 0 when started (@p cb will run once, from the loop)
+ * @retval TS_EINVAL @p cb is NULL, or @p buf is NULL with @p len > 0
+ * @retval TS_EBUSY  another read is pending
+ * @retval TS_ECLOSED the stream is closed and what it buffered cannot satisfy the read
  */
 TS_EXPORT int ts_iostream_read_into(ts_iostream *s, void *buf, size_t len, bool partial,
                                     ts_iostream_read_into_cb cb, void *arg);
 
-/** Future forms of the reads: the result is a ts_bytes * owned by the future. */
+/**
+ * Future form of ts_iostream_read_bytes(). The future forms of the reads
+ * resolve with a ts_bytes * (a copy, owned by the future) and fail with the
+ * error the callback would get, or the one the callback form would return.
+ *
+ * @param s       the stream
+ * @param n       bytes to read (at most, with @p partial)
+ * @param partial complete with whatever is available (at least one byte)
+ * @return the future (one reference for the caller); NULL when out of memory
+ */
 TS_EXPORT ts_future *ts_iostream_read_bytes_future(ts_iostream *s, size_t n, bool partial);
-/** Future form of ts_iostream_read_until(). */
+/**
+ * Future form of ts_iostream_read_until(): resolves with a ts_bytes *.
+ *
+ * @param s         the stream
+ * @param delim     the delimiter (copied)
+ * @param delim_len its length, > 0
+ * @param max_bytes the most bytes to look through; 0: max_buffer_size
+ * @return the future (one reference for the caller); NULL when out of memory
+ */
 TS_EXPORT ts_future *ts_iostream_read_until_future(ts_iostream *s, const void *delim, size_t delim_len,
                                                    size_t max_bytes);
-/** Future form of ts_iostream_read_until_regex(). */
+/**
+ * Future form of ts_iostream_read_until_regex(): resolves with a ts_bytes *.
+ *
+ * @param s         the stream
+ * @param pattern   a NUL-terminated PCRE2 pattern
+ * @param max_bytes the most bytes to look through; 0: max_buffer_size
+ * @return the future (one reference for the caller); NULL when out of memory
+ */
 TS_EXPORT ts_future *ts_iostream_read_until_regex_future(ts_iostream *s, const char *pattern, size_t max_bytes);
-/** Future form of ts_iostream_read_until_close(). */
+/**
+ * Future form of ts_iostream_read_until_close(): resolves with a ts_bytes *.
+ *
+ * @param s the stream
+ * @return the future (one reference for the caller); NULL when out of memory
+ */
 TS_EXPORT ts_future *ts_iostream_read_until_close_future(ts_iostream *s);
-/** Future form of ts_iostream_read_into(): the result is the byte count cast to (void *)(uintptr_t). */
+/**
+ * Future form of ts_iostream_read_into(): resolves with the byte count cast
+ * to (void *)(uintptr_t).
+ *
+ * @param s       the stream
+ * @param buf     where the bytes go; must stay valid until the future is done
+ * @param len     its size
+ * @param partial complete as soon as any bytes are stored
+ * @return the future (one reference for the caller); NULL when out of memory
+ */
 TS_EXPORT ts_future *ts_iostream_read_into_future(ts_iostream *s, void *buf, size_t len, bool partial);
 
 /**
@@ -331,10 +492,22 @@ TS_EXPORT ts_future *ts_iostream_read_into_future(ts_iostream *s, void *buf, siz
  * stream is idle. Inside the stream's own callbacks writes are gathered
  * instead, and flushed with one writev as soon as the callbacks that can run
  * now have returned (same loop iteration). @p cb (may be NULL) runs once
- * these bytes reached the kernel. len == 0 is allowed (the callback runs once earlier writes are
- * done). Errors: TS_ECLOSED, TS_ESTATE (after ts_iostream_shutdown()), TS_EBUFFERFULL (the write would pass
- * max_write_buffer_size: nothing is queued and the stream stays open, so the
- * caller may retry once earlier writes drained), TS_ENOMEM.
+ * these bytes reached the kernel. len == 0 is allowed (the callback runs
+ * once earlier writes are done).
+ *
+ * @param s    the stream
+ * @param data the bytes (copied before this returns)
+ * @param len  their number
+ * @param cb   runs once the bytes reached the kernel (0) or the stream closed first; may be NULL
+ * @param arg  passed to @p cb
+ * @return 0 when queued (@p cb, if given, will run once)
+ * @retval TS_ECLOSED     the stream is closed
+ * @retval TS_ESTATE      ts_iostream_shutdown() was called on the stream
+ * @retval TS_EINVAL      @p data is NULL with @p len > 0
+ * @retval TS_EBUFFERFULL the write would pass max_write_buffer_size: nothing
+ *         is queued and the stream stays open, so the caller may retry once
+ *         earlier writes drained
+ * @retval TS_ENOMEM      out of memory
  */
 TS_EXPORT int ts_iostream_write(ts_iostream *s, const void *data, size_t len, ts_iostream_write_cb cb, void *arg);
 
@@ -344,8 +517,21 @@ TS_EXPORT int ts_iostream_write(ts_iostream *s, const void *data, size_t len, ts
  * stream closed. free_fn may run inside this call (when the kernel took
  * everything at once, or @p len is 0) or inside any later stream call: it
  * must only release the memory. On an error return @p data is NOT freed
- * (the caller keeps it). Errors as ts_iostream_write(). For one buffer
- * shared by many streams, see ts_iostream_write_ref().
+ * (the caller keeps it). For one buffer shared by many streams, see
+ * ts_iostream_write_ref().
+ *
+ * @param s       the stream
+ * @param data    the bytes, owned by the stream on success
+ * @param len     their number
+ * @param free_fn releases @p data (e.g. ts_free or free), or NULL
+ * @param cb      runs once the bytes reached the kernel (0) or the stream closed first; may be NULL
+ * @param arg     passed to @p cb
+ * @return 0 when queued
+ * @retval TS_ECLOSED     the stream is closed
+ * @retval TS_ESTATE      ts_iostream_shutdown() was called on the stream
+ * @retval TS_EINVAL      @p data is NULL with @p len > 0
+ * @retval TS_EBUFFERFULL the write would pass max_write_buffer_size
+ * @retval TS_ENOMEM      out of memory
  */
 TS_EXPORT int ts_iostream_write_owned(ts_iostream *s, void *data, size_t len, void (*free_fn)(void *),
                                       ts_iostream_write_cb cb, void *arg);
@@ -440,46 +626,145 @@ TS_EXPORT int ts_iostream_set_timeouts(ts_iostream *s, double read_timeout, doub
  */
 TS_EXPORT void ts_iostream_get_timeouts(const ts_iostream *s, double *read_timeout, double *write_timeout);
 
-/** Future form of ts_iostream_shutdown(): resolves with NULL once the write side is shut, or fails. */
+/**
+ * Future form of ts_iostream_shutdown().
+ *
+ * @param s the stream
+ * @return a future resolved with NULL once the write side is shut, or failed
+ *         with the closing status (or the error ts_iostream_shutdown() would
+ *         return); NULL when out of memory
+ */
 TS_EXPORT ts_future *ts_iostream_shutdown_future(ts_iostream *s);
 
-/** Future form of ts_iostream_write() (result NULL). */
+/**
+ * Future form of ts_iostream_write().
+ *
+ * @param s    the stream
+ * @param data the bytes (copied)
+ * @param len  their number
+ * @return a future resolved with NULL once the bytes reached the kernel, or
+ *         failed with the error; NULL when out of memory
+ */
 TS_EXPORT ts_future *ts_iostream_write_future(ts_iostream *s, const void *data, size_t len);
 
 /**
  * Closes the stream, recording @p err (0 for a plain close) as
  * ts_iostream_error() unless an error was already recorded. Idempotent.
- * Pending callbacks are told as described in the file comment.
+ * Pending callbacks are told as described in the file comment. The caller's
+ * reference is kept: drop it with ts_iostream_unref().
+ *
+ * @param s   the stream
+ * @param err the error to record (negative), or 0 for a plain close
  */
 TS_EXPORT void ts_iostream_close(ts_iostream *s, int err);
 
-/** Sets (or clears with NULL) the close callback. */
+/**
+ * Sets the close callback, which runs once, from the loop, after the pending
+ * read and writes have been told.
+ *
+ * @param s   the stream
+ * @param cb  the callback, or NULL to clear it
+ * @param arg passed to @p cb
+ */
 TS_EXPORT void ts_iostream_set_close_callback(ts_iostream *s, ts_iostream_close_cb cb, void *arg);
 
-/** Whether the stream is closed. */
+/**
+ * Whether the stream is closed (Tornado's closed()).
+ *
+ * @param s the stream
+ * @return true once closed (locally, by an error, or after the peer's EOF and the drained queue)
+ */
 TS_EXPORT bool ts_iostream_closed(const ts_iostream *s);
-/** Whether a read is pending. */
+/**
+ * Whether a read is pending (Tornado's reading()).
+ *
+ * @param s the stream
+ * @return true from a read's start until its callback is called
+ */
 TS_EXPORT bool ts_iostream_reading(const ts_iostream *s);
-/** Whether written data is still queued. */
+/**
+ * Whether written data is still queued (Tornado's writing()).
+ *
+ * @param s the stream
+ * @return true while bytes wait for the kernel
+ */
 TS_EXPORT bool ts_iostream_writing(const ts_iostream *s);
-/** The error that closed the stream (Tornado's .error / real_error), or 0. */
+/**
+ * The error that closed the stream (Tornado's .error / real_error).
+ *
+ * @param s the stream
+ * @return the negative code, or 0 (open, or closed without an error)
+ */
 TS_EXPORT int ts_iostream_error(const ts_iostream *s);
-/** A detail string for that error (e.g. OpenSSL's reason text), or NULL. Valid while the stream lives. */
+/**
+ * A detail string for the error that closed the stream.
+ *
+ * @param s the stream
+ * @return e.g. OpenSSL's reason text, valid while the stream lives; or NULL
+ */
 TS_EXPORT const char *ts_iostream_error_detail(const ts_iostream *s);
-/** The fd, or -1 once closed. */
+/**
+ * The stream's fd.
+ *
+ * @param s the stream
+ * @return the fd, or -1 once closed
+ */
 TS_EXPORT int ts_iostream_fileno(const ts_iostream *s);
-/** The loop the stream runs on; NULL once that loop was freed (see ts_ioloop_free()). */
+/**
+ * The loop the stream runs on.
+ *
+ * @param s the stream
+ * @return the loop it was created with; NULL once that loop was freed
+ *         (see ts_ioloop_free())
+ */
 TS_EXPORT ts_ioloop *ts_iostream_loop(const ts_iostream *s);
-/** Bytes currently buffered and unread. */
+/**
+ * Bytes buffered and not yet consumed by a read.
+ *
+ * @param s the stream
+ * @return the number of bytes
+ */
 TS_EXPORT size_t ts_iostream_read_buffer_size(const ts_iostream *s);
-/** Bytes currently queued for writing. */
+/**
+ * Bytes queued for writing and not yet taken by the kernel.
+ *
+ * @param s the stream
+ * @return the number of bytes
+ */
 TS_EXPORT size_t ts_iostream_write_buffer_size(const ts_iostream *s);
 
-/** Sets TCP_NODELAY on a TCP socket stream. Returns 0 or a negative error. */
+/**
+ * Sets or clears TCP_NODELAY (Tornado's set_nodelay). A unix socket stream
+ * ignores it.
+ *
+ * @param s  the stream
+ * @param on true to send small writes at once (no Nagle delay)
+ * @return 0 on success (also for a socket that is not TCP)
+ * @retval TS_ECLOSED the stream is closed
+ * @retval -ENOTSOCK  (or another `-errno`) getsockname() or setsockopt() failed
+ */
 TS_EXPORT int ts_iostream_set_nodelay(ts_iostream *s, bool on);
-/** The peer's address (getpeername). Returns 0 or a negative error. */
+/**
+ * The peer's address (getpeername()).
+ *
+ * @param s    the stream
+ * @param addr gets the address
+ * @param len  in: sizeof(*addr); out: the address's length
+ * @return 0 on success
+ * @retval TS_ECLOSED   the stream is closed
+ * @retval -ENOTCONN    (or another `-errno`) getpeername() failed
+ */
 TS_EXPORT int ts_iostream_peer_address(const ts_iostream *s, struct sockaddr_storage *addr, socklen_t *len);
-/** The local address (getsockname). Returns 0 or a negative error. */
+/**
+ * The local address (getsockname()).
+ *
+ * @param s    the stream
+ * @param addr gets the address
+ * @param len  in: sizeof(*addr); out: the address's length
+ * @return 0 on success
+ * @retval TS_ECLOSED the stream is closed
+ * @retval -ENOTSOCK  (or another `-errno`) getsockname() failed
+ */
 TS_EXPORT int ts_iostream_local_address(const ts_iostream *s, struct sockaddr_storage *addr, socklen_t *len);
 
 /**
@@ -487,12 +772,25 @@ TS_EXPORT int ts_iostream_local_address(const ts_iostream *s, struct sockaddr_st
  * a match) closes the stream: true by default, as Tornado. With false the
  * read still fails, but the stream stays open with the data left buffered,
  * so a server can answer (e.g. HTTP 431) before closing it itself.
+ *
+ * @param s     the stream
+ * @param close false to keep the stream open after TS_EUNSATISFIABLE
  */
 TS_EXPORT void ts_iostream_set_close_on_unsatisfiable(ts_iostream *s, bool close);
 
-/** A user data slot. */
+/**
+ * Sets the stream's user data slot (not used by the library).
+ *
+ * @param s    the stream
+ * @param data anything
+ */
 TS_EXPORT void ts_iostream_set_userdata(ts_iostream *s, void *data);
-/** The user data slot. */
+/**
+ * The stream's user data slot.
+ *
+ * @param s the stream
+ * @return what ts_iostream_set_userdata() stored, or NULL
+ */
 TS_EXPORT void *ts_iostream_userdata(const ts_iostream *s);
 
 #ifdef __cplusplus

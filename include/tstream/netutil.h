@@ -41,12 +41,6 @@ enum {
  * bind_sockets): one socket per address the name resolves to, which usually
  * means one per address family.
  *
- * - @p address: an IP literal or a host name (resolved with a blocking
- *   getaddrinfo(3), AI_PASSIVE); NULL or "" listens on every interface.
- * - @p family: AF_UNSPEC (IPv4 and IPv6, as available), AF_INET or AF_INET6.
- * - @p backlog: for listen(2); negative means TS_DEFAULT_BACKLOG.
- * - @p flags: TS_BIND_* bits.
- *
  * Every socket is non-blocking and close-on-exec, has SO_REUSEADDR, and,
  * for IPv6, IPV6_V6ONLY (so "::" and "0.0.0.0" can both be bound, as
  * Tornado). With @p port 0 the first socket gets an ephemeral port and the
@@ -55,14 +49,19 @@ enum {
  * ephemeral port). Addresses whose family the system cannot create are
  * skipped, as is "::1" for "localhost" on hosts where IPv6 is half disabled.
  *
- * The descriptors are stored in @p fds (room for @p max_fds; pass
- * TS_BIND_MAX_SOCKETS), IPv4 first; the caller owns them.
- *
- * @return the number of sockets (>= 1), or a negative error, in which case
- * no socket is left open: TS_EINVAL (bad port, family or arguments),
- * TS_ERESOLVE (the address did not resolve; the getaddrinfo message is
- * logged at WARN), -ENOSPC (more addresses than @p max_fds), or the
- * OS error from socket/bind/listen (e.g. -EADDRINUSE, -EADDRNOTAVAIL).
+ * @param port    0..65535; 0 picks an ephemeral port
+ * @param address an IP literal or a host name (resolved with a blocking
+ *                getaddrinfo(3), AI_PASSIVE); NULL or "" listens on every interface
+ * @param family  AF_UNSPEC (IPv4 and IPv6, as available), AF_INET or AF_INET6
+ * @param backlog for listen(2); negative means TS_DEFAULT_BACKLOG
+ * @param flags   TS_BIND_* bits
+ * @param fds     gets the descriptors, IPv4 first; the caller owns them
+ * @param max_fds room in @p fds (pass TS_BIND_MAX_SOCKETS)
+ * @return the number of sockets (>= 1); on an error no socket is left open
+ * @retval TS_EINVAL   bad port or family, a NULL @p fds or @p max_fds 0
+ * @retval TS_ERESOLVE the address did not resolve (the getaddrinfo message is logged at WARN)
+ * @retval -ENOSPC     more addresses than @p max_fds
+ * @retval -EADDRINUSE (or another `-errno`) socket(), bind() or listen() failed
  */
 TS_EXPORT int ts_bind_sockets(int port, const char *address, int family, int backlog, int flags, int *fds,
                               size_t max_fds);
@@ -72,10 +71,15 @@ TS_EXPORT int ts_bind_sockets(int port, const char *address, int family, int bac
  * bind_unix_socket), non-blocking and close-on-exec, then chmods the file to
  * @p mode (e.g. 0600). A stale socket file at @p path is removed first; any
  * other kind of file is left alone and the call fails with -EEXIST.
- * @p backlog as for ts_bind_sockets().
  *
- * @return the fd (owned by the caller) or a negative error:
- * -ENAMETOOLONG, -EEXIST, or the OS error.
+ * @param path    the socket's file name
+ * @param mode    permissions for the file, e.g. 0600
+ * @param backlog for listen(2); negative means TS_DEFAULT_BACKLOG
+ * @return the fd (owned by the caller)
+ * @retval TS_EINVAL     @p path is NULL
+ * @retval -ENAMETOOLONG @p path does not fit in a sockaddr_un
+ * @retval -EEXIST       a file that is not a socket is in the way
+ * @retval -EACCES       (or another `-errno`) socket(), bind(), chmod() or listen() failed
  */
 TS_EXPORT int ts_bind_unix_socket(const char *path, unsigned int mode, int backlog);
 
@@ -120,8 +124,10 @@ typedef void (*ts_accept_cb)(ts_ioloop *loop, int conn_fd, const struct sockaddr
  * @param cb called once per accepted connection.
  * @param arg passed to @p cb.
  * @param[out] handler receives the handler on success.
- * @return 0, or TS_EINVAL, TS_ENOMEM, or -EEXIST (the loop already has a
- * handler for @p fd). On error @p cb never runs.
+ * @return 0 when accepting; on an error @p cb never runs
+ * @retval TS_EINVAL a NULL @p loop, @p cb or @p handler, or a negative @p fd
+ * @retval TS_ENOMEM out of memory
+ * @retval -EEXIST   the loop already has a handler for @p fd
  */
 TS_EXPORT int ts_add_accept_handler(ts_ioloop *loop, int fd, ts_accept_cb cb, void *arg,
                                     ts_accept_handler **handler);
@@ -129,17 +135,27 @@ TS_EXPORT int ts_add_accept_handler(ts_ioloop *loop, int fd, ts_accept_cb cb, vo
 /**
  * Stops accepting and frees the handler (Tornado's remove_handler closure).
  * Safe inside the handler's own callback: no further connection is accepted
- * or delivered after it returns. The listening fd is not closed. NULL is
- * allowed.
+ * or delivered after it returns. The listening fd is not closed.
+ *
+ * @param handler the handler, or NULL (nothing happens)
  */
 TS_EXPORT void ts_remove_accept_handler(ts_accept_handler *handler);
 
-/** The listening fd of an accept handler. */
+/**
+ * The listening fd of an accept handler.
+ *
+ * @param handler the handler
+ * @return the fd given to ts_add_accept_handler()
+ */
 TS_EXPORT int ts_accept_handler_fd(const ts_accept_handler *handler);
 
 /**
  * Whether @p ip is a well-formed IPv4 or IPv6 literal (Tornado's
  * is_valid_ip). Never performs a lookup.
+ *
+ * @param ip a NUL-terminated string, or NULL
+ * @return true for a literal such as "127.0.0.1", "::1" or "fe80::1%lo";
+ *         false for NULL, "", names and anything malformed
  */
 TS_EXPORT bool ts_is_valid_ip(const char *ip);
 
@@ -165,9 +181,18 @@ typedef struct ts_addrlist {
     ts_address addrs[];
 } ts_addrlist;
 
-/** Allocates a list with room for @p count addresses (count set, contents zeroed). NULL on OOM. */
+/**
+ * Allocates a list with room for @p count addresses, for resolvers you write.
+ *
+ * @param count the number of addresses (count is set, the addresses zeroed)
+ * @return the list (free with ts_addrlist_free()), or NULL when out of memory
+ */
 TS_EXPORT ts_addrlist *ts_addrlist_new(size_t count);
-/** Frees a list (NULL allowed). Usable as a future result destructor. */
+/**
+ * Frees a list. Its signature makes it usable as a future result destructor.
+ *
+ * @param list a ts_addrlist *, or NULL (nothing happens)
+ */
 TS_EXPORT void ts_addrlist_free(void *list);
 
 /**
@@ -204,8 +229,12 @@ typedef struct ts_resolver_ops {
 typedef struct ts_resolver ts_resolver;
 
 /**
- * Wraps your own implementation. @p ops must outlive the resolver (a static
- * table). NULL on OOM or a bad @p ops (ops->free is not called then).
+ * Wraps your own implementation.
+ *
+ * @param ops  its functions; must outlive the resolver (a static table)
+ * @param impl passed to every function
+ * @return the resolver; NULL when out of memory or for a bad @p ops (no
+ *         resolve function, too small a size); ops->free is not called then
  */
 TS_EXPORT ts_resolver *ts_resolver_new(const ts_resolver_ops *ops, void *impl);
 
@@ -216,7 +245,8 @@ TS_EXPORT ts_resolver *ts_resolver_new(const ts_resolver_ops *ops, void *impl);
  * parsed on the loop's thread without any lookup (still delivered in a later
  * callback). A literal of the wrong family for the @p family asked (e.g.
  * "::1" with AF_INET) fails with TS_ERESOLVE at once, without a lookup.
- * NULL on OOM.
+ *
+ * @return the resolver, or NULL when out of memory
  */
 TS_EXPORT ts_resolver *ts_resolver_new_default(void);
 
@@ -224,8 +254,11 @@ TS_EXPORT ts_resolver *ts_resolver_new_default(void);
  * An override resolver (Tornado's OverrideResolver) in front of @p base:
  * names (and ports) listed with ts_resolver_override_add() are rewritten
  * before @p base resolves them; everything else goes to @p base unchanged.
- * With @p own_base, freeing this resolver frees @p base too. NULL on OOM
- * (then @p base is not freed).
+ *
+ * @param base     the resolver that does the lookups
+ * @param own_base freeing this resolver frees @p base too
+ * @return the resolver; NULL for a NULL @p base or out of memory (then
+ *         @p base is not freed)
  */
 TS_EXPORT ts_resolver *ts_resolver_new_override(ts_resolver *base, bool own_base);
 
@@ -234,23 +267,45 @@ TS_EXPORT ts_resolver *ts_resolver_new_override(ts_resolver *base, bool own_base
  * @p family); @p port -1 matches any port and @p family -1 any family. The
  * lookup order is Tornado's: (host, port, family) first, then (host, port),
  * then host alone. The target is (@p to_host, @p to_port), where @p to_port
- * -1 keeps the requested port. Strings are copied. Returns 0, TS_ENOMEM, or
- * TS_EINVAL (not an override resolver, or bad arguments).
+ * -1 keeps the requested port. Strings are copied.
+ *
+ * @param resolver an override resolver
+ * @param host     the name to rewrite
+ * @param port     the port to match, or -1 for any
+ * @param family   the family to match, or -1 for any
+ * @param to_host  the name (or literal) to resolve instead
+ * @param to_port  the port to use instead, or -1 to keep the one asked for
+ * @return 0 when added
+ * @retval TS_EINVAL not an override resolver, a NULL name, or a port out of range
+ * @retval TS_ENOMEM out of memory
  */
 TS_EXPORT int ts_resolver_override_add(ts_resolver *resolver, const char *host, int port, int family,
                                        const char *to_host, int to_port);
 
 /**
- * Frees a resolver (NULL allowed). Queries already started still complete:
- * their callbacks run as promised.
+ * Frees a resolver. Queries already started still complete: their
+ * callbacks run as promised.
+ *
+ * @param resolver the resolver, or NULL (nothing happens)
  */
 TS_EXPORT void ts_resolver_free(ts_resolver *resolver);
 
 /**
  * Resolves @p host : @p port for @p family (AF_UNSPEC, AF_INET, AF_INET6).
  * @p cb runs exactly once on @p loop's thread, never inside this call. Port
- * must be 0..65535. Returns 0, or TS_EINVAL / TS_ENOMEM / the resolver's
- * own error (then @p cb never runs).
+ * must be 0..65535.
+ *
+ * @param resolver the resolver
+ * @param loop     the loop @p cb runs on
+ * @param host     a name or IP literal (copied)
+ * @param port     0..65535, stored in the addresses
+ * @param family   AF_UNSPEC, AF_INET or AF_INET6
+ * @param cb       gets the addresses or the error
+ * @param arg      passed to @p cb
+ * @return 0 when started (@p cb will run once); on an error @p cb never runs
+ * @retval TS_EINVAL a NULL argument or a port out of range
+ * @retval TS_ENOMEM out of memory
+ * @retval TS_ERESOLVE (or another code) the resolver's own refusal
  */
 TS_EXPORT int ts_resolver_resolve(ts_resolver *resolver, ts_ioloop *loop, const char *host, int port, int family,
                                   ts_resolve_cb cb, void *arg);
@@ -260,8 +315,15 @@ TS_EXPORT int ts_resolver_resolve(ts_resolver *resolver, ts_ioloop *loop, const 
  * by the future (take it with ts_future_steal_result(), then free it with
  * ts_addrlist_free()). On failure the future's error is the status code;
  * the detail text is logged at DEBUG. An error ts_resolver_resolve() would
- * return at once comes back as a future already failed with that code; NULL
- * only when @p loop is NULL or the future itself cannot be allocated.
+ * return at once comes back as a future already failed with that code.
+ *
+ * @param resolver the resolver
+ * @param loop     the loop the future belongs to
+ * @param host     a name or IP literal
+ * @param port     0..65535
+ * @param family   AF_UNSPEC, AF_INET or AF_INET6
+ * @return the future (one reference for the caller); NULL when @p loop is
+ *         NULL or the future cannot be allocated
  */
 TS_EXPORT ts_future *ts_resolver_resolve_future(ts_resolver *resolver, ts_ioloop *loop, const char *host, int port,
                                                 int family);

@@ -19,14 +19,17 @@ extern "C" {
 /** The default for ts_fork_processes()'s max_restarts (Tornado's). */
 #define TS_DEFAULT_MAX_RESTARTS 100
 
-/** The number of online processors (sysconf), at least 1. */
+/**
+ * The number of online processors (Tornado's cpu_count).
+ *
+ * @return sysconf(_SC_NPROCESSORS_ONLN), at least 1
+ */
 TS_EXPORT int ts_cpu_count(void);
 
 /**
  * Forks @p num_processes worker processes (Tornado's fork_processes) and
  * returns, in each child, its task id: 0 .. num_processes - 1.
  *
- * - @p num_processes <= 0 means one per processor (ts_cpu_count()).
  * - The parent never returns on success: it waits for its children. A child
  *   that dies by a signal or exits with a non-zero status is restarted with
  *   the same task id (in the new child this call returns that id); a child
@@ -47,12 +50,15 @@ TS_EXPORT int ts_cpu_count(void);
  *   Children start with the dispositions the program had before the call.
  * - Progress (start, deaths, restarts) is logged through the log hook.
  *
- * @return in a child, its task id (>= 0). In the parent, only on failure:
- * TS_ESTATE (already called in this process, or in a child of it),
- * TS_ECANCELLED (too many restarts: the parent stopped waiting; children
- * still alive are left running, as Tornado's RuntimeError leaves them), or
- * the -errno of a failed fork/wait (children already started are left
- * running).
+ * @param num_processes the number of children; <= 0: one per processor (ts_cpu_count())
+ * @param max_restarts  restarts allowed in total; negative: TS_DEFAULT_MAX_RESTARTS
+ * @return in a child, its task id (>= 0); in the parent only on failure:
+ * @retval TS_ESTATE     already called in this process, or in a child of it
+ * @retval TS_ECANCELLED too many restarts: the parent stopped waiting;
+ *         children still alive are left running, as Tornado's RuntimeError
+ *         leaves them
+ * @retval -EAGAIN       (or another `-errno`) fork() or waitpid() failed;
+ *         children already started are left running
  */
 TS_EXPORT int ts_fork_processes(int num_processes, int max_restarts);
 
@@ -60,6 +66,8 @@ TS_EXPORT int ts_fork_processes(int num_processes, int max_restarts);
  * The task id of this process (Tornado's task_id): the value
  * ts_fork_processes() returned in this child, or -1 in a process that
  * ts_fork_processes() did not create.
+ *
+ * @return the task id (>= 0), or -1
  */
 TS_EXPORT int ts_task_id(void);
 

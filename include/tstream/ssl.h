@@ -127,11 +127,15 @@ typedef struct ts_ssl_context_options {
  * ts_ssl_options::ctx to any number of streams (each takes its own
  * reference) and release it with SSL_CTX_free().
  *
- * On failure returns NULL and stores in @p err (may be NULL): TS_EINVAL for a
- * bad option (a server without cert_file, an empty or over-long ALPN name,
- * an unknown version), TS_ESSL when OpenSSL refuses a file, cipher list or
- * key (the reason is then logged and available from
- * ts_ssl_last_error_detail()), TS_ENOMEM.
+ * @param opts the options, or NULL for a default client context (TLS 1.2+,
+ *             verifying against the system CA store)
+ * @param err  on failure gets the error (may be NULL): TS_EINVAL for a bad
+ *             option (a server without cert_file, an empty or over-long ALPN
+ *             name, an unknown version, too small a size), TS_ESSL when
+ *             OpenSSL refuses a file, cipher list or key (the reason is then
+ *             logged and available from ts_ssl_last_error_detail()),
+ *             TS_ENOMEM; set to 0 on success
+ * @return the context (one reference for the caller), or NULL on failure
  */
 TS_EXPORT SSL_CTX *ts_ssl_context_new(const ts_ssl_context_options *opts, int *err);
 
@@ -141,6 +145,8 @@ TS_EXPORT SSL_CTX *ts_ssl_context_new(const ts_ssl_context_options *opts, int *e
  * (e.g. "No such file or directory", "key values mismatch"), or "" if none.
  * Valid until the next such call on this thread. Errors on a stream are
  * reported by ts_iostream_error_detail() instead.
+ *
+ * @return a thread-local string, never NULL
  */
 TS_EXPORT const char *ts_ssl_last_error_detail(void);
 
@@ -183,10 +189,16 @@ typedef struct ts_ssl_options {
  * connected *and* handshaken). @p opts (may be NULL) are the stream's buffer
  * options.
  *
- * Returns NULL on failure with @p err (may be NULL) set: TS_EINVAL (bad
- * options, a server without a context, a verifying client without
- * server_hostname), TS_ESSL (building the context or SSL object failed, see
- * ts_ssl_last_error_detail()), TS_ENOMEM. On failure @p fd is not closed.
+ * @param loop the loop the stream runs on
+ * @param fd   a socket, owned by the stream on success (not closed on failure)
+ * @param ssl  the TLS options, or NULL for a default verifying client (which
+ *             then fails: a client needs server_hostname or no_hostname_check)
+ * @param opts buffer options, or NULL for the defaults
+ * @param err  on failure gets the error (may be NULL): TS_EINVAL (bad
+ *             options, a server without a context, a verifying client without
+ *             server_hostname, a negative fd), TS_ESSL (building the context
+ *             or SSL object failed, see ts_ssl_last_error_detail()), TS_ENOMEM
+ * @return the stream (one reference for the caller), or NULL on failure
  */
 TS_EXPORT ts_iostream *ts_iostream_new_ssl(ts_ioloop *loop, int fd, const ts_ssl_options *ssl,
                                            const ts_iostream_options *opts, int *err);
@@ -196,11 +208,9 @@ TS_EXPORT ts_iostream *ts_iostream_new_ssl(ts_ioloop *loop, int fd, const ts_ssl
  * (Tornado's IOStream.start_tls, for STARTTLS-style protocols).
  *
  * @p s must be idle: no pending read, write, or connect, and nothing in its
- * read or write buffer (data still in the kernel is fine). Otherwise returns
- * TS_EBUSY and changes nothing. TS_ECLOSED if @p s is closed; TS_EINVAL if it
- * is already a TLS stream, or for bad options; TS_ESSL / TS_ENOMEM as ts_iostream_new_ssl().
- * Every error is returned before @p s is touched, except TS_ENOMEM while
- * creating the new stream after @p s was detached (then @p s is closed).
+ * read or write buffer (data still in the kernel is fine). Every error is
+ * returned before @p s is touched, except TS_ENOMEM while creating the new
+ * stream after @p s was detached (then @p s is closed).
  *
  * On success (0): @p s is closed without closing its socket (its close
  * callback is moved to the new stream and does not run for @p s; the caller
@@ -212,6 +222,20 @@ TS_EXPORT ts_iostream *ts_iostream_new_ssl(ts_ioloop *loop, int fd, const ts_ssl
  * @p server_side and @p server_hostname take precedence over those fields of
  * @p ssl, which may be NULL (a default client context: verify against the
  * system CA store).
+ *
+ * @param s               a plain, idle socket stream
+ * @param server_side     accept (server) rather than connect (client)
+ * @param ssl             TLS options, or NULL
+ * @param server_hostname client only: the name to verify and send as SNI, or NULL
+ * @param out             gets the new TLS stream on success
+ * @param cb              runs once the handshake completes (0) or fails; may be NULL
+ * @param arg             passed to @p cb
+ * @return 0 when the handshake has started on the new stream
+ * @retval TS_EBUSY   @p s is not idle (nothing is changed)
+ * @retval TS_ECLOSED @p s is closed
+ * @retval TS_EINVAL  @p s is already a TLS stream, @p out is NULL, or bad options
+ * @retval TS_ESSL    building the context or SSL object failed (ts_ssl_last_error_detail())
+ * @retval TS_ENOMEM  out of memory
  */
 TS_EXPORT int ts_iostream_start_tls(ts_iostream *s, bool server_side, const ts_ssl_options *ssl,
                                     const char *server_hostname, ts_iostream **out,
@@ -223,7 +247,13 @@ TS_EXPORT int ts_iostream_start_tls(ts_iostream *s, bool server_side, const ts_s
  * take it with ts_future_steal_result(), or it is dropped with the future),
  * or its error is the handshake's (TS_ESSL, -ECONNRESET, ...; the new stream
  * is then closed and released). A refusal (TS_EBUSY, ...) fails the future
- * at once. NULL only on allocation failure.
+ * at once.
+ *
+ * @param s               a plain, idle socket stream
+ * @param server_side     accept (server) rather than connect (client)
+ * @param ssl             TLS options, or NULL
+ * @param server_hostname client only: the name to verify and send as SNI, or NULL
+ * @return the future (one reference for the caller); NULL when out of memory
  */
 TS_EXPORT ts_future *ts_iostream_start_tls_future(ts_iostream *s, bool server_side, const ts_ssl_options *ssl,
                                                   const char *server_hostname);
@@ -234,52 +264,110 @@ TS_EXPORT ts_future *ts_iostream_start_tls_future(ts_iostream *s, bool server_si
  * the reason). If it already completed, @p cb runs from the loop soon (never
  * inside this call). Intended for server-side and start_tls streams; a
  * client's ts_iostream_connect() callback already waits for the handshake.
- * Errors: TS_EINVAL (not a TLS stream), TS_EBUSY (a wait is already pending,
- * as Tornado's "Already waiting"), TS_ECLOSED (closed before a handshake
- * completed).
+ *
+ * @param s   a TLS stream
+ * @param cb  the callback
+ * @param arg passed to @p cb
+ * @return 0 when @p cb will run once, from the loop
+ * @retval TS_EINVAL  @p s is not a TLS stream, or @p cb is NULL
+ * @retval TS_EBUSY   a wait is already pending (Tornado's "Already waiting")
+ * @retval TS_ECLOSED the stream closed before a handshake completed
  */
 TS_EXPORT int ts_iostream_wait_for_handshake(ts_iostream *s, ts_iostream_connect_cb cb, void *arg);
 
-/** Future form of ts_iostream_wait_for_handshake() (result NULL). NULL only on allocation failure. */
+/**
+ * Future form of ts_iostream_wait_for_handshake().
+ *
+ * @param s a TLS stream
+ * @return a future resolved with NULL after the handshake, or failed with its
+ *         error (or the one ts_iostream_wait_for_handshake() would return);
+ *         NULL when out of memory
+ */
 TS_EXPORT ts_future *ts_iostream_wait_for_handshake_future(ts_iostream *s);
 
-/** Whether @p s is a TLS stream. */
+/**
+ * Whether @p s is a TLS stream.
+ *
+ * @param s the stream
+ * @return true for a stream made by ts_iostream_new_ssl() or ts_iostream_start_tls()
+ */
 TS_EXPORT bool ts_iostream_is_ssl(const ts_iostream *s);
 
 /**
  * The stream's `SSL` object (borrowed, valid while the stream lives), for
  * anything the accessors below do not cover; NULL if @p s is not a TLS
  * stream. Do not read, write or shut it down yourself.
+ *
+ * @param s the stream
+ * @return the `SSL *`, or NULL
  */
 TS_EXPORT SSL *ts_iostream_ssl(const ts_iostream *s);
 
-/** Whether the handshake has completed successfully. */
+/**
+ * Whether the handshake has completed successfully.
+ *
+ * @param s the stream
+ * @return true once handshaken; false before, after a failure, or for a plain stream
+ */
 TS_EXPORT bool ts_iostream_ssl_handshake_done(const ts_iostream *s);
 
 /**
  * The peer's certificate after the handshake (borrowed: do not free; valid
- * while the stream lives), or NULL (no certificate, not handshaken, not TLS).
+ * while the stream lives).
+ *
+ * @param s the stream
+ * @return the certificate, or NULL (no certificate, not handshaken, not TLS)
  */
 TS_EXPORT X509 *ts_iostream_ssl_peer_certificate(const ts_iostream *s);
 
-/** The peer certificate as PEM text (owned; free with ts_bytes_free()), or NULL. */
+/**
+ * The peer's certificate as PEM text.
+ *
+ * @param s the stream
+ * @return the text (the caller's; free with ts_bytes_free()), or NULL (no
+ *         certificate, not handshaken, not TLS, out of memory)
+ */
 TS_EXPORT ts_bytes *ts_iostream_ssl_peer_certificate_pem(const ts_iostream *s);
 
-/** The peer certificate's subject, RFC 2253 style, e.g. "CN=localhost,O=tstream test" (owned), or NULL. */
+/**
+ * The peer certificate's subject, RFC 2253 style, e.g. "CN=localhost,O=tstream test".
+ *
+ * @param s the stream
+ * @return the text (the caller's; free with ts_bytes_free()), or NULL (no
+ *         certificate, not handshaken, not TLS, out of memory)
+ */
 TS_EXPORT ts_bytes *ts_iostream_ssl_peer_subject(const ts_iostream *s);
 
-/** The negotiated protocol version, e.g. "TLSv1.3" (static string), or NULL before the handshake. */
+/**
+ * The negotiated protocol version, e.g. "TLSv1.3".
+ *
+ * @param s the stream
+ * @return a static string, or NULL before the handshake or for a plain stream
+ */
 TS_EXPORT const char *ts_iostream_ssl_version(const ts_iostream *s);
 
-/** The negotiated protocol version as OpenSSL's number (TLS1_3_VERSION, ...), or 0. */
+/**
+ * The negotiated protocol version as OpenSSL's number.
+ *
+ * @param s the stream
+ * @return TLS1_2_VERSION, TLS1_3_VERSION, ...; 0 before the handshake or for a plain stream
+ */
 TS_EXPORT int ts_iostream_ssl_version_number(const ts_iostream *s);
 
-/** The negotiated cipher suite, e.g. "TLS_AES_256_GCM_SHA384" (static string), or NULL. */
+/**
+ * The negotiated cipher suite, e.g. "TLS_AES_256_GCM_SHA384".
+ *
+ * @param s the stream
+ * @return a static string, or NULL before the handshake or for a plain stream
+ */
 TS_EXPORT const char *ts_iostream_ssl_cipher(const ts_iostream *s);
 
 /**
  * The ALPN protocol agreed on, NUL-terminated (valid while the stream
- * lives), or NULL if none was (or before the handshake).
+ * lives).
+ *
+ * @param s the stream
+ * @return the protocol name, or NULL if none was agreed (or before the handshake)
  */
 TS_EXPORT const char *ts_iostream_ssl_alpn_protocol(const ts_iostream *s);
 

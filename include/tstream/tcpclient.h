@@ -100,23 +100,39 @@ typedef void (*ts_tcpclient_connect_cb)(int status, ts_iostream *stream, const c
 
 /**
  * Creates a client on @p loop. @p resolver (borrowed: it must outlive the
- * client's connects) resolves host names; NULL makes the client own a
- * ts_resolver_new_default(). NULL on OOM.
+ * client's connects) resolves host names.
+ *
+ * @param loop     the loop the client's connects run on
+ * @param resolver the resolver, or NULL for a ts_resolver_new_default() the client owns
+ * @return the client; NULL for a NULL @p loop or out of memory
  */
 TS_EXPORT ts_tcpclient *ts_tcpclient_new(ts_ioloop *loop, ts_resolver *resolver);
 
 /**
- * Frees the client (NULL allowed), and its resolver if it made it. Connects
- * in flight are not cancelled: they complete and their callbacks run.
+ * Frees the client, and its resolver if it made it. Connects in flight are
+ * not cancelled: they complete and their callbacks run.
+ *
+ * @param client the client, or NULL (nothing happens)
  */
 TS_EXPORT void ts_tcpclient_free(ts_tcpclient *client);
 
 /**
  * Connects to @p host (a name or IP literal) on @p port (1..65535), as
- * described in the file comment. @p opts may be NULL. @p cb runs exactly
- * once, never inside this call. Returns 0, or TS_EINVAL (bad arguments,
- * opts->size too small, ssl_ctx set in a build without TLS) / TS_ENOMEM /
- * the resolver's immediate error; then @p cb never runs.
+ * described in the file comment.
+ *
+ * @param client the client
+ * @param host   a name or IP literal (copied)
+ * @param port   1..65535
+ * @param opts   options, or NULL for the defaults
+ * @param cb     gets the connected stream or the error
+ * @param arg    passed to @p cb
+ * @return 0 when started (@p cb will run exactly once, never inside this
+ *         call); on an error @p cb never runs
+ * @retval TS_EINVAL bad arguments, opts->size too small, a source_ip that is
+ *         not an IP literal, or ssl_ctx set in a build without TLS
+ * @retval TS_ESSL   the TLS context cannot be referenced (never a plaintext fallback)
+ * @retval TS_ENOMEM out of memory
+ * @retval TS_ERESOLVE (or another code) the resolver's immediate error
  */
 TS_EXPORT int ts_tcpclient_connect(ts_tcpclient *client, const char *host, int port,
                                    const ts_tcpclient_options *opts, ts_tcpclient_connect_cb cb, void *arg);
@@ -127,8 +143,14 @@ TS_EXPORT int ts_tcpclient_connect(ts_tcpclient *client, const char *host, int p
  * closed and dropped with the future). The error is the status above (the
  * detail text is logged at DEBUG). An error ts_tcpclient_connect() would
  * return at once (bad arguments, the resolver's immediate error) comes back
- * as a future already failed with that code; NULL only when @p client is NULL
- * or the future itself cannot be allocated.
+ * as a future already failed with that code.
+ *
+ * @param client the client
+ * @param host   a name or IP literal
+ * @param port   1..65535
+ * @param opts   options, or NULL for the defaults
+ * @return the future (one reference for the caller); NULL only when
+ *         @p client is NULL or the future cannot be allocated
  */
 TS_EXPORT ts_future *ts_tcpclient_connect_future(ts_tcpclient *client, const char *host, int port,
                                                  const ts_tcpclient_options *opts);

@@ -96,9 +96,17 @@ typedef struct ts_tcpserver_options {
 
 /**
  * Creates a server on @p loop that passes each connection to
- * @p handle_stream. @p opts may be NULL (plain TCP, defaults). NULL on OOM or
- * bad arguments (no handler, opts->size too small, or ssl_ctx set in a build
- * without TLS).
+ * @p handle_stream. It serves nothing until ts_tcpserver_listen(),
+ * ts_tcpserver_add_sockets() or ts_tcpserver_bind() + ts_tcpserver_start().
+ *
+ * @param loop          the loop it accepts on
+ * @param handle_stream gets each connection
+ * @param arg           passed to @p handle_stream
+ * @param opts          options, or NULL (plain TCP, defaults); only the
+ *                      opts->size bytes the caller's struct has are read
+ * @return the server; NULL when out of memory or for bad arguments (no
+ *         loop or handler, opts->size too small, an ssl_ctx that cannot be
+ *         referenced, or ssl_ctx set in a build without TLS)
  */
 TS_EXPORT ts_tcpserver *ts_tcpserver_new(ts_ioloop *loop, ts_tcpserver_stream_cb handle_stream, void *arg,
                                          const ts_tcpserver_options *opts);
@@ -107,16 +115,35 @@ TS_EXPORT ts_tcpserver *ts_tcpserver_new(ts_ioloop *loop, ts_tcpserver_stream_cb
  * Binds @p port on @p address (NULL: every interface; IPv4 and IPv6) and
  * starts accepting at once (Tornado's listen). May be called more than once
  * to listen on several ports. Port 0 picks an ephemeral port (see
- * ts_tcpserver_port()). Returns 0 or an error from ts_bind_sockets() or
- * ts_add_accept_handler(); TS_ESTATE after ts_tcpserver_stop().
+ * ts_tcpserver_port()).
+ *
+ * @param server  the server
+ * @param port    0..65535
+ * @param address an IP literal or name to bind, or NULL for every interface
+ * @return 0 when listening
+ * @retval TS_EINVAL   @p server is NULL, or a bad port
+ * @retval TS_ESTATE   ts_tcpserver_stop() was called
+ * @retval TS_ERESOLVE @p address did not resolve
+ * @retval -EADDRINUSE (or another code) from ts_bind_sockets() or ts_add_accept_handler()
  */
 TS_EXPORT int ts_tcpserver_listen(ts_tcpserver *server, int port, const char *address);
 
 /**
  * Binds sockets to serve later, once ts_tcpserver_start() is called (Tornado's
  * bind). @p family, @p backlog and @p flags as for ts_bind_sockets(). After
- * start, bound sockets are served at once. Returns 0 or an error from
- * ts_bind_sockets().
+ * start, bound sockets are served at once.
+ *
+ * @param server  the server
+ * @param port    0..65535
+ * @param address an IP literal or name to bind, or NULL for every interface
+ * @param family  AF_UNSPEC, AF_INET or AF_INET6
+ * @param backlog for listen(2); negative means TS_DEFAULT_BACKLOG
+ * @param flags   TS_BIND_* bits
+ * @return 0 when bound
+ * @retval TS_EINVAL   @p server is NULL, or bad arguments
+ * @retval TS_ESTATE   ts_tcpserver_stop() was called
+ * @retval TS_ENOMEM   out of memory
+ * @retval -EADDRINUSE (or another code) from ts_bind_sockets()
  */
 TS_EXPORT int ts_tcpserver_bind(ts_tcpserver *server, int port, const char *address, int family, int backlog,
                                 int flags);
@@ -129,8 +156,17 @@ TS_EXPORT int ts_tcpserver_bind(ts_tcpserver *server, int port, const char *addr
  * inherited sockets, and the parent exits when all children have exited
  * (see ts_fork_processes()). The server's loop must not be running nor have
  * started its executor threads (as Tornado: no loop may be used before
- * forking); in each child the loop is re-armed with ev_loop_fork(). Returns
- * 0, TS_ESTATE (already started, or stopped), or a fork/accept error.
+ * forking); in each child the loop is re-armed with ev_loop_fork().
+ *
+ * @param server        the server
+ * @param num_processes 1 to serve in this process; otherwise the number of
+ *                      processes to fork (0 or negative: one per CPU)
+ * @param max_restarts  as for ts_fork_processes()
+ * @return 0 when serving (in a child, with forking)
+ * @retval TS_EINVAL @p server is NULL
+ * @retval TS_ESTATE already started, stopped, or (to fork) the loop is running
+ * @retval TS_ECANCELLED (or another code) ts_fork_processes() failed
+ * @retval TS_ENOMEM (or another code) from ts_add_accept_handler()
  */
 TS_EXPORT int ts_tcpserver_start(ts_tcpserver *server, int num_processes, int max_restarts);
 
@@ -138,38 +174,73 @@ TS_EXPORT int ts_tcpserver_start(ts_tcpserver *server, int num_processes, int ma
  * Serves @p n listening sockets (e.g. from ts_bind_sockets() or
  * ts_bind_unix_socket()), Tornado's add_sockets. The server takes ownership
  * of every fd in @p fds, even on error (it closes them on stop, or at once
- * when it cannot serve them). Returns 0, TS_ESTATE (stopped), TS_ENOMEM, or
- * an error from ts_add_accept_handler().
+ * when it cannot serve them).
+ *
+ * @param server the server
+ * @param fds    listening, non-blocking sockets
+ * @param n      their number
+ * @return 0 when serving them all
+ * @retval TS_EINVAL @p server is NULL, or @p fds is NULL with @p n > 0
+ * @retval TS_ESTATE ts_tcpserver_stop() was called
+ * @retval TS_ENOMEM out of memory
+ * @retval -EEXIST   (or another code) from ts_add_accept_handler()
  */
 TS_EXPORT int ts_tcpserver_add_sockets(ts_tcpserver *server, const int *fds, size_t n);
 
-/** Singular ts_tcpserver_add_sockets(). */
+/**
+ * Serves one listening socket: ts_tcpserver_add_sockets() with one fd.
+ *
+ * @param server the server
+ * @param fd     a listening, non-blocking socket; the server owns it, even on error
+ * @return 0 when serving it, else an error as ts_tcpserver_add_sockets()
+ */
 TS_EXPORT int ts_tcpserver_add_socket(ts_tcpserver *server, int fd);
 
 /**
  * Stops listening (Tornado's stop): removes the accept handlers and closes
  * every listening socket, including bound ones not yet started. Connections
  * already handed out carry on. Idempotent; safe inside the handler.
+ *
+ * @param server the server
  */
 TS_EXPORT void ts_tcpserver_stop(ts_tcpserver *server);
 
-/** Stops the server (if it is not stopped) and frees it. NULL allowed; safe inside the handler. */
+/**
+ * Stops the server (if it is not stopped) and frees it; safe inside the handler.
+ *
+ * @param server the server, or NULL (nothing happens)
+ */
 TS_EXPORT void ts_tcpserver_free(ts_tcpserver *server);
 
 /**
  * The local port of the first listening socket (handy after listening on port
- * 0), or a negative error: TS_ESTATE if there is none.
+ * 0); a bound socket not yet started counts.
+ *
+ * @param server the server
+ * @return the port (1..65535)
+ * @retval TS_EINVAL @p server is NULL
+ * @retval TS_ESTATE the server has no socket, or the first one is not TCP
+ * @retval -EBADF    (or another `-errno`) getsockname() failed
  */
 TS_EXPORT int ts_tcpserver_port(const ts_tcpserver *server);
 
 /**
  * Copies up to @p max listening fds (served or bound, not yet started) into
- * @p fds. Returns how many there are (which may exceed @p max). The fds stay
- * the server's.
+ * @p fds. The fds stay the server's.
+ *
+ * @param server the server
+ * @param fds    gets the fds (may be NULL when @p max is 0)
+ * @param max    room in @p fds
+ * @return how many listening fds there are (which may exceed @p max)
  */
 TS_EXPORT size_t ts_tcpserver_sockets(const ts_tcpserver *server, int *fds, size_t max);
 
-/** The server's loop. */
+/**
+ * The server's loop.
+ *
+ * @param server the server
+ * @return the loop given to ts_tcpserver_new()
+ */
 TS_EXPORT ts_ioloop *ts_tcpserver_loop(const ts_tcpserver *server);
 
 #ifdef __cplusplus
