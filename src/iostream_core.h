@@ -96,6 +96,7 @@ struct ts_iostream {
     int hs_status;
     uint8_t read_wait;  /* TS_IOLOOP_READ/WRITE a blocked read waits for (0: not blocked) */
     uint8_t write_wait; /* likewise for the write buffer */
+    uint8_t run_reads;  /* transport reads made in this run (bounded by TS__READS_PER_RUN) */
     uint8_t hs_wait;    /* likewise for the handshake */
 
     size_t max_buffer_size;
@@ -125,6 +126,12 @@ struct ts_iostream {
 
 /* Most bytes one flush hands the transport, so one busy stream cannot starve the others. */
 #define TS__WRITE_EVENT_CAP (4u * 1024u * 1024u)
+/*
+ * Transport reads one run makes at most (libuv's 32): a stream that still
+ * has data waits for the next poll, where the fd (level-triggered) or its
+ * transport's pending bytes bring it back, after the loop served the rest.
+ */
+#define TS__READS_PER_RUN 32
 /* Most iovec entries per write_to_fd call (IOV_MAX on Linux). */
 #define TS__IOV_CAP 1024
 

@@ -287,8 +287,20 @@ static void log_read_error(ts_iostream *s, int err)
            detail ? detail : "");
 }
 
+/* Bytes the fd will never announce (e.g. inside TLS): come back without waiting for it. */
+static void kick_if_pending(ts_iostream *s)
+{
+    size_t (*pending)(void *) = TS__OP(s, pending);
+    if (pending && pending(s->transport) > 0) {
+        s->flags |= TS__F_KICK;
+        ts__io_schedule(s);
+    }
+}
+
 void ts__io_read_step(ts_iostream *s)
 {
+    if (!(s->flags & TS__F_IN_RUN))
+        s->run_reads = 0; /* an API call's inline read counts on its own */
     for (;;) {
         if (!ts__io_ready_for_io(s) || (s->flags & TS__F_VIEW))
             return;
@@ -302,6 +314,13 @@ void ts__io_read_step(ts_iostream *s)
         } else if (s->rb.len > 0) {
             return; /* idle: one chunk is enough to notice a close */
         }
+        if (s->run_reads >= TS__READS_PER_RUN) {
+            /* This run's share is used up: the rest waits for the next poll. */
+            if (!(s->flags & TS__F_PLAIN_FD))
+                kick_if_pending(s);
+            return;
+        }
+        s->run_reads++;
         ssize_t r = read_once(s);
         if (r > 0 && (s->flags & TS__F_RDRAINED)) {
             if (s->rd.kind != TS__RK_NONE)
@@ -309,12 +328,7 @@ void ts__io_read_step(ts_iostream *s)
             return;
         }
         if (r == 0) {
-            size_t (*pending)(void *) = TS__OP(s, pending);
-            if (pending && pending(s->transport) > 0) {
-                /* Bytes the fd will never announce (e.g. inside TLS): come back without waiting. */
-                s->flags |= TS__F_KICK;
-                ts__io_schedule(s);
-            }
+            kick_if_pending(s);
             return;
         }
         if (r < 0)

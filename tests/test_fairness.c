@@ -21,6 +21,8 @@
 
 #include <cmocka.h>
 
+#include <ev.h>
+
 #include "testutil.h"
 
 static void on_alarm(int sig)
@@ -116,9 +118,29 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static void test_flood_does_not_starve_timer_or_other_clients(void **state)
+/* The bulk sink: takes everything as it streams in, never answers. */
+static void on_chunk(ts_iostream *s, const char *data, size_t len, void *arg)
 {
-    (void)state;
+    (void)s, (void)data;
+    *(size_t *)arg += len;
+}
+
+static void on_sink_end(ts_iostream *s, int status, const char *data, size_t len, void *arg)
+{
+    (void)s, (void)status, (void)data, (void)len, (void)arg;
+}
+
+static size_t g_sunk;
+
+/* How the flooded stream reads: lines echoed back, or one endless streaming read. */
+static void start_echo(ts_iostream *s) { assert_int_equal(ts_iostream_read_until(s, "\n", 1, 1 << 20, echo_line, NULL), 0); }
+static void start_sink(ts_iostream *s)
+{
+    assert_int_equal(ts_iostream_read_until_close_streaming(s, on_chunk, on_sink_end, &g_sunk), 0);
+}
+
+static void flood_run(void (*start)(ts_iostream *s))
+{
     signal(SIGALRM, on_alarm);
     alarm(30);
     ts_ioloop *loop = tu_fixture_begin(20);
@@ -130,8 +152,8 @@ static void test_flood_does_not_starve_timer_or_other_clients(void **state)
     ts_iostream *psrv = ts_iostream_new_socket(loop, pg[1], NULL);
     ts_iostream *pcli = ts_iostream_new_socket(loop, pg[0], NULL);
     assert_true(srv && psrv && pcli);
-    assert_int_equal(ts_iostream_read_until(srv, "\n", 1, 1 << 20, echo_line, NULL), 0);
-    assert_int_equal(ts_iostream_read_until(psrv, "\n", 1, 1 << 20, echo_line, NULL), 0);
+    start(srv);
+    start_echo(psrv);
 
     flood f = {.fd = fl[0]};
     atomic_init(&f.stop, false);
@@ -178,10 +200,128 @@ static void test_flood_does_not_starve_timer_or_other_clients(void **state)
     alarm(0);
 }
 
+static void test_flood_does_not_starve_timer_or_other_clients(void **state)
+{
+    (void)state;
+    flood_run(start_echo);
+}
+
+/* A bulk sender into an endless streaming read: reads per run are capped, so the loop still comes round. */
+static void test_bulk_flood_does_not_starve_timer_or_other_clients(void **state)
+{
+    (void)state;
+    g_sunk = 0;
+    flood_run(start_sink);
+    print_message("bulk: %zu bytes taken\n", g_sunk);
+    assert_true(g_sunk > (1u << 20));
+}
+
+/*
+ * A transport that always has more: every read comes back full, as from a
+ * peer faster than the loop. Its fd (one end of a socketpair with a byte
+ * never read) is always readable, so the level-triggered poller brings the
+ * stream back after each capped run. Without the cap, the first run never
+ * ends and the watchdog fires.
+ */
+typedef struct endless {
+    int fd;
+    int reads_this_iteration, max_reads_per_iteration;
+} endless;
+
+static int e_fileno(void *t) { return ((endless *)t)->fd; }
+static ssize_t e_read(void *t, void *buf, size_t len)
+{
+    endless *e = t;
+    if (++e->reads_this_iteration > e->max_reads_per_iteration)
+        e->max_reads_per_iteration = e->reads_this_iteration;
+    memset(buf, 'z', len);
+    return (ssize_t)len;
+}
+
+/* Each loop iteration starts a new count. */
+static void on_iteration(struct ev_loop *ev, ev_prepare *w, int revents)
+{
+    (void)ev, (void)revents;
+    ((endless *)w->data)->reads_this_iteration = 0;
+}
+
+typedef struct fail_rec {
+    int calls, status;
+} fail_rec;
+
+static void on_fail(ts_iostream *s, int status, const char *data, size_t len, void *arg)
+{
+    (void)s, (void)data, (void)len;
+    fail_rec *r = arg;
+    r->calls++;
+    r->status = status;
+}
+static ssize_t e_write(void *t, const struct iovec *iov, int n)
+{
+    (void)t;
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += iov[i].iov_len;
+    return (ssize_t)total;
+}
+static void e_close(void *t)
+{
+    endless *e = t;
+    if (e->fd >= 0)
+        close(e->fd);
+    e->fd = -1;
+}
+
+static const ts_stream_ops endless_ops = {
+    .size = sizeof(ts_stream_ops),
+    .name = "endless",
+    .fileno = e_fileno,
+    .read_from_fd = e_read,
+    .write_to_fd = e_write,
+    .close_fd = e_close,
+};
+
+static void test_endless_source_is_read_in_bounded_runs(void **state)
+{
+    (void)state;
+    signal(SIGALRM, on_alarm);
+    alarm(20);
+    ts_ioloop *loop = tu_fixture_begin(15);
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    assert_int_equal(write(sv[1], "x", 1), 1);
+    static endless e;
+    memset(&e, 0, sizeof e);
+    e.fd = sv[0];
+    ev_prepare prep;
+    ev_prepare_init(&prep, on_iteration);
+    prep.data = &e;
+    ev_prepare_start(ts_ioloop_ev(loop), &prep);
+    /* A delimiter that never comes, into a big buffer: 512 full reads before it is full. */
+    ts_iostream_options o = {.size = sizeof o, .max_buffer_size = 32u << 20};
+    ts_iostream *s = ts_iostream_new(loop, &endless_ops, &e, &o);
+    assert_non_null(s);
+    fail_rec r = {0};
+    assert_int_equal(ts_iostream_read_until(s, "\n", 1, 0, on_fail, &r), 0);
+    tu_run_until_count(loop, &r.calls, 1, 10);
+    ev_prepare_stop(ts_ioloop_ev(loop), &prep);
+    print_message("endless source: at most %d reads per loop iteration\n", e.max_reads_per_iteration);
+    assert_int_equal(r.status, TS_EBUFFERFULL);
+    /* One capped run from the poll, perhaps one more from the deferred list. */
+    assert_true(e.max_reads_per_iteration <= 2 * 32);
+    ts_iostream_free(s);
+    close(sv[1]);
+    tu_run_for(loop, 0.05);
+    tu_fixture_end(loop);
+    alarm(0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_flood_does_not_starve_timer_or_other_clients),
+        cmocka_unit_test(test_bulk_flood_does_not_starve_timer_or_other_clients),
+        cmocka_unit_test(test_endless_source_is_read_in_bounded_runs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
