@@ -2,7 +2,10 @@
  * echo_server: a line echo server on TCPServer. Each connection reads a line
  * with read_until("\n"), writes it back unchanged and reads the next; the
  * connection stays open until the client closes it. This is the protocol the
- * benchmark kit drives.
+ * benchmark kit drives. While more than EX_WRITE_HIGH_WATER (64 KiB) of
+ * echoes is queued, the next line waits until they reached the kernel
+ * (example_flow.h): a client that never reads costs at most that plus one
+ * line, and one read chunk of what it sent.
  *
  *   echo_server PORT [--address ADDR] [--tls CERT KEY] [--processes N]
  */
@@ -16,9 +19,8 @@
 #include <tstream/tcpserver.h>
 
 #include "example_args.h"
+#include "example_flow.h"
 
-/* Stop reading while this much output is queued: back pressure on a slow reader. */
-#define HIGH_WATER (4u << 20)
 #define MAX_LINE (64u << 20)
 
 static ts_ioloop *g_loop;
@@ -41,6 +43,19 @@ static void on_close(ts_iostream *s, void *arg)
 
 static void on_line(ts_iostream *s, int status, const char *data, size_t len, void *arg);
 
+static void on_flushed(ts_iostream *s, int status, void *arg)
+{
+    (void)status, (void)arg;
+    ts_iostream_free(s);
+}
+
+/* The client is done (its EOF) or gone: drop our reference once the echoes still queued went out. */
+static void finish(ts_iostream *s)
+{
+    if (ts_iostream_write(s, "", 0, on_flushed, NULL) < 0)
+        ts_iostream_free(s);
+}
+
 static void read_next(ts_iostream *s)
 {
     int rc = ts_iostream_read_until(s, "\n", 1, MAX_LINE, on_line, NULL);
@@ -61,12 +76,12 @@ static void on_drained(ts_iostream *s, int status, void *arg)
 static void on_line(ts_iostream *s, int status, const char *data, size_t len, void *arg)
 {
     (void)arg;
-    if (status < 0) { /* the client closed (or an error): drop our reference */
-        ts_iostream_free(s);
+    if (status < 0) { /* the client closed (or an error) */
+        finish(s);
         return;
     }
-    if (ts_iostream_write_buffer_size(s) + len > HIGH_WATER) {
-        /* wait for this write to reach the kernel before reading more */
+    if (ex_write_backed_up(s, len)) {
+        /* flow control: wait for this write to reach the kernel before reading more */
         if (ts_iostream_write(s, data, len, on_drained, NULL) < 0)
             ts_iostream_free(s);
         return;

@@ -5,8 +5,11 @@
  * line (with a size limit), a Content-Length body with read_bytes, then the
  * response is written; pipelined requests are answered in order because the
  * next request is read only once the previous response is queued (or, for a
- * file, fully handed to the kernel). Files stream in chunks with back
- * pressure, never held whole in memory.
+ * file, fully handed to the kernel). While more than EX_WRITE_HIGH_WATER
+ * (64 KiB) of answers is queued, the next request waits until they reached
+ * the kernel (example_flow.h): a client that pipelines without reading costs
+ * at most that plus one response, and one read chunk of its requests. Files
+ * stream in chunks with back pressure, never held whole in memory.
  *
  *   http_server PORT [--address ADDR] [--root DIR] [--tls CERT KEY]
  *                    [--processes N] [--idle-timeout S]
@@ -28,6 +31,7 @@
 #include <tstream/tcpserver.h>
 
 #include "example_args.h"
+#include "example_flow.h"
 
 #define MAX_HEAD (16 * 1024)
 #define MAX_BODY (16 * 1024 * 1024)
@@ -138,10 +142,21 @@ static void on_flushed_close(ts_iostream *s, int status, void *arg)
     ts_iostream_close(s, 0);
 }
 
+static void on_answers_sent(ts_iostream *s, int status, void *arg)
+{
+    (void)s;
+    if (status == 0)
+        read_request(arg);
+}
+
 static void finish(conn *c)
 {
     if (c->keep_alive) {
-        read_request(c);
+        /* flow control: past the mark, the next request waits until the answers reached the kernel */
+        if (!ex_write_backed_up(c->s, 0))
+            read_request(c);
+        else if (ts_iostream_write(c->s, "", 0, on_answers_sent, c) < 0)
+            ts_iostream_close(c->s, 0);
         return;
     }
     /* close once the response reached the kernel */

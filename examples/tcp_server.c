@@ -1,7 +1,11 @@
 /*
  * tcp_server: messages end with "that is all!"; each one is printed and
  * echoed back. A bare "that is all!" means the client is done: the server
- * closes the connection. Written with the future forms of the stream API.
+ * closes the connection once every echo has gone out. Written with the future
+ * forms of the stream API. While more than EX_WRITE_HIGH_WATER (64 KiB) of
+ * echoes is queued, the next message waits for the last write's future
+ * (example_flow.h): a client that never reads costs at most that plus one
+ * message.
  *
  *   tcp_server PORT [--address ADDR]
  */
@@ -14,6 +18,7 @@
 #include <tstream/tcpserver.h>
 
 #include "example_args.h"
+#include "example_flow.h"
 
 #define TERMINATOR "that is all!"
 
@@ -22,23 +27,56 @@ static int g_open;
 
 static void serve_next(ts_iostream *s);
 
+/* The echoes queued before the client's last message went out: now close. */
+static void on_flushed(ts_future *w, void *arg)
+{
+    g_open--;
+    ts_iostream_free(arg);
+    ts_future_unref(w);
+}
+
+/* The echoes queued past the mark went out: read the next message. */
+static void on_drained(ts_future *w, void *arg)
+{
+    if (ts_future_error(w) < 0) {
+        g_open--;
+        ts_iostream_free(arg);
+    } else {
+        serve_next(arg);
+    }
+    ts_future_unref(w);
+}
+
+/* Runs @p cb once @p w completes; if it cannot, closes the connection. */
+static void after_write(ts_iostream *s, ts_future *w, ts_future_cb cb)
+{
+    if (w && ts_future_add_done_callback(w, cb, s) == 0)
+        return;
+    ts_future_unref(w);
+    g_open--;
+    ts_iostream_free(s);
+}
+
 static void on_message(ts_future *f, void *arg)
 {
     ts_iostream *s = arg;
     ts_bytes *msg = ts_future_result(f);
-    if (ts_future_error(f) < 0) {
-        printf("connection closed: %s\n", ts_strerror(ts_future_error(f)));
-        g_open--;
-        ts_iostream_free(s);
-    } else if (msg->len == strlen(TERMINATOR)) {
-        printf("no more messages\n");
-        g_open--;
-        ts_iostream_free(s);
+    if (ts_future_error(f) < 0 || msg->len == strlen(TERMINATOR)) {
+        if (ts_future_error(f) < 0)
+            printf("connection closed: %s\n", ts_strerror(ts_future_error(f)));
+        else
+            printf("no more messages\n");
+        /* the client is done (or gone): closing at once would drop the echoes still queued */
+        after_write(s, ts_iostream_write_future(s, "", 0), on_flushed);
     } else {
         printf("data received: %s\n", msg->data);
         ts_future *w = ts_iostream_write_future(s, msg->data, msg->len);
-        ts_future_unref(w); /* write callbacks are not needed: the next read starts now */
-        serve_next(s);
+        if (ex_write_backed_up(s, 0)) {
+            after_write(s, w, on_drained);
+        } else {
+            ts_future_unref(w); /* under the mark: the next read starts now */
+            serve_next(s);
+        }
     }
     fflush(stdout);
     ts_future_unref(f);

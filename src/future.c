@@ -23,6 +23,7 @@ struct ts_future {
     ts_future_dtor dtor;
     donecb *cbs, *cbs_tail;
     ts_future *keep; /* a future this one borrows its result from */
+    ts__cbnode node; /* queues the run of the callbacks: completing a future cannot fail */
 };
 
 ts_future *ts_future_new(ts_ioloop *loop)
@@ -79,12 +80,8 @@ static void schedule(ts_future *f)
 {
     if (f->scheduled || !f->cbs)
         return;
-    if (ts_ioloop_add_callback(f->loop, run_done_callbacks, ts_future_ref(f)) < 0) {
-        ts_log(TS_LOG_ERROR, "future: out of memory scheduling done callbacks");
-        f->refs--;
-        return;
-    }
     f->scheduled = true;
+    ts__ioloop_add_callback_node(f->loop, &f->node, run_done_callbacks, ts_future_ref(f));
 }
 
 int ts_future_set_result(ts_future *f, void *result, ts_future_dtor dtor)

@@ -21,6 +21,14 @@ char *ts__strdup(const char *s);
 /* Reads the monotonic clock without a loop (seconds). */
 double ts__monotonic(void);
 
+/* A queued loop callback. */
+typedef struct ts__cbnode {
+    struct ts__cbnode *next;
+    ts_ioloop_cb cb;
+    void *arg;
+    bool embedded; /* part of the object that queued it: the loop neither recycles nor frees it */
+} ts__cbnode;
+
 /*
  * Queues a library completion to run right after the current event, in the
  * same loop iteration (before the loop polls again). The queue runs as a
@@ -28,8 +36,22 @@ double ts__monotonic(void);
  * the next (non-blocking) poll, so a chain of them cannot starve the fds and
  * timers. Loop thread only. This is how a read satisfied from the buffer
  * completes without an extra poll.
+ *
+ * @p node is the caller's, embedded in the object it schedules, so queuing
+ * allocates nothing and cannot fail: an object that must be run (a stream
+ * whose handshake is to start, whose close must be told) is never left
+ * unscheduled by an out-of-memory. It must not be queued twice at once and
+ * must outlive the callback's start (the callback may free it).
  */
-int ts__ioloop_defer(ts_ioloop *loop, ts_ioloop_cb cb, void *arg);
+void ts__ioloop_defer(ts_ioloop *loop, ts__cbnode *node, ts_ioloop_cb cb, void *arg);
+
+/*
+ * ts_ioloop_add_callback() with the caller's @p node (same queue, same
+ * order, any thread), for an object that must hear back and so cannot
+ * accept TS_ENOMEM (a completed future's done callbacks). Rules as for
+ * ts__ioloop_defer().
+ */
+void ts__ioloop_add_callback_node(ts_ioloop *loop, ts__cbnode *node, ts_ioloop_cb cb, void *arg);
 
 /*
  * Objects that live on a loop and must hear of its end (streams). The loop

@@ -100,6 +100,7 @@ static void collect_foreign(ts_ioloop *loop)
             ts_log(TS_LOG_ERROR, "out of memory queueing a signal callback");
             continue;
         }
+        n->embedded = false;
         n->cb = cb;
         n->arg = arg;
         n->next = NULL;
@@ -107,16 +108,13 @@ static void collect_foreign(ts_ioloop *loop)
     }
 }
 
-int ts__ioloop_defer(ts_ioloop *loop, ts_ioloop_cb cb, void *arg)
+void ts__ioloop_defer(ts_ioloop *loop, ts__cbnode *n, ts_ioloop_cb cb, void *arg)
 {
-    ts__cbnode *n = node_get(loop);
-    if (!n)
-        return TS_ENOMEM;
     n->cb = cb;
     n->arg = arg;
     n->next = NULL;
+    n->embedded = true;
     queue_append(&loop->phead, &loop->ptail, n, n);
-    return 0;
 }
 
 /*
@@ -135,7 +133,8 @@ static void run_pending(ts_ioloop *loop)
         ts__cbnode *next = n->next;
         ts_ioloop_cb cb = n->cb;
         void *arg = n->arg;
-        node_put(loop, n);
+        if (!n->embedded)
+            node_put(loop, n);
         cb(loop, arg);
         n = next;
     }
@@ -151,7 +150,8 @@ static void run_callbacks(ts_ioloop *loop)
         ts__cbnode *next = n->next;
         ts_ioloop_cb cb = n->cb;
         void *arg = n->arg;
-        node_put(loop, n);
+        if (!n->embedded)
+            node_put(loop, n);
         cb(loop, arg);
         run_pending(loop);
         n = next;
@@ -202,31 +202,39 @@ static void async_cb(struct ev_loop *ev, ev_async *w, int revents)
     /* Nothing to do: the check watcher of this iteration collects the work. */
 }
 
-int ts_ioloop_add_callback(ts_ioloop *loop, ts_ioloop_cb cb, void *arg)
+/* Queues @p n: on the loop's thread without a lock, from any other through the locked queue. */
+static void enqueue(ts_ioloop *loop, bool on_thread, ts__cbnode *n, ts_ioloop_cb cb, void *arg)
 {
-    if (!loop || !cb)
-        return TS_EINVAL;
-    if (ts__ioloop_on_thread(loop)) {
-        ts__cbnode *n = node_get(loop);
-        if (!n)
-            return TS_ENOMEM;
-        n->cb = cb;
-        n->arg = arg;
-        n->next = NULL;
-        queue_append(&loop->head, &loop->tail, n, n);
-        return 0;
-    }
-    ts__cbnode *n = ts__malloc(sizeof *n);
-    if (!n)
-        return TS_ENOMEM;
     n->cb = cb;
     n->arg = arg;
     n->next = NULL;
+    if (on_thread) {
+        queue_append(&loop->head, &loop->tail, n, n);
+        return;
+    }
     pthread_mutex_lock(&loop->xlock);
     queue_append(&loop->xhead, &loop->xtail, n, n);
     pthread_mutex_unlock(&loop->xlock);
     ev_async_send(loop->ev, &loop->async);
+}
+
+int ts_ioloop_add_callback(ts_ioloop *loop, ts_ioloop_cb cb, void *arg)
+{
+    if (!loop || !cb)
+        return TS_EINVAL;
+    bool on_thread = ts__ioloop_on_thread(loop);
+    ts__cbnode *n = on_thread ? node_get(loop) : ts__malloc(sizeof *n); /* the spare list is the loop's */
+    if (!n)
+        return TS_ENOMEM;
+    n->embedded = false;
+    enqueue(loop, on_thread, n, cb, arg);
     return 0;
+}
+
+void ts__ioloop_add_callback_node(ts_ioloop *loop, ts__cbnode *node, ts_ioloop_cb cb, void *arg)
+{
+    node->embedded = true;
+    enqueue(loop, ts__ioloop_on_thread(loop), node, cb, arg);
 }
 
 int ts_ioloop_add_callback_from_signal(ts_ioloop *loop, ts_ioloop_cb cb, void *arg)
@@ -394,6 +402,16 @@ static void walk_members(ts_ioloop *loop, bool orphan)
     }
 }
 
+/* Frees a queue's nodes at teardown; embedded ones belong to their objects. */
+static void free_nodes(ts__cbnode *n)
+{
+    for (ts__cbnode *next; n; n = next) {
+        next = n->next;
+        if (!n->embedded)
+            ts__free(n);
+    }
+}
+
 void ts_ioloop_free(ts_ioloop *loop, bool all_fds)
 {
     if (!loop)
@@ -406,6 +424,17 @@ void ts_ioloop_free(ts_ioloop *loop, bool all_fds)
         run_pending(loop);
         run_callbacks(loop);
     }
+    /*
+     * What those rounds did not reach is dropped, never run. The queues go
+     * first: a node may be embedded in a stream the next pass frees.
+     */
+    free_nodes(loop->head);
+    free_nodes(loop->phead);
+    pthread_mutex_lock(&loop->xlock);
+    free_nodes(loop->xhead);
+    loop->xhead = loop->xtail = NULL;
+    pthread_mutex_unlock(&loop->xlock);
+    loop->head = loop->tail = loop->phead = loop->ptail = NULL;
     /* Streams the program still holds are cut loose: valid memory, no loop. */
     walk_members(loop, true);
     for (int fd = 0; fd < loop->nhandlers; fd++) {
@@ -433,18 +462,6 @@ void ts_ioloop_free(ts_ioloop *loop, bool all_fds)
     if (loop->owns_ev)
         ev_loop_destroy(loop->ev);
 
-    for (ts__cbnode *n = loop->head, *next; n; n = next) {
-        next = n->next;
-        ts__free(n);
-    }
-    for (ts__cbnode *n = loop->phead, *next; n; n = next) {
-        next = n->next;
-        ts__free(n);
-    }
-    for (ts__cbnode *n = loop->xhead, *next; n; n = next) {
-        next = n->next;
-        ts__free(n);
-    }
     for (ts__cbnode *n = loop->spare, *next; n; n = next) {
         next = n->next;
         ts__free(n);

@@ -8,12 +8,6 @@
 
 #include "internal.h"
 
-typedef struct ts__cbnode {
-    struct ts__cbnode *next;
-    ts_ioloop_cb cb;
-    void *arg;
-} ts__cbnode;
-
 typedef struct ts__handler {
     ev_io io;
     ts_ioloop *loop;

@@ -153,10 +153,8 @@ void ts_iostream_unref(ts_iostream *s)
     if (!(s->flags & TS__F_CLOSED)) {
         /* Dropping the last reference closes; the deferred phase two holds its own and frees. */
         s->refs++;
-        ts__io_close(s, 0, true);
-        if (--s->refs > 0)
-            return;
-        ts_log(TS_LOG_ERROR, "iostream: could not schedule close; stream leaked");
+        ts__io_close(s, 0, true); /* queues phase two, which holds a reference of its own */
+        s->refs--;
         return;
     }
     if (s->flags & TS__F_CLOSE_DONE)
@@ -300,11 +298,7 @@ void ts__io_schedule(ts_iostream *s)
         return;
     s->flags |= TS__F_SCHEDULED;
     s->refs++;
-    if (ts__ioloop_defer(s->loop, on_deferred, s) < 0) {
-        s->flags &= ~TS__F_SCHEDULED;
-        s->refs--;
-        ts_log(TS_LOG_ERROR, "iostream: cannot queue a loop callback (out of memory)");
-    }
+    ts__ioloop_defer(s->loop, &s->deferred, on_deferred, s);
 }
 
 static void on_events(ts_ioloop *loop, int fd, int events, void *arg)

@@ -122,6 +122,7 @@ struct ts_iostream {
     void *close_arg;
     void *userdata;
     uint64_t search_bytes;
+    ts__cbnode deferred; /* the loop queue's node for the deferred run (TS__F_SCHEDULED) */
 };
 
 /* Most bytes one flush hands the transport, so one busy stream cannot starve the others. */
@@ -143,7 +144,7 @@ struct ts_iostream {
  * transport then says goodbye first (ops->shutdown: TLS close_notify).
  */
 void ts__io_close(ts_iostream *s, int err, bool orderly);
-/** Queues a deferred run on the loop (no-op if queued, or if a run is on the stack: it will loop). */
+/** Queues a deferred run on the loop (no-op if queued, or if a run is on the stack: it will loop). Cannot fail: the queue node is the stream's own. */
 void ts__io_schedule(ts_iostream *s);
 /** Brings the loop's interest in line with what the stream waits for; releases an empty read buffer. */
 void ts__io_update_interest(ts_iostream *s);

@@ -59,8 +59,10 @@ void ts__regex_free(ts__regex *re)
     ts__free(re);
 }
 
-static ts__regex *compile(const char *pattern, size_t plen)
+/* Compiles @p pattern; NULL with *err TS_ENOMEM (out of memory, PCRE2's included) or TS_EREGEX (a bad pattern). */
+static ts__regex *compile(const char *pattern, size_t plen, int *err)
 {
+    *err = TS_ENOMEM;
     ts__regex *re = ts__calloc(1, sizeof(*re));
     if (!re)
         return NULL;
@@ -79,9 +81,12 @@ static ts__regex *compile(const char *pattern, size_t plen)
     re->code = pcre2_compile((PCRE2_SPTR)pattern, plen, 0, &errcode, &erroff, cctx);
     pcre2_compile_context_free(cctx);
     if (!re->code) {
-        PCRE2_UCHAR msg[120];
-        pcre2_get_error_message(errcode, msg, sizeof(msg));
-        ts_log(TS_LOG_INFO, "iostream: bad regex at offset %zu: %s", (size_t)erroff, (const char *)msg);
+        if (errcode != PCRE2_ERROR_HEAP_FAILED) {
+            PCRE2_UCHAR msg[120];
+            pcre2_get_error_message(errcode, msg, sizeof(msg));
+            ts_log(TS_LOG_INFO, "iostream: bad regex at offset %zu: %s", (size_t)erroff, (const char *)msg);
+            *err = TS_EREGEX;
+        }
         ts__regex_free(re);
         return NULL;
     }
@@ -104,9 +109,10 @@ int ts__regex_prepare(ts_iostream *s, const char *pattern)
     size_t plen = strlen(pattern);
     if (s->re && s->re->pattern_len == plen && memcmp(s->re->pattern, pattern, plen) == 0)
         return 0; /* same pattern: keep the compiled code */
-    ts__regex *re = compile(pattern, plen);
+    int err;
+    ts__regex *re = compile(pattern, plen, &err);
     if (!re)
-        return TS_EREGEX;
+        return err;
     ts__regex_free(s->re);
     s->re = re;
     return 0;
@@ -130,6 +136,8 @@ int ts__regex_search(ts_iostream *s, const char *data, size_t len, size_t *scan,
         *scan = len;
         return 0;
     }
+    if (rc == PCRE2_ERROR_NOMEMORY)
+        return TS_ENOMEM; /* the hooks refused PCRE2's frames: not the pattern's fault (the heap limit is) */
     PCRE2_UCHAR msg[120];
     pcre2_get_error_message(rc, msg, sizeof(msg));
     ts_log(TS_LOG_INFO, "iostream: regex match failed: %s", (const char *)msg);

@@ -134,13 +134,14 @@ typedef struct defer_state {
     iter_state *it;
     int left;
     int io_at_start, io_at_end;
+    ts__cbnode node; /* the queue's node, as a stream embeds one */
 } defer_state;
 
 static void defer_chain(ts_ioloop *loop, void *arg)
 {
     defer_state *d = arg;
     if (--d->left > 0) {
-        assert_int_equal(ts__ioloop_defer(loop, defer_chain, d), 0);
+        ts__ioloop_defer(loop, &d->node, defer_chain, d);
         return;
     }
     d->io_at_end = d->it->io_calls;
@@ -151,7 +152,7 @@ static void defer_start(ts_ioloop *loop, void *arg)
 {
     defer_state *d = arg;
     d->io_at_start = d->it->io_calls;
-    ts__ioloop_defer(loop, defer_chain, d);
+    ts__ioloop_defer(loop, &d->node, defer_chain, d);
 }
 
 static void test_deferred_completions_batched_per_iteration(void **state)
@@ -159,7 +160,7 @@ static void test_deferred_completions_batched_per_iteration(void **state)
     (void)state;
     ts_ioloop *loop = ts_ioloop_new();
     iter_state st = {0};
-    defer_state d = {&st, 100, 0, 0};
+    defer_state d = {&st, 100, 0, 0, {0}};
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, st.fds), 0);
     assert_int_equal(write(st.fds[1], "x", 1), 1); /* always readable: every poll counts */
     assert_int_equal(ts_ioloop_add_handler(loop, st.fds[0], TS_IOLOOP_READ, iter_io, &st), 0);

@@ -358,8 +358,9 @@ TS_EXPORT int ts_iostream_read_until(ts_iostream *s, const void *delim, size_t d
  * Reads up to the end of the first match of the PCRE2 @p pattern. The
  * pattern is compiled (with JIT) once and kept by the stream while it stays
  * the same. Matching runs under PCRE2 match and heap limits; exceeding them
- * fails the read with TS_EREGEX and closes the stream. A bad pattern is
- * TS_EREGEX at once (callback not run). @p max_bytes as for read_until; the
+ * fails the read with TS_EREGEX and closes the stream (running out of memory
+ * below the limits: TS_ENOMEM). A bad pattern is TS_EREGEX at once (callback
+ * not run); TS_ENOMEM if compiling it runs out of memory. @p max_bytes as for read_until; the
  * match is looked for in the first @p max_bytes bytes only, so a pattern
  * whose match could run on past them (greedy repeats, `$`, `\b`) ends at
  * that limit where Tornado, which searches the whole buffer, would fail the
