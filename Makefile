@@ -6,6 +6,8 @@
 #   make demo      build, then run examples/demo.sh (or build/examples/loop_demo)
 #   make test      sanitized Debug build in build-test/ + ctest
 #                  (CI=true adds -DTS_WERROR=ON; CTEST_ARGS="-R ioloop" filters)
+#   make fuzz      clang libFuzzer build in build-fuzz/ (TS_FUZZ), then every
+#                  target for FUZZ_SECONDS each (default 60; FUZZ_TARGETS=...)
 #   make bench     build, then run every binary in build/bench/
 #   make docs      doxygen API docs into build/docs/
 #   make install   install into $(PREFIX) (default /usr/local; DESTDIR honoured)
@@ -22,6 +24,8 @@ JOBS           ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST_JOBS     ?= 2
 CTEST_ARGS     ?=
 CMAKE_ARGS     ?=
+FUZZ_BUILD_DIR ?= build-fuzz
+FUZZ_SECONDS   ?= 60
 
 ifeq ($(CI),true)
 TS_WERROR_FLAG := -DTS_WERROR=ON
@@ -29,12 +33,12 @@ else
 TS_WERROR_FLAG := -DTS_WERROR=OFF
 endif
 
-.PHONY: all help deps build-deps configure build demo test bench docs install clean
+.PHONY: all help deps build-deps configure build demo test bench docs install clean fuzz
 
 all: build
 
 help:
-	@sed -n '3,13p' Makefile
+	@sed -n '3,15p' Makefile
 
 deps:
 	@bash scripts/deps.sh all
@@ -72,6 +76,14 @@ test: deps
 	    $(CMAKE_ARGS)
 	$(CMAKE) --build $(TEST_BUILD_DIR) -j$(JOBS)
 	$(CTEST) --test-dir $(TEST_BUILD_DIR) --output-on-failure -j$(CTEST_JOBS) $(CTEST_ARGS)
+
+fuzz: deps
+	CC=clang $(CMAKE) -S . -B $(FUZZ_BUILD_DIR) \
+	    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g" \
+	    -DTS_FUZZ=ON -DTS_BUILD_TESTS=OFF -DTS_BUILD_EXAMPLES=OFF -DTS_BUILD_BENCH=OFF \
+	    $(CMAKE_ARGS)
+	$(CMAKE) --build $(FUZZ_BUILD_DIR) -j$(JOBS)
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/fuzz/run.sh $(FUZZ_BUILD_DIR)
 
 bench: build
 	@set -e; found=0; \
