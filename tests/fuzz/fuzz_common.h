@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <ev.h>
 
@@ -62,6 +64,37 @@ static inline void fz_run_until(ts_ioloop *loop, bool (*done)(const void *), con
     }
     fprintf(stderr, "%s: the session did not finish (hang)\n", what);
     abort();
+}
+
+/*
+ * The fd half of an in-memory transport: an eventfd that is always readable
+ * and writable, so readiness never gates the transport. A session struct
+ * puts it first, so the session is the transport pointer for these ops.
+ */
+typedef struct fz_fd {
+    int efd;
+    bool closed, freed;
+} fz_fd;
+
+static inline void fz_fd_open(fz_fd *f)
+{
+    f->efd = eventfd(1, EFD_NONBLOCK | EFD_CLOEXEC);
+    f->closed = f->freed = false;
+    FZ_CHECK(f->efd >= 0);
+}
+static inline int fz_fd_fileno(void *t) { return ((fz_fd *)t)->closed ? -1 : ((fz_fd *)t)->efd; }
+static inline void fz_fd_close(void *t)
+{
+    fz_fd *f = t;
+    if (!f->closed)
+        close(f->efd);
+    f->closed = true;
+}
+static inline void fz_fd_free(void *t)
+{
+    fz_fd *f = t;
+    FZ_CHECK(f->closed && !f->freed); /* once, after the close */
+    f->freed = true;
 }
 
 #endif /* TS_FUZZ_COMMON_H */

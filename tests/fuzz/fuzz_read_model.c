@@ -27,7 +27,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #ifndef PCRE2_CODE_UNIT_WIDTH
@@ -61,10 +60,9 @@ enum { K_UNTIL, K_BYTES, K_REGEX, K_INTO, K_CLOSE, K_BYTES_STREAM, K_CLOSE_STREA
 enum { A_INLINE, A_DEFER, A_CLOSE, A_FREE, A_UNREF, A_COUNT };
 
 typedef struct session {
+    fz_fd fd; /* first: the session is the transport */
     ts_ioloop *loop;
     ts_iostream *s; /* NULL once our reference is gone */
-    int efd;
-    bool t_closed, t_freed;
     /* the incoming stream */
     const uint8_t *data;
     size_t visible, delivered, pos;
@@ -89,12 +87,10 @@ typedef struct session {
 
 /* ---- the transport -------------------------------------------------------- */
 
-static int t_fileno(void *t) { return ((session *)t)->t_closed ? -1 : ((session *)t)->efd; }
-
 static ssize_t t_read(void *t, void *buf, size_t len)
 {
     session *m = t;
-    FZ_CHECK(!m->t_closed);
+    FZ_CHECK(!m->fd.closed);
     if (m->delivered == m->visible)
         return m->end_status == TS_ECLOSED || m->end_status == TS_ETRUNCATED ? 0 : m->end_status;
     size_t piece = len;
@@ -121,32 +117,17 @@ static ssize_t t_write(void *t, const struct iovec *iov, int cnt)
     return (ssize_t)total;
 }
 
-static void t_close(void *t)
-{
-    session *m = t;
-    if (!m->t_closed)
-        close(m->efd);
-    m->t_closed = true;
-}
-
 static int t_fd_error(void *t) { return ((session *)t)->end_status == TS_ETRUNCATED ? TS_ETRUNCATED : 0; }
-
-static void t_free(void *t)
-{
-    session *m = t;
-    FZ_CHECK(m->t_closed && !m->t_freed);
-    m->t_freed = true;
-}
 
 static const ts_stream_ops model_ops = {
     .size = sizeof(ts_stream_ops),
     .name = "fuzz",
-    .fileno = t_fileno,
+    .fileno = fz_fd_fileno,
     .read_from_fd = t_read,
     .write_to_fd = t_write,
-    .close_fd = t_close,
+    .close_fd = fz_fd_close,
     .get_fd_error = t_fd_error,
-    .free = t_free,
+    .free = fz_fd_free,
 };
 
 /* ---- the model ------------------------------------------------------------- */
@@ -489,7 +470,7 @@ static void on_close(ts_iostream *s, void *arg)
 static bool session_done(const void *arg)
 {
     const session *m = arg;
-    return m->s == NULL && m->t_freed && !m->pending && m->deferred == 0 && m->futures == 0 && m->close_calls == 1;
+    return m->s == NULL && m->fd.freed && !m->pending && m->deferred == 0 && m->futures == 0 && m->close_calls == 1;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -527,8 +508,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fz_cursor_init(&m.ops, data + 3 + len, size - 3 - len);
     m.cuts = m.ops; /* the same bytes, read from the other end */
 
-    m.efd = eventfd(1, EFD_NONBLOCK | EFD_CLOEXEC);
-    FZ_CHECK(m.efd >= 0);
+    fz_fd_open(&m.fd);
     ts_iostream_options o = {.size = sizeof(o), .max_buffer_size = mb, .read_chunk_size = chunks[cfg >> 6]};
     m.s = ts_iostream_new(loop, &model_ops, &m, &o);
     FZ_CHECK(m.s != NULL);

@@ -110,12 +110,24 @@ static bool handshake(session *m)
     return false;
 }
 
+/* Appends what the server wrote to its BIO to the wire buffer. */
+static void take_records(session *m, uint8_t **wire, size_t *len, size_t *cap)
+{
+    char buf[16384];
+    int n;
+    while ((n = BIO_read(m->wbio, buf, sizeof(buf))) > 0) {
+        if (*len + (size_t)n > *cap)
+            *wire = realloc(*wire, *cap = 2 * (*len + (size_t)n));
+        memcpy(*wire + *len, buf, (size_t)n);
+        *len += (size_t)n;
+    }
+}
+
 /* The server's records for the input's messages, in one buffer. */
 static uint8_t *make_wire(session *m, unsigned flags, unsigned nmsg, size_t *wire_len)
 {
     size_t cap = 1 << 16, len = 0;
     uint8_t *wire = malloc(cap);
-    char buf[16384];
     for (unsigned i = 0; i < nmsg; i++) {
         unsigned a = fz_front(&m->c), b = fz_front(&m->c);
         size_t sz = a & 0x80 ? 1 + (a & 0x7f) : 1 + ((size_t)(a & 0x7f) << 8 | b) * 3;
@@ -135,23 +147,11 @@ static uint8_t *make_wire(session *m, unsigned flags, unsigned nmsg, size_t *wir
         if (w <= 0)
             break; /* e.g. waiting on a renegotiation: what was written is all there is */
         m->plain_len += (size_t)w;
-        int n;
-        while ((n = BIO_read(m->wbio, buf, sizeof(buf))) > 0) {
-            if (len + (size_t)n > cap)
-                wire = realloc(wire, cap = 2 * (len + (size_t)n));
-            memcpy(wire + len, buf, (size_t)n);
-            len += (size_t)n;
-        }
+        take_records(m, &wire, &len, &cap);
     }
     if (flags & 2) {
         SSL_shutdown(m->srv);
-        int n;
-        while ((n = BIO_read(m->wbio, buf, sizeof(buf))) > 0) {
-            if (len + (size_t)n > cap)
-                wire = realloc(wire, cap = 2 * (len + (size_t)n));
-            memcpy(wire + len, buf, (size_t)n);
-            len += (size_t)n;
-        }
+        take_records(m, &wire, &len, &cap);
     }
     *wire_len = len;
     return wire;

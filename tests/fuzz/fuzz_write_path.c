@@ -25,7 +25,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "fuzz_common.h"
@@ -47,10 +46,10 @@ typedef struct wrec {
 } wrec;
 
 struct session {
+    fz_fd fd; /* first: the session is the transport */
     ts_ioloop *loop;
     ts_iostream *s;
-    int efd;
-    bool t_closed, t_freed, may_fail;
+    bool may_fail;
     fz_cursor ops, peer;
     size_t max_write;
     size_t issued, accepted;
@@ -68,8 +67,6 @@ static uint8_t pat(size_t i) { return (uint8_t)(i * 131u ^ i >> 7); }
 
 /* ---- the peer --------------------------------------------------------------- */
 
-static int t_fileno(void *t) { return ((session *)t)->t_closed ? -1 : ((session *)t)->efd; }
-
 static ssize_t t_read(void *t, void *buf, size_t len)
 {
     (void)t, (void)buf, (void)len;
@@ -79,7 +76,7 @@ static ssize_t t_read(void *t, void *buf, size_t len)
 static ssize_t t_write(void *t, const struct iovec *iov, int cnt)
 {
     session *m = t;
-    FZ_CHECK(!m->t_closed);
+    FZ_CHECK(!m->fd.closed);
     size_t total = 0;
     for (int i = 0; i < cnt; i++)
         total += iov[i].iov_len;
@@ -107,14 +104,6 @@ static ssize_t t_write(void *t, const struct iovec *iov, int cnt)
     return (ssize_t)take;
 }
 
-static void t_close(void *t)
-{
-    session *m = t;
-    if (!m->t_closed)
-        close(m->efd);
-    m->t_closed = true;
-}
-
 static int t_shutdown_write(void *t)
 {
     session *m = t;
@@ -123,21 +112,14 @@ static int t_shutdown_write(void *t)
     return c < 30 ? TS_EAGAIN : 0;
 }
 
-static void t_free(void *t)
-{
-    session *m = t;
-    FZ_CHECK(m->t_closed && !m->t_freed);
-    m->t_freed = true;
-}
-
 static const ts_stream_ops peer_ops = {
     .size = sizeof(ts_stream_ops),
     .name = "fuzz",
-    .fileno = t_fileno,
+    .fileno = fz_fd_fileno,
     .read_from_fd = t_read,
     .write_to_fd = t_write,
-    .close_fd = t_close,
-    .free = t_free,
+    .close_fd = fz_fd_close,
+    .free = fz_fd_free,
     .shutdown_write = t_shutdown_write,
 };
 
@@ -389,7 +371,7 @@ static void driver(ts_ioloop *loop, void *arg)
 static bool session_done(const void *arg)
 {
     const session *m = arg;
-    if (m->s || !m->t_freed || m->futures || m->deferred || m->close_calls != 1)
+    if (m->s || !m->fd.freed || m->futures || m->deferred || m->close_calls != 1)
         return false;
     for (int i = 0; i < m->nw; i++)
         if (!m->w[i].done)
@@ -417,8 +399,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     m.may_fail = data[0] & 8;
     fz_cursor_init(&m.ops, data + 1, size - 1);
     m.peer = m.ops; /* the same bytes, from the other end */
-    m.efd = eventfd(1, EFD_NONBLOCK | EFD_CLOEXEC);
-    FZ_CHECK(m.efd >= 0);
+    fz_fd_open(&m.fd);
     ts_iostream_options o = {.size = sizeof(o), .max_write_buffer_size = m.max_write};
     m.s = ts_iostream_new(loop, &peer_ops, &m, &o);
     FZ_CHECK(m.s != NULL);
