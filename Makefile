@@ -8,6 +8,9 @@
 #                  (CI=true adds -DTS_WERROR=ON; CTEST_ARGS="-R ioloop" filters)
 #   make fuzz      clang libFuzzer build in build-fuzz/ (TS_FUZZ), then every
 #                  target for FUZZ_SECONDS each (default 60; FUZZ_TARGETS=...)
+#   make valgrind  the unit suite under valgrind memcheck (build-valgrind/)
+#   make tsan      ThreadSanitizer build (build-tsan/), the tests that use threads
+#   make soak      release build, then tests/soak.sh (SOAK_SECONDS, default 60)
 #   make bench     build, then run every binary in build/bench/
 #   make docs      doxygen API docs into build/docs/
 #   make install   install into $(PREFIX) (default /usr/local; DESTDIR honoured)
@@ -33,12 +36,12 @@ else
 TS_WERROR_FLAG := -DTS_WERROR=OFF
 endif
 
-.PHONY: all help deps build-deps configure build demo test bench docs install clean fuzz
+.PHONY: all help deps build-deps configure build demo test bench docs install clean fuzz valgrind tsan soak
 
 all: build
 
 help:
-	@sed -n '3,15p' Makefile
+	@sed -n '3,18p' Makefile
 
 deps:
 	@bash scripts/deps.sh all
@@ -84,6 +87,15 @@ fuzz: deps
 	    $(CMAKE_ARGS)
 	$(CMAKE) --build $(FUZZ_BUILD_DIR) -j$(JOBS)
 	FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/fuzz/run.sh $(FUZZ_BUILD_DIR)
+
+valgrind: deps
+	JOBS=$(JOBS) bash .ci/reliability.sh valgrind
+
+tsan: deps
+	JOBS=$(JOBS) bash .ci/reliability.sh tsan
+
+soak: deps
+	JOBS=$(JOBS) SOAK_SECONDS=$(or $(SOAK_SECONDS),60) bash .ci/reliability.sh soak
 
 bench: build
 	@set -e; found=0; \
