@@ -324,3 +324,93 @@ void tu_set_nonblock(int fd)
     assert_true(fl >= 0);
     assert_int_equal(fcntl(fd, F_SETFL, fl | O_NONBLOCK), 0);
 }
+
+/* ---- memory in bytes, loop iterations, CPU time ------------------------- */
+
+#include <stdatomic.h>
+#include <sys/resource.h>
+
+static atomic_long g_live_bytes, g_peak_bytes;
+
+static void bytes_add(long n)
+{
+    long v = atomic_fetch_add(&g_live_bytes, n) + n;
+    long p = atomic_load(&g_peak_bytes);
+    while (v > p && !atomic_compare_exchange_weak(&g_peak_bytes, &p, v)) {
+    }
+}
+
+#define TU_HDR 16 /* keeps the caller's memory 16-byte aligned */
+static void *b_malloc(size_t n)
+{
+    char *p = malloc(n + TU_HDR);
+    if (!p)
+        return NULL;
+    *(size_t *)p = n;
+    bytes_add((long)n);
+    return p + TU_HDR;
+}
+static void *b_realloc(void *q, size_t n)
+{
+    if (!q)
+        return b_malloc(n);
+    char *p = (char *)q - TU_HDR;
+    size_t old = *(size_t *)p;
+    p = realloc(p, n + TU_HDR);
+    if (!p)
+        return NULL;
+    *(size_t *)p = n;
+    bytes_add((long)n - (long)old);
+    return p + TU_HDR;
+}
+static void b_free(void *q)
+{
+    char *p = (char *)q - TU_HDR;
+    bytes_add(-(long)*(size_t *)p);
+    free(p);
+}
+
+void tu_use_byte_allocator(void)
+{
+    static const ts_allocator a = {b_malloc, b_realloc, b_free};
+    assert_int_equal(ts_set_allocator(&a), 0);
+}
+
+long tu_mem_live(void) { return atomic_load(&g_live_bytes); }
+
+long tu_mem_mark(void)
+{
+    long v = atomic_load(&g_live_bytes);
+    atomic_store(&g_peak_bytes, v);
+    return v;
+}
+
+long tu_mem_peak_over(long base) { return atomic_load(&g_peak_bytes) - base; }
+
+typedef struct tu_iters {
+    ev_prepare w;
+    long n;
+} tu_iters;
+
+static void on_iter(struct ev_loop *l, ev_prepare *w, int revents)
+{
+    (void)l, (void)revents;
+    ((tu_iters *)w)->n++;
+}
+
+long tu_idle_iterations(ts_ioloop *loop, double seconds)
+{
+    tu_iters it = {.n = 0};
+    ev_prepare_init(&it.w, on_iter);
+    ev_prepare_start(ts_ioloop_ev(loop), &it.w);
+    tu_run_for(loop, seconds);
+    ev_prepare_stop(ts_ioloop_ev(loop), &it.w);
+    return it.n;
+}
+
+double tu_cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}

@@ -99,4 +99,25 @@ int tu_count_fds(void);
 /** Makes @p fd non-blocking. */
 void tu_set_nonblock(int fd);
 
+/* ---- memory in bytes, loop iterations, CPU time (adversarial tests) ------ */
+
+/**
+ * Routes the library's allocations through malloc with a size header and
+ * counts the bytes live and their peak (thread-safe). Install it before the
+ * library allocates anything (first thing in main()); it stays for the run.
+ */
+void tu_use_byte_allocator(void);
+/** The library's bytes live now (byte allocator). */
+long tu_mem_live(void);
+/** Restarts the peak from the bytes live now; returns them. */
+long tu_mem_mark(void);
+/** The peak since tu_mem_mark() returned @p base, over @p base. */
+long tu_mem_peak_over(long base);
+
+/** Iterations @p loop makes while it runs for @p seconds (a busy loop makes thousands). */
+long tu_idle_iterations(ts_ioloop *loop, double seconds);
+
+/** CPU seconds (user + system) this process has used. */
+double tu_cpu_seconds(void);
+
 #endif /* TS_TESTUTIL_H */
