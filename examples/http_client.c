@@ -7,12 +7,12 @@
  *
  *   start_request   TCPClient: resolve, connect, TLS handshake  -> on_connect
  *   on_connect      write the request, read_until_regex(blank line) -> on_head
- *   on_head         parse the status line and headers strictly, then the body:
+ *   on_head         parse the head strictly (http_parse.c), then the body:
  *     Content-Length   read_bytes_streaming                     -> on_length_done
- *     chunked          read_until("\r\n")                       -> on_chunk_size
+ *     chunked          read_until("\n"): chunk-size line        -> on_chunk_size
  *                      read_bytes_streaming(size)               -> on_chunk_data
  *                      read_bytes(2) = CRLF                     -> on_chunk_end ...
- *                      after the 0-size chunk: read_until("\r\n") -> on_trailer
+ *                      after the 0-size chunk: read_until("\n")  -> on_trailer
  *     neither          read_until_close_streaming               -> on_close_done
  *   body_done       success. With -L a redirect goes back to start_request
  *                   straight from on_head, without reading its body.
@@ -40,6 +40,8 @@
 #include <tstream/ssl.h>
 #include <tstream/tcpclient.h>
 
+#include "http_parse.h"
+
 /* Exit codes; usage() says what each means. */
 enum {
     HC_OK = 0, HC_INTERNAL = 1, HC_USAGE = 2, HC_RESOLVE = 3, HC_CONNECT = 4, HC_TLS = 5,
@@ -47,7 +49,7 @@ enum {
 };
 
 #define MAX_HEAD (64 * 1024)     /* status line + headers */
-#define MAX_CHUNK_LINE 1024      /* one chunk-size line, extensions included */
+#define MAX_FIELDS 256           /* header fields in one head */
 #define MAX_TRAILERS (64 * 1024) /* all trailer lines together */
 #define MAX_REDIRECTS 5
 #define PROGRESS_INTERVAL 0.1 /* seconds between progress bar updates */
@@ -125,17 +127,6 @@ static char *xasprintf(const char *fmt, ...)
     va_end(ap);
     return s;
 }
-
-/* An RFC 9110 token (a method, a header name). */
-static bool is_token(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (!isalnum((unsigned char)s[i]) && !(s[i] && strchr("!#$%&'*+-.^_`|~", s[i])))
-            return false;
-    return n > 0;
-}
-
-static bool is_ctl(char ch) { return ((unsigned char)ch < 0x20 && ch != '\t') || ch == 0x7f; }
 
 /* ---- URLs ------------------------------------------------------------------- */
 
@@ -555,108 +546,28 @@ static void read_head(client *c)
     check_started(c, ts_iostream_read_until_regex(c->stream, "\r?\n\r?\n", MAX_HEAD, on_head, c), "read from");
 }
 
-/* "HTTP/1.x SP 3DIGIT [SP reason]" */
-static bool parse_status_line(client *c, const char *l, size_t n)
-{
-    if (n < 12 || memcmp(l, "HTTP/1.", 7) || !isdigit((unsigned char)l[7]) || l[8] != ' ' ||
-        (n > 12 && l[12] != ' '))
-        return false;
-    for (int i = 9; i < 12; i++)
-        if (!isdigit((unsigned char)l[i]))
-            return false;
-    c->status = atoi(l + 9);
-    snprintf(c->reason, sizeof c->reason, "%.*s", n > 13 ? (int)(n - 13) : 0, l + 13);
-    return c->status >= 100 && c->status <= 599;
-}
-
-/* Content-Length: 1*DIGIT; repeated headers must agree (no lists: strict). */
-static bool parse_length(const char *v, size_t n, uint64_t *out, bool seen)
-{
-    uint64_t x = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!isdigit((unsigned char)v[i]) || x > (SIZE_MAX - 9) / 10) /* also too big for this machine */
-            return false;
-        x = x * 10 + (uint64_t)(v[i] - '0');
-    }
-    if (n == 0 || (seen && x != *out))
-        return false;
-    *out = x;
-    return true;
-}
-
-/* Whether the last coding in a Transfer-Encoding value is "chunked". */
-static bool last_coding_is_chunked(const char *v, size_t n)
-{
-    size_t start = n;
-    while (start > 0 && v[start - 1] != ',' && v[start - 1] != ' ' && v[start - 1] != '\t')
-        start--;
-    return n - start == 7 && !strncasecmp(v + start, "chunked", 7);
-}
-
-/* Parses one header line (no CRLF); NULL or what is wrong with it. */
-static const char *parse_header(client *c, const char *l, size_t n, bool *have_length, bool *have_te,
-                                bool *chunked)
-{
-    const char *colon = memchr(l, ':', n), *v, *ve = l + n;
-    if (l[0] == ' ' || l[0] == '\t')
-        return "obsolete header line folding";
-    if (!colon || !is_token(l, (size_t)(colon - l)))
-        return "invalid header line";
-    for (v = colon + 1; v < ve && (*v == ' ' || *v == '\t'); v++)
-        ;
-    while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
-        ve--;
-    for (const char *q = v; q < ve; q++)
-        if (is_ctl(*q))
-            return "control character in a header value";
-    size_t nlen = (size_t)(colon - l), vlen = (size_t)(ve - v);
-    if (nlen == 14 && !strncasecmp(l, "Content-Length", 14)) {
-        if (!parse_length(v, vlen, &c->length, *have_length))
-            return "invalid Content-Length";
-        *have_length = true;
-    } else if (nlen == 17 && !strncasecmp(l, "Transfer-Encoding", 17)) {
-        *have_te = true;
-        *chunked = last_coding_is_chunked(v, vlen);
-    } else if (nlen == 8 && !strncasecmp(l, "Location", 8) && !c->location) {
-        c->location = xasprintf("%.*s", (int)vlen, v);
-    }
-    return NULL;
-}
-
 /* Parses the whole head strictly and picks the body mode; false (finished) on error. */
 static bool parse_head(client *c, const char *data, size_t len)
 {
-    const char *p = data, *end = data + len, *bad = NULL, *l = data;
-    bool have_length = false, have_te = false, chunked = false;
-    size_t n = 0;
+    hp_field fields[MAX_FIELDS];
+    hp_message m = {.fields = fields, .max_fields = MAX_FIELDS};
+    hp_limits lim = {.max_head = MAX_HEAD};
     free(c->location);
     c->location = NULL;
-    c->length = 0;
-    for (bool first = true; p < end && !bad; first = false) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p)); /* the head ends with one */
-        l = p, n = (size_t)(nl - p), p = nl + 1;
-        if (n > 0 && l[n - 1] == '\r')
-            n--;
-        if (memchr(l, '\r', n) || memchr(l, '\0', n))
-            bad = "stray CR or NUL byte";
-        else if (first)
-            bad = parse_status_line(c, l, n) ? NULL : "invalid status line";
-        else if (n > 0)
-            bad = parse_header(c, l, n, &have_length, &have_te, &chunked);
-    }
-    if (!bad && have_te && have_length)
-        bad = "both Transfer-Encoding and Content-Length", n = 0;
-    if (bad) {
-        finish(c, HC_PROTOCOL, "malformed response from %s: %s%s%.*s%s", c->authority, bad, n ? " in '" : "",
-               (int)(n > 60 ? 60 : n), l, n ? "'" : "");
+    ssize_t rc = hp_parse_response(data, len, !strcmp(c->method, "HEAD"), &lim, &m);
+    if (rc != (ssize_t)len) { /* HP_INCOMPLETE cannot be: the blank line was found */
+        finish(c, HC_PROTOCOL, "malformed response from %s: %s", c->authority, m.error ? m.error : "no blank line");
         return false;
     }
-    if (!strcmp(c->method, "HEAD") || c->status == 204 || c->status == 304 || c->status < 200)
-        c->mode = BODY_NONE;
-    else if (have_te)
-        c->mode = chunked ? BODY_CHUNKED : BODY_CLOSE;
-    else
-        c->mode = have_length ? BODY_LENGTH : BODY_CLOSE;
+    const hp_field *loc = hp_find(&m, "Location");
+    if (loc)
+        c->location = xasprintf("%.*s", (int)loc->value.len, loc->value.ptr);
+    c->status = m.status;
+    snprintf(c->reason, sizeof c->reason, "%.*s", (int)m.reason.len, m.reason.ptr);
+    c->length = m.length;
+    static const body_mode modes[] = {[HP_BODY_NONE] = BODY_NONE, [HP_BODY_LENGTH] = BODY_LENGTH,
+                                      [HP_BODY_CHUNKED] = BODY_CHUNKED, [HP_BODY_CLOSE] = BODY_CLOSE};
+    c->mode = modes[m.framing];
     return true;
 }
 
@@ -788,51 +699,41 @@ static void start_body(client *c)
                       "read the body from");
 }
 
-/* chunk-size [ BWS ";" chunk-ext ], without the CRLF */
-static bool parse_chunk_size(const char *l, size_t n, uint64_t *size)
-{
-    size_t i = 0;
-    for (*size = 0; i < n && isxdigit((unsigned char)l[i]); i++) {
-        if (*size > (SIZE_MAX >> 4))
-            return false; /* too big for this machine */
-        *size = *size << 4 | (uint64_t)(isdigit((unsigned char)l[i]) ? l[i] - '0' : (l[i] | 0x20) - 'a' + 10);
-    }
-    if (i == 0)
-        return false;
-    while (i < n && (l[i] == ' ' || l[i] == '\t'))
-        i++;
-    if (i < n && l[i] != ';')
-        return false;
-    for (; i < n; i++)
-        if (is_ctl(l[i]))
-            return false;
-    return true;
-}
-
 static void on_chunk_size(ts_iostream *s, int status, const char *data, size_t len, void *arg);
 static void on_chunk_data(ts_iostream *s, int status, const char *data, size_t len, void *arg);
 static void on_chunk_end(ts_iostream *s, int status, const char *data, size_t len, void *arg);
 static void on_trailer(ts_iostream *s, int status, const char *data, size_t len, void *arg);
 
+/* One line of the trailer section, within what is left of MAX_TRAILERS. */
+static void read_trailer_line(client *c)
+{
+    size_t left = MAX_TRAILERS - c->trailer_bytes;
+    if (left == 0) /* 0 would mean no limit to read_until */
+        finish(c, HC_PROTOCOL, "malformed response from %s: trailers over %d bytes", c->authority, MAX_TRAILERS);
+    else
+        check_started(c, ts_iostream_read_until(c->stream, "\n", 1, left, on_trailer, c), "read from");
+}
+
 static void read_chunk_size(client *c)
 {
-    check_started(c, ts_iostream_read_until(c->stream, "\r\n", 2, MAX_CHUNK_LINE, on_chunk_size, c),
+    check_started(c, ts_iostream_read_until(c->stream, "\n", 1, HP_MAX_CHUNK_LINE + 2, on_chunk_size, c),
                   "read the body from");
 }
 
 static void on_chunk_size(ts_iostream *s, int status, const char *data, size_t len, void *arg)
 {
     client *c = arg;
-    uint64_t size;
+    uint64_t size = 0;
+    const char *why = NULL;
     if (c->done)
         return;
     if (status < 0)
         read_failed(c, s, status, "a chunk-size line");
-    else if (!parse_chunk_size(data, len - 2, &size))
-        finish(c, HC_PROTOCOL, "malformed response from %s: invalid chunk-size line '%.*s'", c->authority,
-               (int)(len - 2 > 60 ? 60 : len - 2), data);
+    else if (hp_parse_chunk_line(data, len, &size, &why) != (ssize_t)len)
+        finish(c, HC_PROTOCOL, "malformed response from %s: %s: '%.*s'", c->authority, why,
+               (int)(len > 60 ? 60 : len - (len > 0 && data[len - 1] == '\n')), data);
     else if (size == 0) /* the last chunk: trailers follow, up to a blank line */
-        check_started(c, ts_iostream_read_until(s, "\r\n", 2, MAX_CHUNK_LINE * 8, on_trailer, c), "read from");
+        read_trailer_line(c);
     else
         check_started(c, ts_iostream_read_bytes_streaming(s, size, on_body_data, on_chunk_data, c), "read from");
 }
@@ -846,12 +747,13 @@ static void on_chunk_data(ts_iostream *s, int status, const char *data, size_t l
 static void on_chunk_end(ts_iostream *s, int status, const char *data, size_t len, void *arg)
 {
     client *c = arg;
+    const char *why = NULL;
     if (c->done)
         return;
     if (status < 0)
         read_failed(c, s, status, "a chunk");
-    else if (len != 2 || memcmp(data, "\r\n", 2))
-        finish(c, HC_PROTOCOL, "malformed response from %s: a chunk is not followed by CRLF", c->authority);
+    else if (hp_parse_chunk_end(data, len, &why) != 2)
+        finish(c, HC_PROTOCOL, "malformed response from %s: %s", c->authority, why);
     else
         read_chunk_size(c);
 }
@@ -859,17 +761,21 @@ static void on_chunk_end(ts_iostream *s, int status, const char *data, size_t le
 static void on_trailer(ts_iostream *s, int status, const char *data, size_t len, void *arg)
 {
     client *c = arg;
+    hp_field field;
+    bool last = false;
+    const char *why = NULL;
     if (c->done)
         return;
     if (status < 0)
         read_failed(c, s, status, "the trailers");
-    else if (len == 2) /* the blank line that ends the chunked body */
+    else if (hp_parse_trailer_line(data, len, MAX_TRAILERS - c->trailer_bytes, &field, &last, &why) != (ssize_t)len)
+        finish(c, HC_PROTOCOL, "malformed response from %s: %s in the trailers", c->authority, why);
+    else if (last) /* the blank line that ends the chunked body */
         body_done(c);
-    else if ((c->trailer_bytes += len) > MAX_TRAILERS)
-        finish(c, HC_PROTOCOL, "malformed response from %s: trailers over %d bytes", c->authority, MAX_TRAILERS);
     else {
+        c->trailer_bytes += len;
         note_lines(c, "< ", data, len);
-        check_started(c, ts_iostream_read_until(s, "\r\n", 2, MAX_CHUNK_LINE * 8, on_trailer, c), "read from");
+        read_trailer_line(c);
     }
 }
 
@@ -957,7 +863,7 @@ static int parse_args(int argc, char **argv, options *opt)
         return HC_USAGE;
     }
     opt->url = argv[optind];
-    if (opt->method && !is_token(opt->method, strlen(opt->method))) {
+    if (opt->method && !hp_is_token(opt->method, strlen(opt->method))) {
         fprintf(stderr, "http_client: invalid method '%s'\n", opt->method);
         return HC_USAGE;
     }

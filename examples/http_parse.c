@@ -15,7 +15,7 @@ static bool is_tchar(unsigned char ch)
     return ch && strchr("!#$%&'*+-.^_`|~", ch) != NULL;
 }
 
-static bool is_token(const char *s, size_t n)
+bool hp_is_token(const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if (!is_tchar((unsigned char)s[i]))
@@ -72,7 +72,7 @@ int hp_parse_field(const char *line, size_t len, hp_field *out, const char **why
         return (int)fail(why, HP_EBAD, "obsolete line folding");
     if (is_ws(colon[-1]))
         return (int)fail(why, HP_EBAD, "whitespace between a field name and its colon");
-    if (!is_token(line, nlen))
+    if (!hp_is_token(line, nlen))
         return (int)fail(why, HP_EBAD, "an invalid character in a field name");
     for (v = colon + 1; v < ve && is_ws(*v); v++)
         ;
@@ -114,7 +114,7 @@ static ssize_t parse_request_line(const char *l, size_t n, hp_message *m)
         return fail(&m->error, HP_EBAD, "a malformed request line");
     m->method = (hp_str){l, (size_t)(sp1 - l)};
     m->target = (hp_str){sp1 + 1, (size_t)(sp2 - sp1 - 1)};
-    if (!is_token(m->method.ptr, m->method.len))
+    if (!hp_is_token(m->method.ptr, m->method.len))
         return fail(&m->error, HP_EBAD, "an invalid method");
     if (m->target.len == 0)
         return fail(&m->error, HP_EBAD, "an empty request target");
@@ -440,16 +440,13 @@ ssize_t hp_parse_chunk_end(const char *buf, size_t len, const char **why)
     return len >= 2 ? 2 : HP_INCOMPLETE;
 }
 
-ssize_t hp_parse_trailer_line(const char *buf, size_t len, size_t max_line, hp_field *field, bool *last,
+ssize_t hp_parse_trailer_line(const char *buf, size_t len, size_t max_bytes, hp_field *field, bool *last,
                               const char **why)
 {
-    size_t scan = len < max_line + 2 ? len : max_line + 2;
-    const char *nl = memchr(buf, '\n', scan);
+    const char *nl = memchr(buf, '\n', len < max_bytes ? len : max_bytes);
     if (!nl)
-        return len >= max_line + 2 ? fail(why, HP_EBAD, "a trailer section over the limit") : HP_INCOMPLETE;
+        return len >= max_bytes ? fail(why, HP_EBAD, "a trailer section over the limit") : HP_INCOMPLETE;
     ssize_t n = line_length(buf, (size_t)(nl - buf));
-    if (n > (ssize_t)max_line)
-        return fail(why, HP_EBAD, "a trailer section over the limit");
     if (n < 0)
         return fail(why, HP_EBAD, "a CR not followed by LF");
     *last = n == 0;

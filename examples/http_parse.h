@@ -135,10 +135,10 @@ ssize_t hp_parse_chunk_end(const char *buf, size_t len, const char **why);
  * Checks one trailer section line at the start of buf (a field line, or the
  * blank line that ends the chunked body).
  * @return the line's length with its ending (> 0), *last set when it was the
- *         blank line; HP_INCOMPLETE; or HP_EBAD (also for a line over max_line
- *         bytes) with *why set.
+ *         blank line; HP_INCOMPLETE; or HP_EBAD with *why set, also when the
+ *         line with its ending would be longer than max_bytes.
  */
-ssize_t hp_parse_trailer_line(const char *buf, size_t len, size_t max_line, hp_field *field, bool *last,
+ssize_t hp_parse_trailer_line(const char *buf, size_t len, size_t max_bytes, hp_field *field, bool *last,
                               const char **why);
 
 /** What a chunked body decoder reports, one callback per event. Any may be NULL. */
@@ -169,6 +169,9 @@ ssize_t hp_chunked_feed(hp_chunked *d, const char *buf, size_t len, size_t max_t
 
 /** The HTTP status that answers an HP_E* error (400 for anything unknown). */
 int hp_status(ssize_t err);
+
+/** Whether s[0..n) is an RFC 9110 token (a method, a field name): 1*tchar. */
+bool hp_is_token(const char *s, size_t n);
 
 /** Whether s equals the NUL-terminated word, ignoring ASCII case. */
 bool hp_str_eq(hp_str s, const char *word);

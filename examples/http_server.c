@@ -332,19 +332,31 @@ static bool chunk_failed(conn *c, int status, bool malformed)
     return status < 0 || malformed;
 }
 
+static void on_trailer_line(ts_iostream *s, int status, const char *data, size_t len, void *arg);
+
+/* One line of the trailer section, within what is left of MAX_HEAD for it. */
+static void read_trailer_line(conn *c)
+{
+    size_t left = MAX_HEAD - c->trailer_bytes;
+    if (left == 0) /* 0 would mean no limit to read_until */
+        send_error(c, 400);
+    else if (ts_iostream_read_until(c->s, "\n", 1, left, on_trailer_line, c) < 0)
+        ts_iostream_close(c->s, 0);
+}
+
 static void on_trailer_line(ts_iostream *s, int status, const char *data, size_t len, void *arg)
 {
     conn *c = arg;
     hp_field field;
     bool last = false;
     const char *why;
-    if (chunk_failed(c, status, status == 0 && hp_parse_trailer_line(data, len, MAX_HEAD, &field, &last, &why) !=
-                                                   (ssize_t)len))
+    (void)s;
+    if (chunk_failed(c, status, status == 0 && hp_parse_trailer_line(data, len, MAX_HEAD - c->trailer_bytes, &field,
+                                                                     &last, &why) != (ssize_t)len))
         return;
     if (!last) {
         c->trailer_bytes += len;
-        if (ts_iostream_read_until(s, "\n", 1, MAX_HEAD - c->trailer_bytes, on_trailer_line, c) < 0)
-            ts_iostream_close(s, 0);
+        read_trailer_line(c);
         return;
     }
     char *body = c->body;
@@ -383,8 +395,7 @@ static void on_chunk_line(ts_iostream *s, int status, const char *data, size_t l
         return;
     if (size == 0) {
         c->trailer_bytes = 0;
-        if (ts_iostream_read_until(s, "\n", 1, MAX_HEAD, on_trailer_line, c) < 0)
-            ts_iostream_close(s, 0);
+        read_trailer_line(c);
         return;
     }
     if (size > MAX_BODY - c->body_len) {

@@ -98,6 +98,13 @@ R = {
     "/chunk-overflow": [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", b"1ffffffffffffffff\r\n"],
     "/chunk-no-crlf": [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", b"5\r\nhelloXX0\r\n\r\n"],
     "/chunk-cut": [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", b"a\r\nhello"],
+    "/space-colon": [b"HTTP/1.1 200 OK\r\nContent-Length : 2\r\n\r\nok"],
+    "/bare-cr": [b"HTTP/1.1 200 OK\r\nX-A: a\rb\r\nContent-Length: 2\r\n\r\nok"],
+    "/length-65": [b"HTTP/1.1 200 OK\r\nContent-Length: " + b"0" * 63 + b"02\r\n\r\nok"],
+    "/te-http10": [b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"],
+    "/chunk-lf": [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", b"2\nok\r\n0\r\n\r\n"],
+    "/chunk-bad-ext": [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", b"2;=x\r\nok\r\n0\r\n\r\n"],
+    "/bad-trailer": [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", b"2\r\nok\r\n0\r\nBad Trailer: x\r\n\r\n"],
     "/chunked": [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", b"5;name=val", b"ue\r\nhel",
                  b"lo\r\n7 ; x\r\n, world\r\n", b"0\r\nX-Trailer: yes\r\n", b"\r\n"],
     "/continue": [b"HTTP/1.1 100 Continue\r\n\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"],
@@ -311,7 +318,8 @@ fi
 
 # ---- strict parsing against the fake server --------------------------------
 for path in bad-status bad-header bad-length length-mismatch both folded huge-head truncated \
-    bad-chunk chunk-overflow chunk-no-crlf chunk-cut; do
+    bad-chunk chunk-overflow chunk-no-crlf chunk-cut space-colon bare-cr length-65 te-http10 chunk-lf \
+    chunk-bad-ext bad-trailer; do
     hc "fake-$path" 7 --timeout 20 "$F/$path"
     err_has "fake-$path" "127.0.0.1:$PF"
 done
