@@ -152,6 +152,56 @@ static ssize_t parse_status_line(const char *l, size_t n, hp_message *m)
 
 /* ---- the fields that frame the message ---------------------------------------- */
 
+/*
+ * *( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] ): chunk
+ * extensions (RFC 9112 7.1.1), and with need_value the parameters of a
+ * transfer coding (RFC 9110 10.1.4), whose value is not optional.
+ */
+static bool valid_params(const char *p, const char *end, bool need_value)
+{
+    while (p < end) {
+        while (p < end && is_ws(*p))
+            p++;
+        if (p == end || *p++ != ';')
+            return false;
+        while (p < end && is_ws(*p))
+            p++;
+        const char *name = p;
+        while (p < end && is_tchar((unsigned char)*p))
+            p++;
+        if (p == name)
+            return false;
+        const char *q = p;
+        while (q < end && is_ws(*q))
+            q++;
+        if (q == end || *q != '=') {
+            if (need_value)
+                return false;
+            continue; /* BWS before the next ';', or trailing whitespace rejected above */
+        }
+        for (p = q + 1; p < end && is_ws(*p); p++)
+            ;
+        if (p < end && *p == '"') {
+            for (p++; p < end && *p != '"'; p++) {
+                if (*p == '\\' && ++p == end)
+                    return false;
+                if (!is_field_char((unsigned char)*p))
+                    return false;
+            }
+            if (p++ == end)
+                return false;
+        } else {
+            const char *v = p;
+            while (p < end && is_tchar((unsigned char)*p))
+                p++;
+            if (p == v)
+                return false;
+        }
+    }
+    return true;
+}
+
+
 /* The next element of a comma-separated list (RFC 9110 5.6.1), empty ones skipped. */
 static bool next_element(hp_str *list, hp_str *elem)
 {
@@ -188,7 +238,7 @@ static ssize_t scan_transfer_encoding(const hp_field *f, framing_fields *ff, con
         size_t tl = 0;
         while (tl < c.len && is_tchar((unsigned char)c.ptr[tl]))
             tl++;
-        if (tl == 0)
+        if (tl == 0 || !valid_params(c.ptr + tl, c.ptr + c.len, true))
             return fail(why, HP_EBAD, "an invalid Transfer-Encoding");
         bool chunked = tl == 7 && !strncasecmp(c.ptr, "chunked", 7);
         if (ff->chunked || (chunked && tl != c.len))
@@ -355,48 +405,6 @@ ssize_t hp_parse_response(const char *buf, size_t len, bool head_request, const 
 
 /* ---- chunked framing --------------------------------------------------------------- */
 
-/* [ BWS ";" BWS ext-name [ BWS "=" BWS ( token / quoted-string ) ] ]... (RFC 9112 7.1.1) */
-static bool valid_chunk_ext(const char *p, const char *end)
-{
-    while (p < end) {
-        while (p < end && is_ws(*p))
-            p++;
-        if (p == end || *p++ != ';')
-            return false;
-        while (p < end && is_ws(*p))
-            p++;
-        const char *name = p;
-        while (p < end && is_tchar((unsigned char)*p))
-            p++;
-        if (p == name)
-            return false;
-        const char *q = p;
-        while (q < end && is_ws(*q))
-            q++;
-        if (q == end || *q != '=')
-            continue; /* BWS before the next ';', or trailing whitespace rejected above */
-        for (p = q + 1; p < end && is_ws(*p); p++)
-            ;
-        if (p < end && *p == '"') {
-            for (p++; p < end && *p != '"'; p++) {
-                if (*p == '\\' && ++p == end)
-                    return false;
-                if (!is_field_char((unsigned char)*p))
-                    return false;
-            }
-            if (p++ == end)
-                return false;
-        } else {
-            const char *v = p;
-            while (p < end && is_tchar((unsigned char)*p))
-                p++;
-            if (p == v)
-                return false;
-        }
-    }
-    return true;
-}
-
 ssize_t hp_parse_chunk_line(const char *buf, size_t len, uint64_t *size, const char **why)
 {
     size_t scan = len < HP_MAX_CHUNK_LINE + 2 ? len : HP_MAX_CHUNK_LINE + 2;
@@ -425,7 +433,7 @@ ssize_t hp_parse_chunk_line(const char *buf, size_t len, uint64_t *size, const c
     }
     if (i == 0)
         return fail(why, HP_EBAD, "a chunk-size line without a size");
-    if (!valid_chunk_ext(buf + i, buf + n))
+    if (!valid_params(buf + i, buf + n, false))
         return fail(why, HP_EBAD, "a malformed chunk extension");
     *size = v;
     return (ssize_t)(n + 2);

@@ -174,6 +174,8 @@ static void test_request_rejections(void **state)
         {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\r\n\r\n", HP_EBAD},
         {"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", HP_EBAD},
         {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", HP_ECODING},
+        {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: ch/n, chunked\r\n\r\n", HP_EBAD},
+        {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip;level, chunked\r\n\r\n", HP_EBAD},
         /* field lines */
         {"GET / HTTP/1.1\r\nHost: x\r\nBad Header: x\r\n\r\n", HP_EBAD},
         {"GET / HTTP/1.1\r\nHost: x\r\nX@Y: x\r\n\r\n", HP_EBAD},
@@ -282,6 +284,9 @@ static void test_response_heads(void **state)
     parse(&p, false, "HTTP/1.1 404 Not  Found \r\nTransfer-Encoding: gzip, chunked\r\n\r\n");
     assert_str(p.m.reason, "Not  Found ");
     assert_int_equal(p.m.framing, HP_BODY_CHUNKED);
+    done(&p);
+    parse(&p, false, "HTTP/1.1 200 OK\r\nTransfer-Encoding: , gzip;level=\"1\" ,, chunked\r\n\r\n");
+    assert_int_equal(p.m.framing, HP_BODY_CHUNKED); /* empty list elements are ignored (RFC 9110 5.6.1) */
     done(&p);
     parse(&p, false, "HTTP/1.1 200 OK\nTransfer-Encoding: gzip\n\n");
     assert_int_equal(p.m.framing, HP_BODY_CLOSE);
