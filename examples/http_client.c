@@ -19,8 +19,8 @@
  *
  * Body bytes go to stdout or -o FILE as they arrive: nothing holds the body
  * whole. One deadline timer on the loop bounds the whole fetch (--timeout).
- * What it does not do: keep-alive, compression, cookies, authentication,
- * proxies, HTTP/2.
+ * What it does not do: keep-alive, compression, cookies, authentication
+ * other than Basic, proxies, HTTP/2.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -36,6 +36,8 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include <tstream.h>
 #include <tstream/ssl.h>
 #include <tstream/tcpclient.h>
@@ -45,20 +47,26 @@
 /* Exit codes; usage() says what each means. */
 enum {
     HC_OK = 0, HC_INTERNAL = 1, HC_USAGE = 2, HC_RESOLVE = 3, HC_CONNECT = 4, HC_TLS = 5,
-    HC_TIMEOUT = 6, HC_PROTOCOL = 7, HC_HTTP = 8, HC_WRITE = 9, HC_REDIRECTS = 10
+    HC_TIMEOUT = 6, HC_PROTOCOL = 7, HC_HTTP = 8, HC_WRITE = 9, HC_REDIRECTS = 10, HC_READ = 11
 };
 
 #define MAX_HEAD (64 * 1024)     /* status line + headers */
 #define MAX_FIELDS 256           /* header fields in one head */
 #define MAX_TRAILERS (64 * 1024) /* all trailer lines together */
-#define MAX_REDIRECTS 5
+#define MAX_REDIRECTS 5 /* --max-redirs: the default */
 #define PROGRESS_INTERVAL 0.1 /* seconds between progress bar updates */
 
 typedef struct options {
-    const char *url, *method, *data; /* method: -X (NULL: GET, or POST with -d) */
+    const char *url, *method, *data; /* method: -X (NULL: GET, HEAD with -I, or POST with -d) */
+    size_t data_len;                 /* data: -d DATA, or what -d @FILE holds */
+    char *data_buf, *remote_name;    /* owned: -d @FILE's contents, -O's file name */
     const char *outfile, *cacert;    /* outfile NULL or "-": stdout */
+    const char *user, *agent;        /* -u user:password, -A */
+    const char **headers;            /* -H, as given (checked) */
+    size_t nheaders;
     double timeout;                  /* 0: none */
-    bool follow, include, fail, verbose, silent, insecure;
+    int max_redirs;
+    bool follow, include, fail, verbose, silent, insecure, head, use_remote_name;
 } options;
 
 typedef struct url {
@@ -80,7 +88,9 @@ typedef struct client {
     /* the current hop */
     url url;
     char *authority; /* "host[:port]", as in the Host header */
+    char *origin;    /* "scheme://authority" of the first URL: -u goes there only */
     const char *method, *data;
+    size_t data_len;
     const char *phase; /* what we are doing, for the timeout message */
     int redirects;
     ts_iostream *stream;
@@ -504,6 +514,90 @@ static void note_connected(client *c, ts_iostream *s)
 
 static void read_head(client *c);
 
+/* The -H option naming this field, or NULL. */
+static const char *user_header(const options *o, const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < o->nheaders; i++)
+        if (!strncasecmp(o->headers[i], name, n) && o->headers[i][n] == ':')
+            return o->headers[i];
+    return NULL;
+}
+
+/* The fields the client sends by default; a -H of the same name takes the default's place. */
+static const char *const default_names[] = {"Host", "User-Agent", "Accept", "Connection", "Authorization",
+                                            "Content-Type"};
+
+/* One -H line as "Name: value" CRLF, nothing for "Name:" (checked in parse_args). */
+static void put_user_header(FILE *f, const char *h)
+{
+    hp_field fl;
+    const char *why;
+    if (hp_parse_field(h, strlen(h), &fl, &why) == 0 && fl.value.len > 0)
+        fprintf(f, "%.*s: %.*s\r\n", (int)fl.name.len, fl.name.ptr, (int)fl.value.len, fl.value.ptr);
+}
+
+/* A default field (value NULL: none this time), or in its place the -H that names it. */
+static void default_header(client *c, FILE *f, const char *name, const char *value)
+{
+    const char *h = user_header(c->opt, name);
+    if (h)
+        put_user_header(f, h);
+    else if (value)
+        fprintf(f, "%s: %s\r\n", name, value);
+}
+
+/* "Basic base64(user:password)" */
+static char *basic_credentials(const char *user)
+{
+    size_t n = strlen(user);
+    char *out = malloc(6 + 4 * ((n + 2) / 3) + 1);
+    if (!out)
+        oom();
+    memcpy(out, "Basic ", 6);
+    EVP_EncodeBlock((unsigned char *)out + 6, (const unsigned char *)user, (int)n);
+    return out;
+}
+
+/* The request line and head, as one string. */
+static char *build_request(client *c, size_t *len)
+{
+    char *head = NULL;
+    FILE *f = open_memstream(&head, len);
+    if (!f)
+        oom();
+    fprintf(f, "%s %s HTTP/1.1\r\n", c->method, c->url.target);
+    char *agent = c->opt->agent ? xasprintf("%s", c->opt->agent) : xasprintf("tstream-http_client/%s", ts_version());
+    char *here = xasprintf("%s://%s", c->url.tls ? "https" : "http", c->authority), *cred = NULL;
+    if (c->opt->user && !strcmp(here, c->origin)) /* credentials never go to another host */
+        cred = basic_credentials(c->opt->user);
+    else if (c->opt->user)
+        note(c, "* Not sending the -u credentials to %s", here);
+    bool body = c->data || !strcmp(c->method, "POST") || !strcmp(c->method, "PUT") || !strcmp(c->method, "PATCH");
+    default_header(c, f, "Host", c->authority);
+    default_header(c, f, "User-Agent", agent);
+    default_header(c, f, "Accept", "*/*");
+    default_header(c, f, "Connection", "close");
+    default_header(c, f, "Authorization", cred);
+    if (body)
+        fprintf(f, "Content-Length: %zu\r\n", c->data_len);
+    default_header(c, f, "Content-Type", body ? "application/x-www-form-urlencoded" : NULL);
+    free(agent);
+    free(here);
+    free(cred);
+    for (size_t i = 0; i < c->opt->nheaders; i++) {
+        bool is_default = false;
+        for (size_t d = 0; d < sizeof default_names / sizeof *default_names; d++)
+            is_default |= user_header(c->opt, default_names[d]) == c->opt->headers[i];
+        if (!is_default)
+            put_user_header(f, c->opt->headers[i]);
+    }
+    fputs("\r\n", f);
+    if (fclose(f) != 0)
+        oom();
+    return head;
+}
+
 static void on_connect(int status, ts_iostream *s, const char *detail, void *arg)
 {
     client *c = arg;
@@ -518,18 +612,12 @@ static void on_connect(int status, ts_iostream *s, const char *detail, void *arg
     }
     c->stream = s;
     note_connected(c, s);
-    size_t data_len = c->data ? strlen(c->data) : 0;
-    char length[96] = "";
-    if (c->data || !strcmp(c->method, "POST") || !strcmp(c->method, "PUT") || !strcmp(c->method, "PATCH"))
-        snprintf(length, sizeof length,
-                 "Content-Length: %zu\r\nContent-Type: application/x-www-form-urlencoded\r\n", data_len);
-    char *head = xasprintf("%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: tstream-http_client/%s\r\n"
-                           "Accept: */*\r\nConnection: close\r\n%s\r\n",
-                           c->method, c->url.target, c->authority, ts_version(), length);
-    note_lines(c, "> ", head, strlen(head));
-    int rc = ts_iostream_write(s, head, strlen(head), NULL, NULL);
-    if (rc == 0 && data_len > 0)
-        rc = ts_iostream_write(s, c->data, data_len, NULL, NULL);
+    size_t head_len = 0;
+    char *head = build_request(c, &head_len);
+    note_lines(c, "> ", head, head_len);
+    int rc = ts_iostream_write(s, head, head_len, NULL, NULL);
+    if (rc == 0 && c->data_len > 0)
+        rc = ts_iostream_write(s, c->data, c->data_len, NULL, NULL);
     free(head);
     check_started(c, rc, "send the request to");
     if (!c->done)
@@ -581,12 +669,12 @@ static void follow_redirect(client *c)
     }
     c->redirects++;
     if (c->status == 303 && strcmp(c->method, "HEAD"))
-        c->method = "GET", c->data = NULL;
+        c->method = "GET", c->data = NULL, c->data_len = 0;
     ts_iostream_free(c->stream); /* Connection: close -- the redirect's body is not needed */
     c->stream = NULL;
     url_free(&c->url);
     c->url = next;
-    note(c, "* Redirect %d of at most %d, to %s (%s)", c->redirects, MAX_REDIRECTS, c->location, c->method);
+    note(c, "* Redirect %d of at most %d, to %s (%s)", c->redirects, c->opt->max_redirs, c->location, c->method);
     start_request(c);
 }
 
@@ -614,8 +702,8 @@ static void on_head(ts_iostream *s, int status, const char *data, size_t len, vo
         return;
     else if (c->status < 200) /* 100 Continue and friends: the real head follows */
         read_head(c);
-    else if (redirect && c->redirects >= MAX_REDIRECTS)
-        finish(c, HC_REDIRECTS, "too many redirects (more than %d); the last one was to %s", MAX_REDIRECTS,
+    else if (redirect && c->redirects >= c->opt->max_redirs)
+        finish(c, HC_REDIRECTS, "too many redirects (more than %d); the last one was to %s", c->opt->max_redirs,
                c->location);
     else if (redirect)
         follow_redirect(c);
@@ -789,11 +877,22 @@ static void usage(FILE *f)
           "body to standard output as it arrives.\n"
           "\n"
           "  -o, --output FILE      write the body to FILE instead\n"
+          "  -O, --remote-name      write the body to a file named as the URL's last\n"
+          "                         path segment, in the current directory\n"
           "  -i, --include          write the status line and headers before the body\n"
-          "  -L, --location         follow redirects (301, 302, 303, 307, 308; at most 5);\n"
+          "  -I, --head             send HEAD and write the status line and headers\n"
+          "  -L, --location         follow redirects (301, 302, 303, 307, 308);\n"
           "                         303 turns the request into a GET, the others keep it\n"
+          "      --max-redirs N     follow at most N redirects (default 5)\n"
           "  -X, --request METHOD   use METHOD instead of GET (or of POST with -d)\n"
-          "  -d, --data DATA        send DATA as the request body, with Content-Length\n"
+          "  -d, --data DATA        send DATA as the request body, with Content-Length;\n"
+          "                         -d @FILE sends what FILE holds\n"
+          "  -H, --header 'N: V'    add the header N with value V (repeatable); it\n"
+          "                         replaces a header the client would send, and\n"
+          "                         'N:' with no value removes that header\n"
+          "  -A, --user-agent UA    send User-Agent: UA\n"
+          "  -u, --user USER:PASS   Basic authentication, sent to the URL's host only\n"
+          "                         (not along redirects to another host)\n"
           "  -f, --fail             on status 400 or above: no body, exit 8\n"
           "      --timeout SECONDS  give up on the whole fetch after SECONDS\n"
           "      --cacert FILE      verify the server against the CA certificates in FILE\n"
@@ -807,7 +906,7 @@ static void usage(FILE *f)
           "Exit status:\n"
           "   0  success (HTTP errors included, unless --fail)\n"
           "   1  internal error (out of memory)\n"
-          "   2  usage: bad option or URL\n"
+          "   2  usage: bad option, header or URL (also: -O and a URL without a file name)\n"
           "   3  the host name could not be resolved\n"
           "   4  connection refused or failed, or broken during the transfer\n"
           "   5  TLS: handshake or certificate verification failed, bad --cacert\n"
@@ -815,28 +914,67 @@ static void usage(FILE *f)
           "   7  malformed or truncated response\n"
           "   8  HTTP status 400 or above, with --fail\n"
           "   9  cannot write the output\n"
-          "  10  too many redirects (more than 5, with -L)\n",
+          "  10  too many redirects (more than --max-redirs, with -L)\n"
+          "  11  cannot read the request body (-d @FILE)\n",
           f);
+}
+
+static int usage_error(const char *fmt, ...) TS_PRINTF(1, 2);
+static int usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("http_client: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputs("\nhttp_client: try 'http_client --help'\n", stderr);
+    va_end(ap);
+    return HC_USAGE;
+}
+
+/* -H 'Name: value': a valid field line, and not one that frames the body. */
+static int add_header_option(options *opt, const char *arg)
+{
+    hp_field f;
+    const char *why = NULL;
+    if (hp_parse_field(arg, strlen(arg), &f, &why) < 0)
+        return usage_error("invalid header '%s': %s", arg, why);
+    if (hp_str_eq(f.name, "Content-Length") || hp_str_eq(f.name, "Transfer-Encoding"))
+        return usage_error("-H cannot set %.*s: the client frames the body itself", (int)f.name.len, f.name.ptr);
+    const char **h = realloc(opt->headers, (opt->nheaders + 1) * sizeof *h);
+    if (!h)
+        oom();
+    opt->headers = h;
+    opt->headers[opt->nheaders++] = arg;
+    return -1;
 }
 
 /* Returns -1 to go on, or the exit code to end with at once. */
 static int parse_args(int argc, char **argv, options *opt)
 {
-    enum { OPT_TIMEOUT = 256, OPT_CACERT };
+    enum { OPT_TIMEOUT = 256, OPT_CACERT, OPT_MAX_REDIRS };
     static const struct option longopts[] = {
         {"output", required_argument, NULL, 'o'}, {"include", no_argument, NULL, 'i'},
         {"location", no_argument, NULL, 'L'},     {"request", required_argument, NULL, 'X'},
         {"data", required_argument, NULL, 'd'},   {"fail", no_argument, NULL, 'f'},
         {"insecure", no_argument, NULL, 'k'},     {"verbose", no_argument, NULL, 'v'},
         {"silent", no_argument, NULL, 's'},       {"help", no_argument, NULL, 'h'},
+        {"header", required_argument, NULL, 'H'}, {"head", no_argument, NULL, 'I'},
+        {"user", required_argument, NULL, 'u'},   {"user-agent", required_argument, NULL, 'A'},
+        {"remote-name", no_argument, NULL, 'O'},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"cacert", required_argument, NULL, OPT_CACERT},
+        {"max-redirs", required_argument, NULL, OPT_MAX_REDIRS},
         {NULL, 0, NULL, 0}};
     char *end;
-    for (int ch; (ch = getopt_long(argc, argv, "o:iLX:d:fkvsh", longopts, NULL)) != -1;) {
+    long n;
+    int rc;
+    opt->max_redirs = MAX_REDIRECTS;
+    for (int ch; (ch = getopt_long(argc, argv, "o:OiILX:d:H:A:u:fkvsh", longopts, NULL)) != -1;) {
         switch (ch) {
         case 'o': opt->outfile = optarg; break;
+        case 'O': opt->use_remote_name = true; break;
         case 'i': opt->include = true; break;
+        case 'I': opt->head = opt->include = true; break;
         case 'L': opt->follow = true; break;
         case 'X': opt->method = optarg; break;
         case 'd': opt->data = optarg; break;
@@ -845,6 +983,28 @@ static int parse_args(int argc, char **argv, options *opt)
         case 'v': opt->verbose = true; break;
         case 's': opt->silent = true; break;
         case OPT_CACERT: opt->cacert = optarg; break;
+        case 'H':
+            if ((rc = add_header_option(opt, optarg)) >= 0)
+                return rc;
+            break;
+        case 'A':
+            for (const char *p = optarg; *p; p++)
+                if (((unsigned char)*p < 0x20 && *p != '\t') || *p == 0x7f)
+                    return usage_error("a control character in the -A value");
+            opt->agent = optarg;
+            break;
+        case 'u':
+            if (!strchr(optarg, ':'))
+                return usage_error("-u wants USER:PASSWORD");
+            opt->user = optarg;
+            break;
+        case OPT_MAX_REDIRS:
+            errno = 0;
+            n = strtol(optarg, &end, 10);
+            if (errno || end == optarg || *end || n < 0 || n > 1000)
+                return usage_error("--max-redirs wants a number from 0 to 1000, not '%s'", optarg);
+            opt->max_redirs = (int)n;
+            break;
         case OPT_TIMEOUT:
             errno = 0;
             opt->timeout = strtod(optarg, &end);
@@ -857,17 +1017,61 @@ static int parse_args(int argc, char **argv, options *opt)
         default: fputs("http_client: try 'http_client --help'\n", stderr); return HC_USAGE;
         }
     }
-    if (optind != argc - 1) {
-        fprintf(stderr, "http_client: %s\nhttp_client: try 'http_client --help'\n",
-                optind == argc ? "no URL given" : "more than one URL given");
-        return HC_USAGE;
-    }
+    if (optind != argc - 1)
+        return usage_error("%s", optind == argc ? "no URL given" : "more than one URL given");
     opt->url = argv[optind];
     if (opt->method && !hp_is_token(opt->method, strlen(opt->method))) {
         fprintf(stderr, "http_client: invalid method '%s'\n", opt->method);
         return HC_USAGE;
     }
+    if (opt->use_remote_name && opt->outfile)
+        return usage_error("-o and -O together: which file?");
     return -1;
+}
+
+/* -O: the last segment of the target's path, or NULL when it names no file. */
+static char *remote_name(const char *target)
+{
+    size_t plen = strcspn(target, "?"), start = plen;
+    while (start > 0 && target[start - 1] != '/')
+        start--;
+    size_t n = plen - start;
+    if (n == 0 || (n == 1 && target[start] == '.') || (n == 2 && !strncmp(target + start, "..", 2)))
+        return NULL;
+    return xasprintf("%.*s", (int)n, target + start);
+}
+
+/* -d @FILE: the whole file into opt->data; false (message printed) when it cannot be read. */
+static bool read_data_file(options *opt)
+{
+    const char *path = opt->data + 1;
+    FILE *f = fopen(path, "rb");
+    size_t cap = 0, len = 0;
+    char *buf = NULL;
+    while (f) {
+        if (len == cap) {
+            char *nb = realloc(buf, cap = cap ? 2 * cap : 64 * 1024);
+            if (!nb)
+                oom();
+            buf = nb;
+        }
+        size_t got = fread(buf + len, 1, cap - len, f);
+        len += got;
+        if (got == 0)
+            break;
+    }
+    if (!f || ferror(f)) {
+        fprintf(stderr, "http_client: cannot read the request body from %s: %s\n", path, strerror(errno));
+        if (f)
+            fclose(f);
+        free(buf);
+        return false;
+    }
+    fclose(f);
+    opt->data_buf = buf;
+    opt->data = buf ? buf : "";
+    opt->data_len = len;
+    return true;
 }
 
 static void on_log(ts_log_level level, const char *msg, void *arg)
@@ -900,8 +1104,24 @@ int main(int argc, char **argv)
         url_free(&c->url);
         return HC_USAGE;
     }
-    c->method = opt.method ? opt.method : opt.data ? "POST" : "GET";
+    if (opt.data && opt.data[0] == '@' && !read_data_file(&opt)) {
+        url_free(&c->url);
+        free(opt.headers);
+        return HC_READ;
+    }
+    if (opt.data && !opt.data_buf)
+        opt.data_len = strlen(opt.data);
+    if (opt.use_remote_name && !(opt.outfile = opt.remote_name = remote_name(c->url.target))) {
+        fprintf(stderr, "http_client: -O: the URL '%s' has no file name to save under\n", opt.url);
+        url_free(&c->url);
+        free(opt.headers);
+        free(opt.data_buf);
+        return HC_USAGE;
+    }
+    c->method = opt.method ? opt.method : opt.head ? "HEAD" : opt.data ? "POST" : "GET";
     c->data = opt.data;
+    c->data_len = opt.data_len;
+    c->origin = xasprintf("%s://%s", c->url.tls ? "https" : "http", (c->authority = authority_of(&c->url)));
     signal(SIGPIPE, SIG_IGN); /* a closed stdout pipe is a write error (exit 9), not death */
     bool body_on_tty = !strcmp(out_name(c), "standard output") && isatty(STDOUT_FILENO);
     c->bar = !opt.silent && isatty(STDERR_FILENO) && !body_on_tty;
@@ -934,6 +1154,10 @@ int main(int argc, char **argv)
     ts_log_set_handler(NULL, NULL, TS_LOG_INFO);
     url_free(&c->url);
     free(c->authority);
+    free(c->origin);
     free(c->location);
+    free(opt.headers);
+    free(opt.data_buf);
+    free(opt.remote_name);
     return close_output(c);
 }
