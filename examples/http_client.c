@@ -40,6 +40,7 @@
 
 #include <tstream.h>
 #include <tstream/ssl.h>
+#include <tstream/netutil.h>
 #include <tstream/tcpclient.h>
 
 #include "http_parse.h"
@@ -82,6 +83,7 @@ typedef struct client {
     const options *opt;
     ts_ioloop *loop;
     ts_tcpclient *tcp;
+    ts_resolver *resolver, *resolver_base; /* -v: the default one, telling what it found */
     SSL_CTX *ssl_ctx; /* made on the first https hop */
     FILE *out;        /* opened with the first byte of output */
 
@@ -474,6 +476,57 @@ static void start_request(client *c)
     check_started(c, ts_tcpclient_connect(c->tcp, c->url.host, c->url.port, &o, on_connect, c), "connect to");
 }
 
+/* ---- -v: what the lookup found, and the first address tried --------------------- */
+
+typedef struct lookup {
+    client *c;
+    ts_resolve_cb cb;
+    void *arg;
+} lookup;
+
+static void on_resolved(int status, ts_addrlist *addrs, const char *detail, void *arg)
+{
+    lookup *l = arg;
+    if (status == 0 && !l->c->done) {
+        char list[512] = "", one[TS_SOCKADDR_STRLEN];
+        size_t used = 0;
+        for (size_t i = 0; i < addrs->count && used < sizeof list; i++) {
+            ts_sockaddr_str((struct sockaddr *)&addrs->addrs[i].addr, addrs->addrs[i].addrlen, one, sizeof one);
+            used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "", one);
+        }
+        if (addrs->count > 1)
+            note(l->c, "* Resolved %s to %s", l->c->url.host, list);
+        ts_sockaddr_str((struct sockaddr *)&addrs->addrs[0].addr, addrs->addrs[0].addrlen, one, sizeof one);
+        note(l->c, "* Trying %s...", one); /* the TCPClient starts with the first address */
+    }
+    l->cb(status, addrs, detail, l->arg);
+    free(l);
+}
+
+static int verbose_resolve(void *impl, ts_ioloop *loop, const char *host, int port, int family, ts_resolve_cb cb,
+                           void *arg)
+{
+    client *c = impl;
+    lookup *l = malloc(sizeof *l);
+    if (!l)
+        return TS_ENOMEM;
+    *l = (lookup){c, cb, arg};
+    int rc = ts_resolver_resolve(c->resolver_base, loop, host, port, family, on_resolved, l);
+    if (rc < 0)
+        free(l);
+    return rc;
+}
+
+static const ts_resolver_ops verbose_resolver_ops = {.size = sizeof verbose_resolver_ops,
+                                                     .resolve = verbose_resolve};
+
+/* A TLS handshake answered by something that is not TLS, as OpenSSL words it. */
+static bool not_tls(const char *detail)
+{
+    return detail && (strcasestr(detail, "wrong version number") || strcasestr(detail, "packet length too long") ||
+                      strcasestr(detail, "unknown protocol"));
+}
+
 static void connect_failed(client *c, int status, const char *detail)
 {
     const char *why = detail && *detail ? detail : ts_strerror(status);
@@ -486,6 +539,9 @@ static void connect_failed(client *c, int status, const char *detail)
                c->authority, why,
                detail && strcasestr(detail, "mismatch") ? "it is not for this host; --insecure skips checks"
                                                         : "--cacert FILE trusts another CA, --insecure skips checks");
+    else if (status == TS_ESSL && not_tls(detail))
+        finish(c, HC_TLS, "TLS handshake with %s failed: %s\nhttp_client: the server does not speak TLS on this port "
+               "(is it plain http://%s%s?)", c->authority, why, c->authority, c->url.target);
     else if (status == TS_ESSL)
         finish(c, HC_TLS, "TLS handshake with %s failed: %s", c->authority, why);
     else
@@ -898,7 +954,8 @@ static void usage(FILE *f)
           "      --cacert FILE      verify the server against the CA certificates in FILE\n"
           "                         (PEM) instead of the system store\n"
           "  -k, --insecure         do not verify the server's certificate\n"
-          "  -v, --verbose          show the connection, request and response on stderr\n"
+          "  -v, --verbose          show on stderr the addresses found, the one tried\n"
+          "                         first, TLS, the request and the response head\n"
           "  -s, --silent           no progress bar (one is drawn on stderr when it is a\n"
           "                         terminal and the body does not go to that terminal)\n"
           "  -h, --help             show this help\n"
@@ -1128,7 +1185,13 @@ int main(int argc, char **argv)
     ts_log_set_handler(on_log, c, opt.verbose ? TS_LOG_INFO : TS_LOG_ERROR);
 
     c->loop = ts_ioloop_new();
-    c->tcp = c->loop ? ts_tcpclient_new(c->loop, NULL) : NULL;
+    if (c->loop && opt.verbose) {
+        c->resolver_base = ts_resolver_new_default();
+        c->resolver = c->resolver_base ? ts_resolver_new(&verbose_resolver_ops, c) : NULL;
+        if (!c->resolver)
+            oom();
+    }
+    c->tcp = c->loop ? ts_tcpclient_new(c->loop, c->resolver) : NULL;
     if (!c->tcp)
         oom();
     if (opt.timeout > 0) {
@@ -1147,6 +1210,8 @@ int main(int argc, char **argv)
         exit(close_output(c));
     ts_ioloop_remove_timeout(c->loop, c->deadline_timer);
     ts_tcpclient_free(c->tcp);
+    ts_resolver_free(c->resolver);
+    ts_resolver_free(c->resolver_base);
     ts_ioloop_stop(c->loop); /* one more iteration, for the closed stream's last callbacks */
     ts_ioloop_start(c->loop);
     ts_ioloop_free(c->loop, false);
