@@ -25,6 +25,7 @@ BUILD_PACKAGES=(
 
 TEST_PACKAGES=(
     libcmocka-dev
+    libhttp-parser-dev  # the HTTP parser's differential test (tests/test_http_parse_diff.c)
     openssl      # s_server / s_client peers, test certificates
     curl
     nginx
