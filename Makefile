@@ -7,6 +7,8 @@
 #   make test      sanitized Debug build in build-test/ + ctest
 #                  (CI=true adds -DTS_WERROR=ON; CTEST_ARGS="-R ioloop" filters)
 #   make bench     build, then run every binary in build/bench/
+#   make bench-compare  release build, cost tools + compare.sh against the peers
+#                  (bench/run.sh; ROUNDS=3 QUICK=1 WORKLOADS='echo bulk ...')
 #   make docs      doxygen API docs into build/docs/
 #   make install   install into $(PREFIX) (default /usr/local; DESTDIR honoured)
 #   make clean     remove build/ and build-test/
@@ -29,12 +31,12 @@ else
 TS_WERROR_FLAG := -DTS_WERROR=OFF
 endif
 
-.PHONY: all help deps build-deps configure build demo test bench docs install clean
+.PHONY: all help deps build-deps configure build demo test bench bench-compare docs install clean
 
 all: build
 
 help:
-	@sed -n '3,13p' Makefile
+	@sed -n '3,15p' Makefile
 
 deps:
 	@bash scripts/deps.sh all
@@ -83,6 +85,9 @@ bench: build
 	    fi; \
 	done; \
 	if [ $$found -eq 0 ]; then echo "bench: no benchmarks in $(BUILD_DIR)/bench/"; fi
+
+bench-compare:
+	bash bench/run.sh
 
 docs: configure
 	$(CMAKE) --build $(BUILD_DIR) --target docs
