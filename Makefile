@@ -12,6 +12,8 @@
 #   make tsan      ThreadSanitizer build (build-tsan/), the tests that use threads
 #   make soak      release build, then tests/soak.sh (SOAK_SECONDS, default 60)
 #   make bench     build, then run every binary in build/bench/
+#   make bench-compare  release build, cost tools + compare.sh against the peers
+#                  (bench/run.sh; ROUNDS=3 QUICK=1 WORKLOADS='echo bulk ...')
 #   make docs      doxygen API docs and man pages into build/docs/
 #   make install   install into $(PREFIX) (default /usr/local; DESTDIR honoured)
 #   make package   Debian packages into build/: libtstream0, libtstream-dev,
@@ -40,12 +42,12 @@ else
 TS_WERROR_FLAG := -DTS_WERROR=OFF
 endif
 
-.PHONY: all help deps build-deps configure build demo test bench docs install package clean fuzz valgrind tsan soak
+.PHONY: all help deps build-deps configure build demo test bench bench-compare docs install package clean fuzz valgrind tsan soak
 
 all: build
 
 help:
-	@sed -n '3,21p' Makefile
+	@sed -n '3,23p' Makefile
 
 deps:
 	@bash scripts/deps.sh all
@@ -111,6 +113,9 @@ bench: build
 	    fi; \
 	done; \
 	if [ $$found -eq 0 ]; then echo "bench: no benchmarks in $(BUILD_DIR)/bench/"; fi
+
+bench-compare:
+	bash bench/run.sh
 
 docs: configure
 	$(CMAKE) --build $(BUILD_DIR) --target docs
