@@ -96,8 +96,12 @@ static bool flood_over(void *arg) { return ((flood *)arg)->err != 1; }
 /* ---- buffer limits under floods (every transport) -------------------------------- */
 
 #define FLOOD_MAX_BUF (256 * 1024)
-/* What a reader may hold: its limit, one read chunk past it, and the writer's two 64 KiB writes in flight. */
-#define FLOOD_MEM_BOUND (FLOOD_MAX_BUF + 64 * 1024 + 2 * 64 * 1024 + 64 * 1024)
+/*
+ * What a reader may hold: its limit, one read chunk past it, and the
+ * writer's two 64 KiB writes in flight; plus the loop's shared 256 KiB read
+ * block, made on the loop's first read (once per loop, not per stream).
+ */
+#define FLOOD_MEM_BOUND (FLOOD_MAX_BUF + 64 * 1024 + 2 * 64 * 1024 + 64 * 1024 + 256 * 1024)
 
 /*
  * A peer that floods: with no delimiter (read_until), or with more than

@@ -257,51 +257,6 @@ void tu_use_counting_allocator(void)
 
 long tu_alloc_count(void) { return g_allocs; }
 
-/* Byte counting over libc: live bytes by malloc_usable_size, so blocks from before the switch may be freed too. */
-static long long g_live, g_peak;
-static void note(long long delta)
-{
-    g_live += delta;
-    if (g_live > g_peak)
-        g_peak = g_live;
-}
-static void *b_malloc(size_t n)
-{
-    void *p = c_malloc(n);
-    if (p)
-        note((long long)malloc_usable_size(p));
-    return p;
-}
-static void *b_realloc(void *p, size_t n)
-{
-    size_t old = p ? malloc_usable_size(p) : 0;
-    void *q = c_realloc(p, n);
-    if (q)
-        note((long long)malloc_usable_size(q) - (long long)old);
-    return q;
-}
-static void b_free(void *p)
-{
-    if (p)
-        note(-(long long)malloc_usable_size(p));
-    free(p);
-}
-
-void tu_use_byte_counting_allocator(void)
-{
-    static const ts_allocator a = {b_malloc, b_realloc, b_free};
-    g_allocs = 0;
-    g_fail_after = -1;
-    g_live = g_peak = 0;
-    assert_int_equal(ts_set_allocator(&a), 0);
-}
-
-long long tu_live_bytes(void) { return g_live; }
-
-long long tu_peak_bytes(void) { return g_peak; }
-
-void tu_reset_peak_bytes(void) { g_peak = g_live; }
-
 /* ---- fds ---------------------------------------------------------------- */
 
 int tu_count_fds(void)
@@ -340,34 +295,30 @@ static void bytes_add(long n)
     }
 }
 
-#define TU_HDR 16 /* keeps the caller's memory 16-byte aligned */
+/*
+ * Counted by usable size, so blocks allocated before the hooks went in may
+ * be freed through them (the count is relative to that moment).
+ */
 static void *b_malloc(size_t n)
 {
-    char *p = malloc(n + TU_HDR);
-    if (!p)
-        return NULL;
-    *(size_t *)p = n;
-    bytes_add((long)n);
-    return p + TU_HDR;
+    void *p = c_malloc(n);
+    if (p)
+        bytes_add((long)malloc_usable_size(p));
+    return p;
 }
 static void *b_realloc(void *q, size_t n)
 {
-    if (!q)
-        return b_malloc(n);
-    char *p = (char *)q - TU_HDR;
-    size_t old = *(size_t *)p;
-    p = realloc(p, n + TU_HDR);
-    if (!p)
-        return NULL;
-    *(size_t *)p = n;
-    bytes_add((long)n - (long)old);
-    return p + TU_HDR;
+    long old = q ? (long)malloc_usable_size(q) : 0;
+    void *p = c_realloc(q, n);
+    if (p)
+        bytes_add((long)malloc_usable_size(p) - old);
+    return p;
 }
 static void b_free(void *q)
 {
-    char *p = (char *)q - TU_HDR;
-    bytes_add(-(long)*(size_t *)p);
-    free(p);
+    if (q)
+        bytes_add(-(long)malloc_usable_size(q));
+    free(q);
 }
 
 void tu_use_byte_allocator(void)
