@@ -146,6 +146,18 @@ static int queue_write(ts_iostream *s, const void *data, size_t len, const ts__w
 
 int ts_iostream_write(ts_iostream *s, const void *data, size_t len, ts_iostream_write_cb cb, void *arg)
 {
+    /*
+     * The common case, a small reply written from one of the stream's own
+     * callbacks with no completion asked for, on an open stream without a
+     * write limit: it is queued and nothing else (run() flushes on its way
+     * out), so it goes straight to the buffer. Anything else, or a failed
+     * copy, takes the full path.
+     */
+    const unsigned mask = TS__F_IN_RUN | TS__F_CLOSED | TS__F_CONNECTING | TS__F_HANDSHAKING | TS__F_SHUT_REQ |
+                          TS__F_SHUT_DONE;
+    if (!cb && data && len < TS__WB_CHUNK && (s->flags & mask) == TS__F_IN_RUN && !s->max_write_buffer_size &&
+        ts__writebuf_append(&s->wb, data, len) == 0)
+        return 0;
     return queue_write(s, data, len, NULL, cb, arg);
 }
 
