@@ -7,20 +7,12 @@
 # without network, so no DNS query can leave the machine.
 . "$(dirname "$0")/support/testlib.sh"
 . "$(dirname "$0")/support/nginx_helper.sh"
+. "$(dirname "$0")/support/hc_helper.sh"
 need curl openssl python3 sha256sum cmp
 nginx_find
 HC=$TS_BUILD_DIR/examples/http_client
 [ -x "$HC" ] || fail "$HC not built"
 
-# hc NAME WANT ARGS...: runs http_client (at most 60 s) with stdout in
-# $TMP/NAME.out and stderr in $TMP/NAME.err, and checks its exit status.
-hc() {
-    local name=$1 want=$2 rc=0
-    shift 2
-    timeout 60 "$HC" "$@" >"$TMP/$name.out" 2>"$TMP/$name.err" </dev/null || rc=$?
-    ! grep -q Sanitizer "$TMP/$name.err" || fail "$name: sanitizer report:$(printf '\n')$(head -40 "$TMP/$name.err")"
-    [ "$rc" = "$want" ] || fail "$name: exit status $rc, expected $want; stderr: $(tail -5 "$TMP/$name.err")"
-}
 sha() { sha256sum <"$1" | cut -d' ' -f1; }
 err_has() { grep -qi -- "$2" "$TMP/$1.err" || fail "$1: stderr lacks '$2': $(cat "$TMP/$1.err")"; }
 

@@ -6,6 +6,7 @@
 # examples/http_server (a file, a Content-Length POST, and a chunked POST
 # from a body_producer, which http_server must decode). Loopback only.
 . "$(dirname "$0")/support/testlib.sh"
+. "$(dirname "$0")/support/hc_helper.sh"
 need sha256sum cmp
 PY=
 for p in /usr/bin/python3 python3; do
@@ -18,14 +19,6 @@ fi
 HC=$TS_BUILD_DIR/examples/http_client
 SRV=$TS_BUILD_DIR/examples/http_server
 [ -x "$HC" ] && [ -x "$SRV" ] || fail "examples not built"
-
-hc() {
-    local name=$1 want=$2 rc=0
-    shift 2
-    timeout 60 "$HC" "$@" >"$TMP/$name.out" 2>"$TMP/$name.err" </dev/null || rc=$?
-    ! grep -q Sanitizer "$TMP/$name.err" || fail "$name: sanitizer report: $(head -40 "$TMP/$name.err")"
-    [ "$rc" = "$want" ] || fail "$name: exit status $rc, expected $want; stderr: $(tail -5 "$TMP/$name.err")"
-}
 
 cat >"$TMP/server.py" <<'PY'
 import json, sys
