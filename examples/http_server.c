@@ -110,6 +110,7 @@ static const char *reason(int status)
     case 405: return "Method Not Allowed";
     case 413: return "Content Too Large";
     case 414: return "URI Too Long";
+    case 417: return "Expectation Failed";
     case 431: return "Request Header Fields Too Large";
     case 501: return "Not Implemented";
     case 505: return "HTTP Version Not Supported";
@@ -465,6 +466,17 @@ static void on_head(ts_iostream *s, int status, const char *data, size_t len, vo
     memcpy(c->path, m.target.ptr, m.target.len);
     c->path[m.target.len] = '\0';
     c->keep_alive = m.keep_alive;
+    const hp_field *expect = hp_find(&m, "Expect");
+    bool body = m.framing != HP_BODY_NONE && (m.framing != HP_BODY_LENGTH || m.length <= MAX_BODY);
+    if (expect && !hp_str_eq(expect->value, "100-continue")) {
+        send_error(c, 417);
+        return;
+    }
+    /* a client that asked for 100 Continue sends the body only after it, or after a pause (RFC 9110 10.1.1) */
+    if (expect && body && m.minor >= 1 && ts_iostream_write(s, "HTTP/1.1 100 Continue\r\n\r\n", 25, NULL, NULL) < 0) {
+        ts_iostream_close(s, 0);
+        return;
+    }
     if (c->path[0] != '/') { /* origin form only: this is no proxy */
         send_error(c, 400);
     } else if (m.framing == HP_BODY_CHUNKED) {

@@ -73,6 +73,10 @@ ROWS = [
      False, ["501"], None),
     ("te-http10", b"POST /echo HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", False, ["400"], None),
     ("http2-version", b"GET / HTTP/2.0\r\n" + H + b"\r\n", False, ["505"], None),
+    ("expect-100", b"POST /echo HTTP/1.1\r\n" + H + b"Expect: 100-continue\r\nContent-Length: 5\r\nConnection: close\r\n\r\n"
+     b"hello", False, ["100", "200"], None),
+    ("expect-unknown", b"POST /echo HTTP/1.1\r\n" + H + b"Expect: teapot\r\nContent-Length: 5\r\n\r\nhello", False, ["417"],
+     None),
     ("cl-too-big", b"POST /echo HTTP/1.1\r\n" + H + b"Content-Length: 99999999999999999999\r\n\r\n", False, ["400"], None),
 ]
 
