@@ -762,7 +762,12 @@ static bool parse_head(client *c, const char *data, size_t len)
     c->location = NULL;
     ssize_t rc = hp_parse_response(data, len, !strcmp(c->method, "HEAD"), &lim, &m);
     if (rc != (ssize_t)len) { /* HP_INCOMPLETE cannot be: the blank line was found */
-        finish(c, HC_PROTOCOL, "malformed response from %s: %s", c->authority, m.error ? m.error : "no blank line");
+        char line[64] = "";
+        size_t n = m.error_line.len < 60 ? m.error_line.len : 60;
+        for (size_t i = 0; i < n; i++) /* shown with its control characters as '?' */
+            line[i] = (unsigned char)m.error_line.ptr[i] < 0x20 || m.error_line.ptr[i] == 0x7f ? '?' : m.error_line.ptr[i];
+        finish(c, HC_PROTOCOL, "malformed response from %s: %s%s%s%s", c->authority,
+               m.error ? m.error : "no blank line", n ? " in '" : "", line, n ? "'" : "");
         return false;
     }
     const hp_field *loc = hp_find(&m, "Location");

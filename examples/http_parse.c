@@ -348,6 +348,7 @@ static ssize_t split_head(const char *buf, size_t len, size_t max_line, size_t m
             return len + 1 > max_head ? fail(&m->error, HP_EHEAD, "a head over the limit") : HP_INCOMPLETE;
         size_t end = (size_t)(nl - buf) + 1;
         ssize_t n = line_length(buf + pos, end - 1 - pos);
+        m->error_line = (hp_str){buf + pos, end - 1 - pos}; /* kept only if this line fails */
         if (pos == 0 && max_line && (n >= 0 ? (size_t)n : end - 1) > max_line)
             return fail(&m->error, HP_ELINE, "a request line over the limit");
         if (end > max_head)
@@ -359,6 +360,7 @@ static ssize_t split_head(const char *buf, size_t len, size_t max_line, size_t m
             if (rc < 0)
                 return rc;
         } else if (n == 0) {
+            m->error_line = (hp_str){NULL, 0};
             return (ssize_t)end;
         } else if (m->nfields == m->max_fields) {
             return fail(&m->error, HP_EHEAD, "more header fields than allowed");

@@ -90,6 +90,7 @@ typedef struct hp_message {
     uint64_t length;       /* HP_BODY_LENGTH: the Content-Length */
     bool keep_alive;       /* by version and Connection */
     const char *error;     /* after an error: what was wrong (a static string) */
+    hp_str error_line;     /* after an error in one line: that line (its LF excluded), else empty */
 } hp_message;
 
 /**

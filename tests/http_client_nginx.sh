@@ -319,6 +319,7 @@ for path in bad-status bad-header bad-length length-mismatch both folded huge-he
     err_has "fake-$path" "127.0.0.1:$PF"
 done
 err_has fake-truncated "10 of 100"
+err_has fake-bad-header "in 'Bad Header: x?'"
 pass "malformed or truncated responses: exit 7 with a message"
 hc fake-chunked 0 -v "$F/chunked"
 [ "$(cat "$TMP/fake-chunked.out")" = "hello, world" ] || fail "chunk extensions/trailers: $(cat "$TMP/fake-chunked.out")"

@@ -499,6 +499,15 @@ static void test_chunked_decoder(void **state)
 static void test_status_codes(void **state)
 {
     (void)state;
+    parsed p;
+    parse(&p, true, "GET / HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n");
+    assert_int_equal(p.rc, HP_EBAD);
+    assert_str(p.m.error_line, "Bad Header: 1\r"); /* the failing line, as received */
+    done(&p);
+    parse(&p, true, "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n");
+    assert_int_equal(p.rc, HP_EBAD);
+    assert_int_equal(p.m.error_line.len, 0); /* not one line's fault */
+    done(&p);
     assert_int_equal(hp_status(HP_EBAD), 400);
     assert_int_equal(hp_status(HP_ELINE), 414);
     assert_int_equal(hp_status(HP_EHEAD), 431);
