@@ -58,7 +58,7 @@ typedef struct conn {
     off_t file_left;
     char *method, *path; /* copied from the head: a body read may come between head and response */
     char *body;          /* a chunked request body, gathered */
-    size_t body_len, trailer_bytes;
+    size_t body_len, body_cap, trailer_bytes;
 } conn;
 
 static conn g_conns = {.prev = &g_conns, .next = &g_conns};
@@ -363,7 +363,7 @@ static void on_trailer_line(ts_iostream *s, int status, const char *data, size_t
     char *body = c->body;
     size_t body_len = c->body_len;
     c->body = NULL;
-    c->body_len = 0;
+    c->body_len = c->body_cap = 0;
     respond(c, body, body_len);
     free(body);
 }
@@ -403,12 +403,19 @@ static void on_chunk_line(ts_iostream *s, int status, const char *data, size_t l
         send_error(c, 413);
         return;
     }
-    char *body = realloc(c->body, c->body_len + (size_t)size);
-    if (!body) {
-        ts_iostream_close(s, TS_ENOMEM);
-        return;
+    arm_idle(c); /* a body arriving chunk by chunk is no idle connection */
+    if (c->body_len + size > c->body_cap) { /* doubling: many small chunks cost linear time */
+        size_t cap = c->body_cap ? c->body_cap : 16 * 1024;
+        while (cap < c->body_len + size)
+            cap *= 2;
+        char *body = realloc(c->body, cap);
+        if (!body) {
+            ts_iostream_close(s, TS_ENOMEM);
+            return;
+        }
+        c->body = body;
+        c->body_cap = cap;
     }
-    c->body = body;
     if (ts_iostream_read_bytes(s, (size_t)size, false, on_chunk_data, c) < 0)
         ts_iostream_close(s, 0);
 }

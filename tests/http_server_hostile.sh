@@ -56,6 +56,8 @@ ROWS = [
     ("chunk-cut", b"POST /echo HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\na\r\nhello", True, ["-"], None),
     ("chunked", b"POST /echo HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
      b"5;name=value\r\nhello\r\n7 ; x\r\n, world\r\n0\r\nX-Trailer: yes\r\n\r\n", False, ["200"], b"hello, world"),
+    ("chunked-tiny", b"POST /echo HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+     + b"1\r\nx\r\n" * 20000 + b"0\r\n\r\n", False, ["200"], b"x" * 20000),
     ("chunked-then-next", b"POST /echo HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n"
      b"2\r\nab\r\n0\r\n\r\nGET /sub/small.txt HTTP/1.1\r\n" + H + b"Connection: close\r\n\r\n", False, ["200", "200"], None),
     ("lf-only", b"GET /sub/small.txt HTTP/1.1\n" + H.replace(b"\r", b"") + b"Connection: close\n\n", False, ["200"],
