@@ -385,10 +385,13 @@ static void reset(hp_message *m)
 ssize_t hp_parse_request(const char *buf, size_t len, const hp_limits *lim, hp_message *m)
 {
     reset(m);
-    ssize_t head = split_head(buf, len, lim && lim->max_line ? lim->max_line : HP_MAX_LINE,
+    /* one empty line before the request line is ignored (RFC 9112 2.2), e.g. a CRLF after a previous body */
+    size_t skip = len >= 1 && buf[0] == '\n' ? 1 : len >= 2 && buf[0] == '\r' && buf[1] == '\n' ? 2 : 0;
+    ssize_t head = split_head(buf + skip, len - skip, lim && lim->max_line ? lim->max_line : HP_MAX_LINE,
                               lim && lim->max_head ? lim->max_head : HP_MAX_HEAD, parse_request_line, m);
     if (head < 0)
         return head;
+    head += (ssize_t)skip;
     m->keep_alive = m->minor >= 1;
     ssize_t rc = request_framing(m);
     return rc < 0 ? rc : head;

@@ -25,7 +25,8 @@
  *   501  a request transfer coding other than chunked (it is not decoded).
  *   505  an HTTP major version other than 1.
  * A bare LF ends a start line or a field line, as RFC 9112 section 2.2
- * allows; chunk-size lines and the end of chunk data need CRLF.
+ * allows, and one empty line before a request line is ignored; chunk-size
+ * lines and the end of chunk data need CRLF.
  *
  * What it does not do: read from sockets, decode content codings, interpret
  * any field but Content-Length, Transfer-Encoding, Connection and Host.

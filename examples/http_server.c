@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -442,6 +443,18 @@ static void on_overlong_head(ts_iostream *s, int status, const char *data, size_
     send_error(arg, rc < 0 && rc != HP_INCOMPLETE ? hp_status(rc) : 431);
 }
 
+/* The path and query of a target: origin-form as it is, absolute-form past its authority (RFC 9112 3.2.2). */
+static hp_str origin_path(hp_str t)
+{
+    size_t skip = t.len > 7 && !strncasecmp(t.ptr, "http://", 7) ? 7 : t.len > 8 && !strncasecmp(t.ptr, "https://", 8) ? 8 : 0;
+    if (!skip)
+        return t;
+    size_t i = skip;
+    while (i < t.len && t.ptr[i] != '/' && t.ptr[i] != '?')
+        i++;
+    return (hp_str){t.ptr + i, t.len - i};
+}
+
 static void on_head(ts_iostream *s, int status, const char *data, size_t len, void *arg)
 {
     conn *c = arg;
@@ -463,15 +476,18 @@ static void on_head(ts_iostream *s, int status, const char *data, size_t len, vo
         return;
     }
     free(c->method);
-    if (!(c->method = malloc(m.method.len + m.target.len + 2))) {
+    hp_str path = origin_path(m.target);
+    bool slash = path.len == 0 || path.ptr[0] == '?'; /* "http://host" and "http://host?q" mean "/" */
+    if (!(c->method = malloc(m.method.len + path.len + 3))) {
         ts_iostream_close(s, TS_ENOMEM);
         return;
     }
     c->path = c->method + m.method.len + 1;
     memcpy(c->method, m.method.ptr, m.method.len);
     c->method[m.method.len] = '\0';
-    memcpy(c->path, m.target.ptr, m.target.len);
-    c->path[m.target.len] = '\0';
+    c->path[0] = '/';
+    memcpy(c->path + slash, path.ptr, path.len);
+    c->path[slash + path.len] = '\0';
     c->keep_alive = m.keep_alive;
     const hp_field *expect = hp_find(&m, "Expect");
     bool body = m.framing != HP_BODY_NONE && (m.framing != HP_BODY_LENGTH || m.length <= MAX_BODY);

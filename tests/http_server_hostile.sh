@@ -60,6 +60,12 @@ ROWS = [
      + b"1\r\nx\r\n" * 20000 + b"0\r\n\r\n", False, ["200"], b"x" * 20000),
     ("chunked-then-next", b"POST /echo HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n"
      b"2\r\nab\r\n0\r\n\r\nGET /sub/small.txt HTTP/1.1\r\n" + H + b"Connection: close\r\n\r\n", False, ["200", "200"], None),
+    ("absolute-form", b"GET http://x/sub/small.txt HTTP/1.1\r\n" + H + b"Connection: close\r\n\r\n", False, ["200"],
+     b"small file\n"),
+    ("absolute-form-root", b"GET HTTP://x HTTP/1.1\r\n" + H + b"Connection: close\r\n\r\n", False, ["200"],
+     b"Hello from libtstream!\n"),
+    ("crlf-before-request", b"POST /echo HTTP/1.1\r\n" + H + b"Content-Length: 2\r\n\r\nok\r\n"
+     b"GET /sub/small.txt HTTP/1.1\r\n" + H + b"Connection: close\r\n\r\n", False, ["200", "200"], None),
     ("lf-only", b"GET /sub/small.txt HTTP/1.1\n" + H.replace(b"\r", b"") + b"Connection: close\n\n", False, ["200"],
      b"small file\n"),
     # more of RFC 9112
