@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -56,6 +57,8 @@ enum {
 #define MAX_TRAILERS (64 * 1024) /* all trailer lines together */
 #define MAX_REDIRECTS 5 /* --max-redirs: the default */
 #define PROGRESS_INTERVAL 0.1 /* seconds between progress bar updates */
+#define RATE_MIN_TIME 1.0     /* no rate or ETA before this much of the body's time */
+#define RATE_SAMPLES 32       /* the rate is measured over the last this many frames (~3 s) */
 
 typedef struct options {
     const char *url, *method, *data; /* method: -X (NULL: GET, HEAD with -I, or POST with -d) */
@@ -108,6 +111,10 @@ typedef struct client {
     /* the progress bar */
     bool bar, bar_drawn;
     double bar_start, bar_last;
+    int bar_width;                /* the terminal's columns (TIOCGWINSZ), again on SIGWINCH */
+    double sample_t[RATE_SAMPLES]; /* (time, bytes) at the last frames: the rate's window */
+    uint64_t sample_n[RATE_SAMPLES];
+    unsigned samples;
 
     /* the end */
     bool done;
@@ -318,36 +325,91 @@ static const char *human(double v, char buf[static 32])
     return buf;
 }
 
-/* "[#####-----]  42%  8.4 MiB / 20.0 MiB  12.3 MiB/s  ETA 0:01", ~10 times a second. */
+static int terminal_width(void)
+{
+    struct winsize ws;
+    return ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0 ? ws.ws_col : 80;
+}
+
+/* Bytes per second over the last frames, or -1 while there is too little to tell. */
+static double bar_rate(client *c, double now)
+{
+    unsigned i = c->samples++ % RATE_SAMPLES, oldest = c->samples > RATE_SAMPLES ? c->samples % RATE_SAMPLES : 0;
+    c->sample_t[i] = now;
+    c->sample_n[i] = c->received;
+    double span = now - c->sample_t[oldest];
+    if (now - c->bar_start < RATE_MIN_TIME || span <= 0)
+        return -1;
+    return (double)(c->received - c->sample_n[oldest]) / span;
+}
+
+/*
+ * "[#####-----]  42%  8.4 MiB / 20.0 MiB  12.3 MiB/s  ETA 0:01", ~10 times a
+ * second, as wide as the terminal allows (the bar shrinks first, then the
+ * line is cut); no rate or ETA in the first RATE_MIN_TIME seconds.
+ */
 static void bar_draw(client *c, bool final)
 {
     double now = ts_ioloop_time(c->loop), elapsed = now - c->bar_start;
     if (!c->bar || (!final && now - c->bar_last < PROGRESS_INTERVAL))
         return;
     c->bar_last = now;
-    double done = (double)c->received, rate = elapsed > 0 ? done / elapsed : 0;
-    char b1[32], b2[32], b3[32], tail[48] = "";
+    double done = (double)c->received, rate = final ? (elapsed > 0 ? done / elapsed : 0) : bar_rate(c, now);
+    char b1[32], b2[32], b3[32], rate_s[48] = "", tail[48] = "", line[256];
+    if (rate >= 0)
+        snprintf(rate_s, sizeof rate_s, "  %s/s", human(rate, b3));
     if (final)
-        snprintf(tail, sizeof tail, "in %.1f s", elapsed);
-    if (c->mode == BODY_LENGTH && c->length > 0) {
-        char bar[31];
-        size_t fill = (size_t)(done * 30 / (double)c->length);
-        fill = fill > 30 ? 30 : fill;
-        memset(bar, '#', fill);
-        memset(bar + fill, '-', 30 - fill);
-        bar[30] = '\0';
-        if (!final && rate > 0) {
-            long eta = lround(((double)c->length - done) / rate);
-            snprintf(tail, sizeof tail, "ETA %ld:%02ld", eta / 60, eta % 60);
-        }
-        fprintf(stderr, "\r[%s] %3d%%  %s / %s  %s/s  %s\033[K", bar, (int)(100 * c->received / c->length),
-                human(done, b1), human((double)c->length, b2), human(rate, b3), tail);
-    } else {
-        fprintf(stderr, "\r%s  %s/s  %s\033[K", human(done, b1), human(rate, b3), tail);
+        snprintf(tail, sizeof tail, "  in %.1f s", elapsed);
+    int n = 0, width = (c->bar_width > 0 ? c->bar_width : 80) - 1; /* the last column would wrap */
+    bool sized = c->mode == BODY_LENGTH && c->length > 0;
+    if (sized && !final && rate > 0) {
+        long eta = lround(((double)c->length - done) / rate);
+        snprintf(tail, sizeof tail, "  ETA %ld:%02ld", eta / 60, eta % 60);
     }
+    /* too wide: without the ETA (or time), then without the rate, then cut */
+    for (int drop = 0; drop < 3; drop++) {
+        const char *r = drop >= 2 ? "" : rate_s, *t = drop >= 1 ? "" : tail;
+        if (sized)
+            n = snprintf(line, sizeof line, " %3d%%  %s / %s%s%s", (int)(100 * c->received / c->length),
+                         human(done, b1), human((double)c->length, b2), r, t);
+        else
+            n = snprintf(line, sizeof line, "%s%s%s", human(done, b1), r, t);
+        if (n <= width)
+            break;
+    }
+    int bar = width - n - 2 > 30 ? 30 : width - n - 2;
+    if (sized && bar >= 5) {
+        int fill = (int)(done * bar / (double)c->length);
+        fill = fill > bar ? bar : fill;
+        fprintf(stderr, "\r[%.*s%.*s]", fill, "##############################", bar - fill,
+                "------------------------------");
+    } else {
+        fputc('\r', stderr);
+    }
+    fprintf(stderr, "%.*s\033[K", n < width ? n : (width > 0 ? width : 0), line);
     c->bar_drawn = !final;
     if (final)
         fputc('\n', stderr);
+}
+
+/* SIGWINCH, through the loop: measure the terminal again and redraw. */
+static void on_winch(ts_ioloop *loop, void *arg)
+{
+    client *c = arg;
+    (void)loop;
+    c->bar_width = terminal_width();
+    if (c->bar_drawn && !c->done) {
+        c->bar_last = 0;
+        bar_draw(c, false);
+    }
+}
+
+static client *g_client; /* for the SIGWINCH handler */
+
+static void on_sigwinch(int sig)
+{
+    (void)sig;
+    ts_ioloop_add_callback_from_signal(g_client->loop, on_winch, g_client);
 }
 
 /* Ends the fetch; the first call wins. Prints the message (if any), closes the stream, stops the loop. */
@@ -700,7 +762,12 @@ static bool parse_head(client *c, const char *data, size_t len)
     c->location = NULL;
     ssize_t rc = hp_parse_response(data, len, !strcmp(c->method, "HEAD"), &lim, &m);
     if (rc != (ssize_t)len) { /* HP_INCOMPLETE cannot be: the blank line was found */
-        finish(c, HC_PROTOCOL, "malformed response from %s: %s", c->authority, m.error ? m.error : "no blank line");
+        char line[64] = "";
+        size_t n = m.error_line.len < 60 ? m.error_line.len : 60;
+        for (size_t i = 0; i < n; i++) /* shown with its control characters as '?' */
+            line[i] = (unsigned char)m.error_line.ptr[i] < 0x20 || m.error_line.ptr[i] == 0x7f ? '?' : m.error_line.ptr[i];
+        finish(c, HC_PROTOCOL, "malformed response from %s: %s%s%s%s", c->authority,
+               m.error ? m.error : "no blank line", n ? " in '" : "", line, n ? "'" : "");
         return false;
     }
     const hp_field *loc = hp_find(&m, "Location");
@@ -831,6 +898,7 @@ static void start_body(client *c)
     c->phase = "reading the body from";
     c->bar_start = ts_ioloop_time(c->loop);
     c->bar_last = 0;
+    c->samples = 0;
     if (c->mode == BODY_NONE || (c->mode == BODY_LENGTH && c->length == 0))
         body_done(c);
     else if (c->mode == BODY_LENGTH)
@@ -1194,6 +1262,12 @@ int main(int argc, char **argv)
     c->tcp = c->loop ? ts_tcpclient_new(c->loop, c->resolver) : NULL;
     if (!c->tcp)
         oom();
+    if (c->bar) {
+        c->bar_width = terminal_width();
+        g_client = c;
+        struct sigaction sa = {.sa_handler = on_sigwinch, .sa_flags = SA_RESTART};
+        sigaction(SIGWINCH, &sa, NULL);
+    }
     if (opt.timeout > 0) {
         c->deadline = ts_ioloop_time(c->loop) + opt.timeout;
         c->deadline_timer = ts_ioloop_call_later(c->loop, opt.timeout, on_deadline, c);

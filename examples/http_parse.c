@@ -348,6 +348,7 @@ static ssize_t split_head(const char *buf, size_t len, size_t max_line, size_t m
             return len + 1 > max_head ? fail(&m->error, HP_EHEAD, "a head over the limit") : HP_INCOMPLETE;
         size_t end = (size_t)(nl - buf) + 1;
         ssize_t n = line_length(buf + pos, end - 1 - pos);
+        m->error_line = (hp_str){buf + pos, end - 1 - pos}; /* kept only if this line fails */
         if (pos == 0 && max_line && (n >= 0 ? (size_t)n : end - 1) > max_line)
             return fail(&m->error, HP_ELINE, "a request line over the limit");
         if (end > max_head)
@@ -359,6 +360,7 @@ static ssize_t split_head(const char *buf, size_t len, size_t max_line, size_t m
             if (rc < 0)
                 return rc;
         } else if (n == 0) {
+            m->error_line = (hp_str){NULL, 0};
             return (ssize_t)end;
         } else if (m->nfields == m->max_fields) {
             return fail(&m->error, HP_EHEAD, "more header fields than allowed");
@@ -383,10 +385,13 @@ static void reset(hp_message *m)
 ssize_t hp_parse_request(const char *buf, size_t len, const hp_limits *lim, hp_message *m)
 {
     reset(m);
-    ssize_t head = split_head(buf, len, lim && lim->max_line ? lim->max_line : HP_MAX_LINE,
+    /* one empty line before the request line is ignored (RFC 9112 2.2), e.g. a CRLF after a previous body */
+    size_t skip = len >= 1 && buf[0] == '\n' ? 1 : len >= 2 && buf[0] == '\r' && buf[1] == '\n' ? 2 : 0;
+    ssize_t head = split_head(buf + skip, len - skip, lim && lim->max_line ? lim->max_line : HP_MAX_LINE,
                               lim && lim->max_head ? lim->max_head : HP_MAX_HEAD, parse_request_line, m);
     if (head < 0)
         return head;
+    head += (ssize_t)skip;
     m->keep_alive = m->minor >= 1;
     ssize_t rc = request_framing(m);
     return rc < 0 ? rc : head;

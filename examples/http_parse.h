@@ -25,7 +25,8 @@
  *   501  a request transfer coding other than chunked (it is not decoded).
  *   505  an HTTP major version other than 1.
  * A bare LF ends a start line or a field line, as RFC 9112 section 2.2
- * allows; chunk-size lines and the end of chunk data need CRLF.
+ * allows, and one empty line before a request line is ignored; chunk-size
+ * lines and the end of chunk data need CRLF.
  *
  * What it does not do: read from sockets, decode content codings, interpret
  * any field but Content-Length, Transfer-Encoding, Connection and Host.
@@ -90,6 +91,7 @@ typedef struct hp_message {
     uint64_t length;       /* HP_BODY_LENGTH: the Content-Length */
     bool keep_alive;       /* by version and Connection */
     const char *error;     /* after an error: what was wrong (a static string) */
+    hp_str error_line;     /* after an error in one line: that line (its LF excluded), else empty */
 } hp_message;
 
 /**

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -62,7 +63,7 @@ typedef struct conn {
     off_t file_left;
     char *method, *path; /* copied from the head: a body read may come between head and response */
     char *body;          /* a chunked request body, gathered */
-    size_t body_len, trailer_bytes;
+    size_t body_len, body_cap, trailer_bytes;
 } conn;
 
 static conn g_conns = {.prev = &g_conns, .next = &g_conns};
@@ -114,6 +115,7 @@ static const char *reason(int status)
     case 405: return "Method Not Allowed";
     case 413: return "Content Too Large";
     case 414: return "URI Too Long";
+    case 417: return "Expectation Failed";
     case 431: return "Request Header Fields Too Large";
     case 501: return "Not Implemented";
     case 505: return "HTTP Version Not Supported";
@@ -377,7 +379,7 @@ static void on_trailer_line(ts_iostream *s, int status, const char *data, size_t
     char *body = c->body;
     size_t body_len = c->body_len;
     c->body = NULL;
-    c->body_len = 0;
+    c->body_len = c->body_cap = 0;
     respond(c, body, body_len);
     free(body);
 }
@@ -417,12 +419,19 @@ static void on_chunk_line(ts_iostream *s, int status, const char *data, size_t l
         send_error(c, 413);
         return;
     }
-    char *body = realloc(c->body, c->body_len + (size_t)size);
-    if (!body) {
-        ts_iostream_close(s, TS_ENOMEM);
-        return;
+    arm_idle(c); /* a body arriving chunk by chunk is no idle connection */
+    if (c->body_len + size > c->body_cap) { /* doubling: many small chunks cost linear time */
+        size_t cap = c->body_cap ? c->body_cap : 16 * 1024;
+        while (cap < c->body_len + size)
+            cap *= 2;
+        char *body = realloc(c->body, cap);
+        if (!body) {
+            ts_iostream_close(s, TS_ENOMEM);
+            return;
+        }
+        c->body = body;
+        c->body_cap = cap;
     }
-    c->body = body;
     if (ts_iostream_read_bytes(s, (size_t)size, false, on_chunk_data, c) < 0)
         ts_iostream_close(s, 0);
 }
@@ -449,6 +458,18 @@ static void on_overlong_head(ts_iostream *s, int status, const char *data, size_
     send_error(arg, rc < 0 && rc != HP_INCOMPLETE ? hp_status(rc) : 431);
 }
 
+/* The path and query of a target: origin-form as it is, absolute-form past its authority (RFC 9112 3.2.2). */
+static hp_str origin_path(hp_str t)
+{
+    size_t skip = t.len > 7 && !strncasecmp(t.ptr, "http://", 7) ? 7 : t.len > 8 && !strncasecmp(t.ptr, "https://", 8) ? 8 : 0;
+    if (!skip)
+        return t;
+    size_t i = skip;
+    while (i < t.len && t.ptr[i] != '/' && t.ptr[i] != '?')
+        i++;
+    return (hp_str){t.ptr + i, t.len - i};
+}
+
 static void on_head(ts_iostream *s, int status, const char *data, size_t len, void *arg)
 {
     conn *c = arg;
@@ -470,16 +491,30 @@ static void on_head(ts_iostream *s, int status, const char *data, size_t len, vo
         return;
     }
     free(c->method);
-    if (!(c->method = malloc(m.method.len + m.target.len + 2))) {
+    hp_str path = origin_path(m.target);
+    bool slash = path.len == 0 || path.ptr[0] == '?'; /* "http://host" and "http://host?q" mean "/" */
+    if (!(c->method = malloc(m.method.len + path.len + 3))) {
         ts_iostream_close(s, TS_ENOMEM);
         return;
     }
     c->path = c->method + m.method.len + 1;
     memcpy(c->method, m.method.ptr, m.method.len);
     c->method[m.method.len] = '\0';
-    memcpy(c->path, m.target.ptr, m.target.len);
-    c->path[m.target.len] = '\0';
+    c->path[0] = '/';
+    memcpy(c->path + slash, path.ptr, path.len);
+    c->path[slash + path.len] = '\0';
     c->keep_alive = m.keep_alive;
+    const hp_field *expect = hp_find(&m, "Expect");
+    bool body = m.framing != HP_BODY_NONE && (m.framing != HP_BODY_LENGTH || m.length <= MAX_BODY);
+    if (expect && !hp_str_eq(expect->value, "100-continue")) {
+        send_error(c, 417);
+        return;
+    }
+    /* a client that asked for 100 Continue sends the body only after it, or after a pause (RFC 9110 10.1.1) */
+    if (expect && body && m.minor >= 1 && ts_iostream_write(s, "HTTP/1.1 100 Continue\r\n\r\n", 25, NULL, NULL) < 0) {
+        ts_iostream_close(s, 0);
+        return;
+    }
     if (c->path[0] != '/') { /* origin form only: this is no proxy */
         send_error(c, 400);
     } else if (m.framing == HP_BODY_CHUNKED) {

@@ -33,6 +33,7 @@ TEST_PACKAGES=(
     nginx
     wrk
     python3      # small socket clients in the integration tests
+    python3-tornado  # tests/http_tornado_interop.sh (Debian's /usr/bin/python3)
     iproute2     # `ip`: the http_client test's network-namespace cases
     util-linux   # unshare, taskset
     bsdutils     # script: the progress-bar check runs under a pseudo-terminal

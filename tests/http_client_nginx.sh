@@ -7,20 +7,12 @@
 # without network, so no DNS query can leave the machine.
 . "$(dirname "$0")/support/testlib.sh"
 . "$(dirname "$0")/support/nginx_helper.sh"
+. "$(dirname "$0")/support/hc_helper.sh"
 need curl openssl python3 sha256sum cmp
 nginx_find
 HC=$TS_BUILD_DIR/examples/http_client
 [ -x "$HC" ] || fail "$HC not built"
 
-# hc NAME WANT ARGS...: runs http_client (at most 60 s) with stdout in
-# $TMP/NAME.out and stderr in $TMP/NAME.err, and checks its exit status.
-hc() {
-    local name=$1 want=$2 rc=0
-    shift 2
-    timeout 60 "$HC" "$@" >"$TMP/$name.out" 2>"$TMP/$name.err" </dev/null || rc=$?
-    ! grep -q Sanitizer "$TMP/$name.err" || fail "$name: sanitizer report:$(printf '\n')$(head -40 "$TMP/$name.err")"
-    [ "$rc" = "$want" ] || fail "$name: exit status $rc, expected $want; stderr: $(tail -5 "$TMP/$name.err")"
-}
 sha() { sha256sum <"$1" | cut -d' ' -f1; }
 err_has() { grep -qi -- "$2" "$TMP/$1.err" || fail "$1: stderr lacks '$2': $(cat "$TMP/$1.err")"; }
 
@@ -327,6 +319,7 @@ for path in bad-status bad-header bad-length length-mismatch both folded huge-he
     err_has "fake-$path" "127.0.0.1:$PF"
 done
 err_has fake-truncated "10 of 100"
+err_has fake-bad-header "in 'Bad Header: x?'"
 pass "malformed or truncated responses: exit 7 with a message"
 hc fake-chunked 0 -v "$F/chunked"
 [ "$(cat "$TMP/fake-chunked.out")" = "hello, world" ] || fail "chunk extensions/trailers: $(cat "$TMP/fake-chunked.out")"
@@ -420,6 +413,27 @@ if script -qec true /dev/null >/dev/null 2>&1; then
     grep -q '100%' "$TMP/tty.log" || fail "no progress bar on a terminal: $(tail -c 300 "$TMP/tty.log")"
     cmp -s "$TMP/tty.bin" "$WWW/big.bin" || fail "download under script(1) differs"
     pass "a progress bar is drawn when stderr is a terminal"
+    # A slow body (nginx limit_rate 64k) on a 100-column terminal that shrinks
+    # to 50 columns after 1.5 s (the kernel sends SIGWINCH): every frame fits
+    # the width of its moment, the first shows no rate, none claims MiB/s.
+    printf '%s\n' "stty cols 100" "'$HC' --timeout 3 -o '$TMP/slowtty.bin' '$H/slow/big.bin' &" \
+        "sleep 1.5" "stty cols 50" "wait" >"$TMP/winch.sh"
+    timeout 60 script -qec "sh '$TMP/winch.sh'" "$TMP/winch.log" >/dev/null 2>&1 || true
+    python3 - "$TMP/winch.log" <<'PY' || fail "progress bar on a resized terminal: $(tail -c 600 "$TMP/winch.log" | cat -v)"
+import re, sys
+d = open(sys.argv[1], "rb").read().decode("latin-1")
+frames = [re.sub(r"\x1b\[K", "", f) for f in re.split(r"[\r\n]", d)]
+frames = [f for f in frames if f.startswith("[") or re.match(r" *\d+%", f)]
+assert len(frames) >= 3, frames
+assert all(len(f) <= 99 for f in frames), max(frames, key=len)
+assert any(len(f) > 49 for f in frames), "never wider than 49 columns on a 100-column terminal"
+narrow = next(i for i, f in enumerate(frames) if len(f) <= 49 and i > 0)
+assert all(len(f) <= 49 for f in frames[narrow:]), frames[narrow:]
+assert "/s" not in frames[0], frames[0]
+rates = re.findall(r"[\d.]+ (B|KiB|MiB)/s", " ".join(frames))
+assert rates and "MiB" not in rates, rates
+PY
+    pass "the bar fits the terminal, follows SIGWINCH, and shows no rate until it can measure one"
 else
     echo "SKIP (one case): progress bar -- script(1) cannot allocate a terminal here"
 fi

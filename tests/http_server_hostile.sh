@@ -56,8 +56,16 @@ ROWS = [
     ("chunk-cut", b"POST /echo HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\na\r\nhello", True, ["-"], None),
     ("chunked", b"POST /echo HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
      b"5;name=value\r\nhello\r\n7 ; x\r\n, world\r\n0\r\nX-Trailer: yes\r\n\r\n", False, ["200"], b"hello, world"),
+    ("chunked-tiny", b"POST /echo HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+     + b"1\r\nx\r\n" * 20000 + b"0\r\n\r\n", False, ["200"], b"x" * 20000),
     ("chunked-then-next", b"POST /echo HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n"
      b"2\r\nab\r\n0\r\n\r\nGET /sub/small.txt HTTP/1.1\r\n" + H + b"Connection: close\r\n\r\n", False, ["200", "200"], None),
+    ("absolute-form", b"GET http://x/sub/small.txt HTTP/1.1\r\n" + H + b"Connection: close\r\n\r\n", False, ["200"],
+     b"small file\n"),
+    ("absolute-form-root", b"GET HTTP://x HTTP/1.1\r\n" + H + b"Connection: close\r\n\r\n", False, ["200"],
+     b"Hello from libtstream!\n"),
+    ("crlf-before-request", b"POST /echo HTTP/1.1\r\n" + H + b"Content-Length: 2\r\n\r\nok\r\n"
+     b"GET /sub/small.txt HTTP/1.1\r\n" + H + b"Connection: close\r\n\r\n", False, ["200", "200"], None),
     ("lf-only", b"GET /sub/small.txt HTTP/1.1\n" + H.replace(b"\r", b"") + b"Connection: close\n\n", False, ["200"],
      b"small file\n"),
     # more of RFC 9112
@@ -73,6 +81,10 @@ ROWS = [
      False, ["501"], None),
     ("te-http10", b"POST /echo HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", False, ["400"], None),
     ("http2-version", b"GET / HTTP/2.0\r\n" + H + b"\r\n", False, ["505"], None),
+    ("expect-100", b"POST /echo HTTP/1.1\r\n" + H + b"Expect: 100-continue\r\nContent-Length: 5\r\nConnection: close\r\n\r\n"
+     b"hello", False, ["100", "200"], None),
+    ("expect-unknown", b"POST /echo HTTP/1.1\r\n" + H + b"Expect: teapot\r\nContent-Length: 5\r\n\r\nhello", False, ["417"],
+     None),
     ("cl-too-big", b"POST /echo HTTP/1.1\r\n" + H + b"Content-Length: 99999999999999999999\r\n\r\n", False, ["400"], None),
 ]
 

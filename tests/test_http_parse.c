@@ -113,6 +113,10 @@ static void test_request_bare_lf_and_keep_alive(void **state)
     assert_int_equal(p.rc, (ssize_t)p.len);
     assert_false(p.m.keep_alive);
     done(&p);
+    parse(&p, true, "\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"); /* a stray CRLF before the request line */
+    assert_int_equal(p.rc, (ssize_t)p.len);
+    assert_str(p.m.method, "GET");
+    done(&p);
     parse(&p, true, "GET / HTTP/1.0\r\n\r\n"); /* 1.0: no Host needed, no keep-alive by default */
     assert_int_equal(p.rc, (ssize_t)p.len);
     assert_false(p.m.keep_alive);
@@ -200,7 +204,7 @@ static void test_request_rejections(void **state)
         {"GET /\xc3\xa9 HTTP/1.1\r\nHost: x\r\n\r\n", HP_EBAD},
         {"GET / http/1.1\r\nHost: x\r\n\r\n", HP_EBAD},
         {"GET / HTTP/1.1\rHost: x\r\n\r\n", HP_EBAD},
-        {"\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n", HP_EBAD},
+        {"\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n", HP_EBAD}, /* one empty line is ignored, not two */
         {"GET / HTTP/2.0\r\nHost: x\r\n\r\n", HP_EVERSION},
         {"GET / HTTP/0.9\r\nHost: x\r\n\r\n", HP_EVERSION},
         /* incomplete, not wrong */
@@ -499,6 +503,15 @@ static void test_chunked_decoder(void **state)
 static void test_status_codes(void **state)
 {
     (void)state;
+    parsed p;
+    parse(&p, true, "GET / HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n");
+    assert_int_equal(p.rc, HP_EBAD);
+    assert_str(p.m.error_line, "Bad Header: 1\r"); /* the failing line, as received */
+    done(&p);
+    parse(&p, true, "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n");
+    assert_int_equal(p.rc, HP_EBAD);
+    assert_int_equal(p.m.error_line.len, 0); /* not one line's fault */
+    done(&p);
     assert_int_equal(hp_status(HP_EBAD), 400);
     assert_int_equal(hp_status(HP_ELINE), 414);
     assert_int_equal(hp_status(HP_EHEAD), 431);
