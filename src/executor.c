@@ -156,6 +156,33 @@ int ts_ioloop_set_executor_threads(ts_ioloop *loop, int nthreads)
     return 0;
 }
 
+/*
+ * In a child made by fork() (ts_tcpserver_start with several processes): the
+ * workers stayed behind in the parent, and a lock one of them held is held
+ * for good here, so the pool is dropped without touching its lock and the
+ * child starts a fresh one when it needs it. Jobs in flight at the fork were
+ * the parent's: the child's copies of their futures fail with TS_ECANCELLED.
+ */
+void ts__executor_after_fork(ts_ioloop *loop)
+{
+    ts__executor *ex = loop->executor;
+    if (!ex)
+        return;
+    loop->executor = NULL;
+    ts__ioloop_drop_foreign_after_fork(loop, deliver);
+    while (ex->all) {
+        job *j = ex->all;
+        unlink_all(ex, j);
+        if (j->result && j->dtor && j->err == 0)
+            j->dtor(j->result);
+        ts_future_set_error(j->future, TS_ECANCELLED);
+        ts_future_unref(j->future);
+        ts__free(j);
+        ev_unref(loop->ev);
+    }
+    ts__free(ex);
+}
+
 void ts__executor_free(ts_ioloop *loop)
 {
     ts__executor *ex = loop->executor;

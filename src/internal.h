@@ -71,6 +71,13 @@ struct ts__loop_member {
 void ts__ioloop_attach(ts_ioloop *loop, ts__loop_member *m, const ts__member_ops *ops);
 void ts__ioloop_detach(ts__loop_member *m); /* no-op when not attached */
 
+/*
+ * In a child made by fork() from a process that had the loop: libev's
+ * kernel state is re-made (ev_loop_fork) and the thread pool, whose workers
+ * stayed in the parent, is dropped (a new one starts on first use).
+ */
+void ts__ioloop_after_fork(ts_ioloop *loop);
+
 /** Size of the loop's shared read block. */
 #define TS__LOOP_RDBUF (256u * 1024u)
 /*

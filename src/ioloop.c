@@ -351,6 +351,31 @@ void ts__ioloop_detach(ts__loop_member *m)
     m->prev = m->next = NULL;
 }
 
+void ts__ioloop_after_fork(ts_ioloop *loop)
+{
+    ev_loop_fork(loop->ev);
+    ts__executor_after_fork(loop);
+}
+
+void ts__ioloop_drop_foreign_after_fork(ts_ioloop *loop, ts_ioloop_cb cb)
+{
+    /* A thread left behind in the parent may have held the lock at the fork: it is held for good here. */
+    pthread_mutex_init(&loop->xlock, NULL);
+    ts__cbnode **pp = &loop->xhead;
+    loop->xtail = NULL;
+    for (ts__cbnode *n = *pp, *next; n; n = next) {
+        next = n->next;
+        if (n->cb == cb) {
+            *pp = next;
+            if (!n->embedded)
+                ts__free(n);
+        } else {
+            loop->xtail = n;
+            pp = &n->next;
+        }
+    }
+}
+
 char *ts__ioloop_rdbuf_take(ts_ioloop *loop)
 {
     if (loop->rdbuf_lent)
