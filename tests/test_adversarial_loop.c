@@ -121,6 +121,25 @@ static void echo_stop(echo *e)
     tu_run_iterations(e->loop, 5);
 }
 
+/* A test's start: its loop, a client, the echo running; *base gets the library's bytes before. */
+static ts_ioloop *abuse_begin(echo *e, ts_tcpclient **client, int want, long *base)
+{
+    *base = tu_mem_live();
+    ts_ioloop *loop = tu_fixture_begin(50);
+    *client = ts_tcpclient_new(loop, NULL);
+    echo_start(e, loop, *client, want);
+    return loop;
+}
+
+/* Its end: everything closed and freed, fds (the fixture) and library bytes back. */
+static void abuse_end(ts_ioloop *loop, echo *e, ts_tcpclient *client, long base)
+{
+    echo_stop(e);
+    ts_tcpclient_free(client);
+    tu_fixture_end(loop);
+    assert_int_equal(tu_mem_live(), base);
+}
+
 /* ---- a callback that re-adds itself forever ----------------------------------------- */
 
 typedef struct forever {
@@ -147,11 +166,10 @@ static void test_callback_readding_itself_forever(void **state)
 {
     (void)state;
     alarm(30);
-    long base = tu_mem_live();
-    ts_ioloop *loop = tu_fixture_begin(20);
-    ts_tcpclient *client = ts_tcpclient_new(loop, NULL);
     echo e;
-    echo_start(&e, loop, client, 1 << 30); /* keeps going until stopped */
+    ts_tcpclient *client;
+    long base;
+    ts_ioloop *loop = abuse_begin(&e, &client, 1 << 30, &base); /* keeps going until stopped */
     forever f = {0};
     ts_periodic *pc = ts_periodic_new(loop, tick, &f, 0.01, 0);
     ts_periodic_start(pc);
@@ -168,10 +186,7 @@ static void test_callback_readding_itself_forever(void **state)
     assert_int_equal(e.bad, 0);
     assert_int_equal(e.status, 0);
     ts_periodic_free(pc);
-    echo_stop(&e);
-    ts_tcpclient_free(client);
-    tu_fixture_end(loop);
-    assert_int_equal(tu_mem_live(), base);
+    abuse_end(loop, &e, client, base);
     alarm(0);
 }
 
@@ -216,11 +231,10 @@ static void test_threads_adding_callbacks_during_traffic(void **state)
 {
     (void)state;
     alarm(60);
-    long base = tu_mem_live();
-    ts_ioloop *loop = tu_fixture_begin(50);
-    ts_tcpclient *client = ts_tcpclient_new(loop, NULL);
     echo e;
-    echo_start(&e, loop, client, 2000);
+    ts_tcpclient *client;
+    long base;
+    ts_ioloop *loop = abuse_begin(&e, &client, 2000, &base);
     int counter = 0;
     spammer sp[THREADS];
     pthread_t th[THREADS];
@@ -244,10 +258,7 @@ static void test_threads_adding_callbacks_during_traffic(void **state)
     assert_int_equal(counter, THREADS * PER_THREAD); /* each exactly once */
     assert_int_equal(e.echoed, 2000);
     assert_int_equal(e.bad, 0);
-    echo_stop(&e);
-    ts_tcpclient_free(client);
-    tu_fixture_end(loop);
-    assert_int_equal(tu_mem_live(), base);
+    abuse_end(loop, &e, client, base);
     alarm(0);
 }
 
@@ -296,11 +307,10 @@ static void test_signal_storm_during_traffic(void **state)
 {
     (void)state;
     alarm(60);
-    long base = tu_mem_live();
-    ts_ioloop *loop = tu_fixture_begin(50);
-    ts_tcpclient *client = ts_tcpclient_new(loop, NULL);
     echo e;
-    echo_start(&e, loop, client, 2000);
+    ts_tcpclient *client;
+    long base;
+    ts_ioloop *loop = abuse_begin(&e, &client, 2000, &base);
     g_sig_loop = loop;
     g_sig_runs = 0;
     atomic_store(&g_sig_handled, 0);
@@ -322,10 +332,7 @@ static void test_signal_storm_during_traffic(void **state)
     assert_int_equal(e.echoed, 2000);
     assert_int_equal(e.bad, 0);
     assert_true(g_sig_runs >= 1 && g_sig_runs <= handled); /* woken, never more than asked */
-    echo_stop(&e);
-    ts_tcpclient_free(client);
-    tu_fixture_end(loop);
-    assert_int_equal(tu_mem_live(), base);
+    abuse_end(loop, &e, client, base);
     alarm(0);
 }
 
