@@ -6,16 +6,18 @@
  *     run (work per iteration is bounded);
  *   - four threads adding callbacks as fast as they can: every callback
  *     runs exactly once;
- *   - a storm of signals whose handler wakes the loop
+ *   - a storm of signals at the loop's thread, whose handler wakes the loop
  *     (ts_ioloop_add_callback_from_signal): no crash, the loop keeps
  *     serving;
- *   - a storm of connects to a dead port: each fails with -ECONNREFUSED.
+ *   - storms of connects to a dead port and to a name the resolver cannot
+ *     resolve: each fails with -ECONNREFUSED / TS_ERESOLVE.
  * Each bounds its time (alarm() outside the loop, the loop watchdog) and
  * checks that the library's bytes (counted through ts_set_allocator()) and
  * fds come back.
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -284,7 +286,7 @@ static void on_usr1(int sig)
 }
 
 typedef struct storm {
-    pid_t pid;
+    pthread_t target; /* the loop's thread: its polls and reads are the ones interrupted */
     int sent;
     atomic_bool stop;
 } storm;
@@ -292,13 +294,10 @@ typedef struct storm {
 static void *send_signals(void *arg)
 {
     storm *st = arg;
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGUSR1);
-    pthread_sigmask(SIG_UNBLOCK, &set, NULL); /* the handler runs here too, as often as the kernel delivers */
     while (!atomic_load(&st->stop) && st->sent < 20000) {
-        kill(st->pid, SIGUSR1);
-        st->sent++;
+        pthread_kill(st->target, SIGUSR1);
+        if (++st->sent % 64 == 0)
+            sched_yield(); /* let some be delivered one by one rather than all folded */
     }
     return NULL;
 }
@@ -317,7 +316,7 @@ static void test_signal_storm_during_traffic(void **state)
     struct sigaction sa = {.sa_handler = on_usr1, .sa_flags = SA_RESTART}, old;
     sigemptyset(&sa.sa_mask);
     assert_int_equal(sigaction(SIGUSR1, &sa, &old), 0);
-    storm st = {.pid = getpid()};
+    storm st = {.target = pthread_self()};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, send_signals, &st), 0);
     bool ok = tu_run_until(loop, echo_done, &e, 40);
@@ -342,6 +341,7 @@ static void test_signal_storm_during_traffic(void **state)
 
 typedef struct dead {
     int done, refused, other;
+    int want; /* the status each attempt must end with */
 } dead;
 
 static void on_dead(int status, ts_iostream *s, const char *detail, void *arg)
@@ -349,7 +349,7 @@ static void on_dead(int status, ts_iostream *s, const char *detail, void *arg)
     (void)detail;
     dead *d = arg;
     d->done++;
-    if (status == -ECONNREFUSED)
+    if (status == d->want)
         d->refused++;
     else
         d->other++;
@@ -367,7 +367,7 @@ static void test_connect_storm_to_dead_port(void **state)
     assert_true(l >= 0);
     close(l); /* nothing listens there now */
     ts_tcpclient *client = ts_tcpclient_new(loop, NULL);
-    dead d = {0};
+    dead d = {.want = -ECONNREFUSED};
     for (int i = 0; i < DEAD_CONNECTS; i++)
         assert_int_equal(ts_tcpclient_connect(client, "127.0.0.1", port, NULL, on_dead, &d), 0);
     tu_run_until_count(loop, &d.done, DEAD_CONNECTS, 20);
@@ -382,6 +382,32 @@ static void test_connect_storm_to_dead_port(void **state)
     alarm(0);
 }
 
+/* A storm of connects to a name the resolver cannot resolve: TS_ERESOLVE each, nothing left behind. */
+static void test_resolver_failure_storm(void **state)
+{
+    (void)state;
+    alarm(60);
+    long base = tu_mem_live();
+    ts_ioloop *loop = tu_fixture_begin(50);
+    nh_static_resolver *sr = nh_static_resolver_new();
+    nh_static_resolver_fail(sr, "nonexistent.invalid", "Name or service not known (test resolver)");
+    ts_tcpclient *client = ts_tcpclient_new(loop, nh_static_resolver_get(sr));
+    dead d = {.want = TS_ERESOLVE};
+    for (int i = 0; i < DEAD_CONNECTS; i++)
+        assert_int_equal(ts_tcpclient_connect(client, "nonexistent.invalid", 80, NULL, on_dead, &d), 0);
+    tu_run_until_count(loop, &d.done, DEAD_CONNECTS, 20);
+    long idle = tu_idle_iterations(loop, 0.3);
+    printf("# %d connects to an unresolvable name: %d TS_ERESOLVE, %d other, %ld idle iterations after\n",
+           DEAD_CONNECTS, d.refused, d.other, idle);
+    assert_int_equal(d.refused, DEAD_CONNECTS);
+    assert_true(idle <= 40);
+    ts_tcpclient_free(client);
+    ts_resolver_free(nh_static_resolver_get(sr));
+    tu_fixture_end(loop);
+    assert_int_equal(tu_mem_live(), base);
+    alarm(0);
+}
+
 int main(void)
 {
     tu_use_byte_allocator(); /* before the library allocates anything */
@@ -391,6 +417,7 @@ int main(void)
         cmocka_unit_test(test_threads_adding_callbacks_during_traffic),
         cmocka_unit_test(test_signal_storm_during_traffic),
         cmocka_unit_test(test_connect_storm_to_dead_port),
+        cmocka_unit_test(test_resolver_failure_storm),
     };
     return cmocka_run_group_tests_name("adversarial_loop", tests, NULL, NULL);
 }
