@@ -31,6 +31,7 @@
 #include "net_helpers.h"
 #include "stream_pairs.h"
 #include "testutil.h"
+#include "tls_streams.h"
 
 /* ---- the fixture's end: every library byte back ------------------------------ */
 
@@ -494,53 +495,143 @@ typedef struct sink {
     int fd;
     uint64_t got;
     const uint64_t *marks; /* offsets holding a non-zero byte */
-    int nmarks;
+    int nmarks, next;
     int bad;
+    bool done, wrote; /* the streaming read ended; the write's callback ran */
+    int status;
 } sink;
+
+/* Marked bytes around the 2 GiB (int) and 4 GiB (uint32) boundaries; the rest are zero pages. */
+static const uint64_t MARKS[] = {0,           65535,         0x7fffffffull,  0x80000000ull,
+                                 0x80000001ull, 0xffffffffull, 0x100000000ull, 0x100000001ull};
+#define NMARKS ((int)(sizeof MARKS / sizeof MARKS[0]))
+
+/* @p len bytes of untouched memory (no RAM until written) with the marks below @p len set; *nmarks gets their count. */
+static unsigned char *marked_region(size_t len, int *nmarks)
+{
+    unsigned char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    assert_true(p != MAP_FAILED);
+    *nmarks = 0;
+    for (int i = 0; i < NMARKS && MARKS[i] < len; i++, (*nmarks)++)
+        p[MARKS[i]] = (unsigned char)(0x41 + i);
+    p[len - 1] = 0x7e;
+    return p;
+}
+
+/* Counts arriving bytes and checks each mark, and the last byte, where it falls. */
+static void sink_take(sink *k, const unsigned char *buf, size_t n, uint64_t total)
+{
+    for (; k->next < k->nmarks && k->marks[k->next] < k->got + n; k->next++)
+        if (buf[k->marks[k->next] - k->got] != (unsigned char)(0x41 + k->next))
+            k->bad++;
+    if (k->got + n == total && buf[n - 1] != 0x7e)
+        k->bad++;
+    k->got += n;
+}
+
+static uint64_t g_sink_total;
 
 static void *sink_thread(void *arg)
 {
     sink *k = arg;
     size_t cap = 1 << 20;
     unsigned char *buf = malloc(cap);
-    int m = 0;
     ssize_t n;
-    while ((n = recv(k->fd, buf, cap, 0)) > 0) {
-        for (; m < k->nmarks && k->marks[m] < k->got + (uint64_t)n; m++)
-            if (buf[k->marks[m] - k->got] != (unsigned char)(0x41 + m))
-                k->bad++;
-        k->got += (uint64_t)n;
-    }
+    while ((n = recv(k->fd, buf, cap, 0)) > 0)
+        sink_take(k, buf, (size_t)n, g_sink_total);
     free(buf);
     return NULL;
 }
 
-/* More than 2 GiB through one write (write_ref of untouched memory): every byte, in place, one callback. */
-static void test_write_over_2gib(void **state)
+static void sink_chunk(ts_iostream *s, const char *data, size_t len, void *arg)
+{
+    (void)s;
+    sink_take(arg, (const unsigned char *)data, len, g_sink_total);
+}
+
+static void sink_end(ts_iostream *s, int status, const char *data, size_t len, void *arg)
+{
+    (void)s, (void)data, (void)len;
+    sink *k = arg;
+    k->done = true;
+    k->status = status;
+}
+
+static bool sink_and_write_done(void *arg)
+{
+    sink *k = arg;
+    return k->done && k->wrote;
+}
+
+static void wrote_all(ts_iostream *s, int status, void *arg)
+{
+    (void)s;
+    sink *k = arg;
+    k->wrote = true;
+    k->status = k->status ? k->status : status;
+}
+
+/* More than 2 GiB through one TLS write: encrypted in bounded records, decrypted whole, in place. */
+static void test_tls_write_over_2gib(void **state)
+{
+    (void)state;
+    alarm(240);
+    ts_ioloop *loop = tu_fixture_begin(200);
+    const size_t len = ((size_t)2 << 30) + ((size_t)100 << 20) + 3; /* 2.10 GiB */
+    int nmarks;
+    unsigned char *p = marked_region(len, &nmarks);
+    ts_iostream *c, *s;
+    assert_int_equal(tu_tls_stream_pair(loop, NULL, NULL, NULL, "localhost", &c, &s, NULL, NULL), 0);
+    long base = tu_mem_mark();
+    sink k = {.fd = -1, .marks = MARKS, .nmarks = nmarks};
+    g_sink_total = len;
+    double t0 = nh_now();
+    assert_int_equal(ts_iostream_read_bytes_streaming(s, len, sink_chunk, sink_end, &k), 0);
+    assert_int_equal(ts_iostream_write_ref(c, p, len, NULL, NULL, wrote_all, &k), 0);
+    assert_true(tu_run_until(loop, sink_and_write_done, &k, 200));
+    double t = nh_now() - t0;
+    long peak = tu_mem_peak_over(base);
+    printf("# 2.10 GiB through one TLS write_ref (%s): %.2f s (%.0f MiB/s), %llu bytes decrypted, %d bad marks, "
+           "peak %ld KiB of library memory\n", ts_iostream_ssl_version(c), t, len / t / 1048576,
+           (unsigned long long)k.got, k.bad, peak / 1024);
+    assert_int_equal(k.status, 0);
+    assert_true(k.got == len);
+    assert_int_equal(k.bad, 0);
+    assert_true(peak < 2 * 1024 * 1024); /* lent and streamed, never held whole */
+    ts_iostream_free(c);
+    ts_iostream_free(s);
+    munmap(p, len);
+    tu_fixture_end(loop);
+    assert_int_equal(tu_mem_live(), 0);
+    alarm(0);
+}
+
+/*
+ * More than 4 GiB through one write (write_ref of untouched memory, so it
+ * costs no RAM): past both the int and the uint32 boundaries, every byte in
+ * place, one callback, nothing copied.
+ */
+static void test_write_over_4gib(void **state)
 {
     (void)state;
     alarm(240);
     ts_ioloop *loop = tu_fixture_begin(200);
     long base = tu_mem_mark();
-    const size_t len = (size_t)2 * 1024 * 1024 * 1024 + 300 * 1024 * 1024 + 7; /* 2.29 GiB */
-    unsigned char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    assert_true(p != MAP_FAILED);
-    /* A few marked bytes around the 2 GiB and 4 GiB-of-bits boundaries; the rest are zero pages. */
-    static const uint64_t marks[] = {0, 65535, 0x7fffffffull, 0x80000000ull, 0x80000001ull,
-                                     (uint64_t)2 * 1024 * 1024 * 1024 + 300 * 1024 * 1024 + 6};
-    for (int i = 0; i < 6; i++)
-        p[marks[i]] = (unsigned char)(0x41 + i);
+    const size_t len = ((size_t)4 << 30) + ((size_t)300 << 20) + 7; /* 4.29 GiB */
+    int nmarks;
+    unsigned char *p = marked_region(len, &nmarks);
     int fds[2];
     assert_int_equal(tu_tcp_socketpair(fds), 0);
     ts_iostream *s = ts_iostream_new_socket(loop, fds[0], NULL);
     assert_non_null(s);
-    sink k = {.fd = fds[1], .marks = marks, .nmarks = 6};
+    sink k = {.fd = fds[1], .marks = MARKS, .nmarks = nmarks};
+    g_sink_total = len;
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, sink_thread, &k), 0);
     tu_rec w = {0};
     double t0 = nh_now();
     assert_int_equal(ts_iostream_write_ref(s, p, len, NULL, NULL, tu_rec_write, &w), 0);
-    tu_run_until_count(loop, &w.calls, 1, 180);
+    tu_run_until_count(loop, &w.calls, 1, 200);
     double t = nh_now() - t0;
     assert_int_equal(w.status, 0);
     long peak = tu_mem_peak_over(base);
@@ -548,7 +639,7 @@ static void test_write_over_2gib(void **state)
     tu_run_iterations(loop, 3);
     pthread_join(th, NULL);
     close(fds[1]);
-    printf("# 2.29 GiB through one write_ref: %.2f s (%.0f MiB/s), %llu bytes arrived, %d bad marks, peak %ld KiB "
+    printf("# 4.29 GiB through one write_ref: %.2f s (%.0f MiB/s), %llu bytes arrived, %d bad marks, peak %ld KiB "
            "of library memory\n", t, len / t / 1048576, (unsigned long long)k.got, k.bad, peak / 1024);
     assert_true(k.got == len);
     assert_int_equal(k.bad, 0);
@@ -675,7 +766,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_catastrophic_regex),
         cmocka_unit_test(test_resets_at_every_stage),
-        cmocka_unit_test(test_write_over_2gib),
+        cmocka_unit_test(test_write_over_4gib),
+        cmocka_unit_test(test_tls_write_over_2gib),
     };
     int failed = tu_run_variants("adversarial_streams", variants, sizeof variants / sizeof variants[0]);
     failed += cmocka_run_group_tests_name("adversarial_streams_tcp", tests, NULL, NULL);
