@@ -548,6 +548,7 @@ static void run(ts_iostream *s, int events, bool inline_io)
     /* A kick only asks for this run; a deferred run is inline, so the read is retried. */
     s->flags &= ~(TS__F_RDRAINED | TS__F_WBLOCKED | TS__F_KICK);
     s->run_reads = 0;
+    s->run_written = 0;
     do_io(s, events, inline_io, true);
     for (int round = 0; round < TS__RUN_ROUNDS; round++) {
         if (!deliver(s))

@@ -97,6 +97,7 @@ struct ts_iostream {
     uint8_t read_wait;  /* TS_IOLOOP_READ/WRITE a blocked read waits for (0: not blocked) */
     uint8_t write_wait; /* likewise for the write buffer */
     uint8_t run_reads;  /* transport reads made in this run (bounded by TS__READS_PER_RUN) */
+    size_t run_written; /* bytes written in this run or API call (bounded by TS__WRITE_EVENT_CAP) */
     uint8_t hs_wait;    /* likewise for the handshake */
 
     size_t max_buffer_size;

@@ -41,21 +41,39 @@ static void shutdown_write(ts_iostream *s)
         ts__io_close(s, r, false);
 }
 
+/*
+ * What may still be written now: TS__WRITE_EVENT_CAP bytes per run, across
+ * every flush and direct write it makes (an API call outside a run counts
+ * on its own). Past it the stream waits for the next poll, as if blocked:
+ * the fd stays watched and the loop serves the others first.
+ */
+static void budget_begin(ts_iostream *s)
+{
+    if (!(s->flags & TS__F_IN_RUN))
+        s->run_written = 0;
+}
+
+static size_t write_budget(ts_iostream *s)
+{
+    size_t left = s->run_written < TS__WRITE_EVENT_CAP ? TS__WRITE_EVENT_CAP - s->run_written : 0;
+    if (!left)
+        s->flags |= TS__F_WBLOCKED;
+    return left;
+}
+
 void ts__io_flush(ts_iostream *s)
 {
     struct iovec iov[TS__IOV_CAP];
-    size_t total = 0;
+    budget_begin(s);
     while (ts__writebuf_size(&s->wb) > 0) {
-        if (total >= TS__WRITE_EVENT_CAP) {
-            /* Enough for one event; the fd stays watched and the loop serves others first. */
-            s->flags |= TS__F_WBLOCKED;
+        size_t left = write_budget(s);
+        if (!left)
             return;
-        }
-        int cnt = ts__writebuf_iov(&s->wb, iov, TS__IOV_CAP, TS__WRITE_EVENT_CAP - total);
+        int cnt = ts__writebuf_iov(&s->wb, iov, TS__IOV_CAP, left);
         ssize_t r = s->ops->write_to_fd(s->transport, iov, cnt);
         if (r > 0) {
             ts__writebuf_advance(&s->wb, (size_t)r);
-            total += (size_t)r;
+            s->run_written += (size_t)r;
             s->write_wait = 0;
             ts__io_write_progress(s);
             continue;
@@ -73,12 +91,14 @@ void ts__io_flush(ts_iostream *s)
 /* Writes straight from the caller's memory. Returns bytes written, or -1 if that closed the stream. */
 static ssize_t write_direct(ts_iostream *s, const char *data, size_t len)
 {
-    size_t done = 0;
-    while (done < len && done < TS__WRITE_EVENT_CAP) {
-        struct iovec iov = {(void *)(data + done), TS__MIN(len - done, TS__WRITE_EVENT_CAP - done)};
+    size_t done = 0, left;
+    budget_begin(s);
+    while (done < len && (left = write_budget(s)) > 0) {
+        struct iovec iov = {(void *)(data + done), TS__MIN(len - done, left)};
         ssize_t r = s->ops->write_to_fd(s->transport, &iov, 1);
         if (r > 0) {
             done += (size_t)r;
+            s->run_written += (size_t)r;
             s->write_wait = 0;
             continue;
         }
