@@ -649,11 +649,15 @@ int ts_iostream_connect(ts_iostream *s, const struct sockaddr *addr, socklen_t a
     int (*op)(void *, const struct sockaddr *, socklen_t) = TS__OP(s, connect);
     if (!addr)
         return TS_EINVAL;
-    if (!op || s->ops->fileno(s->transport) < 0)
+    if (!op)
         return TS_ENOTSUP;
-    int r = (int)ts__io_wouldblock(op(s->transport, addr, addrlen));
+    int r = op(s->transport, addr, addrlen);
+    /*
+     * connect(2)'s word for "under way". Not -EAGAIN: from a unix socket's
+     * connect that means its listener's backlog is full, a failure.
+     */
     if (r == -EINPROGRESS)
-        r = TS_EAGAIN; /* connect(2)'s own word for it */
+        r = TS_EAGAIN;
     if (r == TS_ENOTSUP)
         return r; /* e.g. a socket stream over a pipe: nothing was started */
     s->connect_cb = cb;

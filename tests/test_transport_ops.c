@@ -22,8 +22,10 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 typedef struct utr {
@@ -279,6 +281,44 @@ static void test_refused_connect_through_ops(void **state)
     tu_run_iterations(g_loop, 2);
 }
 
+/*
+ * connect(2)'s EAGAIN is no "under way": a unix socket says it when its
+ * listener's backlog is full, and the connect has failed.
+ */
+static void test_unix_connect_eagain_fails(void **state)
+{
+    (void)state;
+    struct sockaddr_un u = {.sun_family = AF_UNIX};
+    snprintf(u.sun_path, sizeof u.sun_path, "/tmp/ts_transport_ops.%d", (int)getpid());
+    unlink(u.sun_path);
+    int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_int_equal(bind(l, (struct sockaddr *)&u, sizeof u), 0);
+    assert_int_equal(listen(l, 0), 0);
+    int fill[4], nfill = 0, r = 0;
+    while (nfill < 4) { /* fill the backlog (never accepted) until connect says EAGAIN */
+        fill[nfill] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        r = connect(fill[nfill], (struct sockaddr *)&u, sizeof u);
+        nfill++;
+        if (r < 0)
+            break;
+    }
+    assert_int_equal(r, -1);
+    assert_int_equal(errno, EAGAIN);
+    ts_iostream *s = ts_iostream_new_socket(g_loop, socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), NULL);
+    static rec c;
+    c = (rec){0};
+    assert_int_equal(ts_iostream_connect(s, (struct sockaddr *)&u, sizeof u, on_done, &c), 0);
+    tu_run_until_count(g_loop, &c.calls, 1, 5);
+    assert_int_equal(c.status, -EAGAIN);
+    assert_true(ts_iostream_closed(s));
+    ts_iostream_free(s);
+    tu_run_iterations(g_loop, 2);
+    for (int i = 0; i < nfill; i++)
+        close(fill[i]);
+    close(l);
+    unlink(u.sun_path);
+}
+
 /* Without the ops: a documented TS_ENOTSUP, nothing started, no callback. */
 static void test_missing_ops_are_not_supported(void **state)
 {
@@ -403,6 +443,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_connect_and_addresses_through_ops, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_connect_through_ops, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unix_connect_eagain_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_ops_are_not_supported, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errno_eagain_is_would_block, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errno_ewouldblock_is_would_block, setup, teardown),

@@ -122,8 +122,9 @@ typedef struct ts_stream_ops {
      * when the fd is ready; other negative: failed (the stream closes with
      * that error, which the connect callback and handshake waiters get).
      * Optional: NULL means no handshake. First called from the loop: right
-     * after creation if the fd is already connected (or not a socket), else
-     * once ts_iostream_connect() completes. No read_from_fd / write_to_fd
+     * after creation if the fd is already connected (peer_address does not
+     * say -ENOTCONN, or there is no peer_address op), else once
+     * ts_iostream_connect() completes. No read_from_fd / write_to_fd
      * call happens before it returns 0; reads and writes queue meanwhile.
      */
     int (*handshake)(void *transport);
@@ -155,9 +156,9 @@ typedef struct ts_stream_ops {
     unsigned flags;
     /**
      * Starts connecting the fd to @p addr (ts_iostream_connect()). 0:
-     * connected at once; TS_EAGAIN (or -EINPROGRESS, -EAGAIN): under way,
-     * the core waits until the fd is
-     * writable and then asks connect_result; TS_ENOTSUP: this transport
+     * connected at once; TS_EAGAIN (or -EINPROGRESS): under way,
+     * the core waits until the fd is writable and then asks
+     * connect_result; TS_ENOTSUP: this transport
      * cannot connect (ts_iostream_connect() returns it, nothing changes);
      * other negative: failed (the stream closes with it, the connect
      * callback gets it). Optional: without it ts_iostream_connect() returns
