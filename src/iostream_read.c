@@ -222,7 +222,7 @@ static ssize_t read_once(ts_iostream *s)
         }
         room = TS__MIN(room, want); /* read_chunk_size bytes are asked per read, whatever the block holds */
     }
-    ssize_t r = s->ops->read_from_fd(s->transport, dst, room);
+    ssize_t r = ts__io_wouldblock(s->ops->read_from_fd(s->transport, dst, room));
     if (r > 0) {
         s->read_wait = 0;
         ts__io_read_progress(s);

@@ -12,6 +12,7 @@
 
 static bool write_blocked(ts_iostream *s, ssize_t r)
 {
+    r = ts__io_wouldblock(r);
     if (r == 0 || r == TS_EAGAIN || r == TS_EWANTWRITE) {
         s->write_wait = TS_IOLOOP_WRITE;
     } else if (r == TS_EWANTREAD) {
