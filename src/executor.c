@@ -157,7 +157,7 @@ int ts_ioloop_set_executor_threads(ts_ioloop *loop, int nthreads)
  * workers stayed behind in the parent, and a lock one of them held is held
  * for good here, so the pool is dropped without touching its lock and the
  * child starts a fresh one when it needs it. Jobs in flight at the fork were
- * the parent's: the child's copies of their futures fail with TS_ECANCELLED.
+ * the parent's: the child's copies are told TS_ECANCELLED.
  */
 void ts__executor_after_fork(ts_ioloop *loop)
 {
@@ -169,12 +169,12 @@ void ts__executor_after_fork(ts_ioloop *loop)
     while (ex->all) {
         job *j = ex->all;
         unlink_all(ex, j);
-        if (j->result && j->dtor && j->err == 0)
-            j->dtor(j->result);
-        ts_future_set_error(j->future, TS_ECANCELLED);
-        ts_future_unref(j->future);
-        ts__free(j);
         ev_unref(loop->ev);
+        void *result = j->err ? NULL : j->result;
+        ts__executor_done_cb done = j->done;
+        void *done_arg = j->done_arg;
+        ts__free(j);
+        done(loop, result, TS_ECANCELLED, done_arg);
     }
     ts__free(ex);
 }
