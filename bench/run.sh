@@ -173,6 +173,15 @@ if grep -q 'awk .\$NF=="total"{print \$(NF-2)}' "$KIT"/cost/echo.sh "$KIT"/cost/
 fi
 echo "kit=$KIT_SRC (copied to $(show "$KIT"))" >>"$RAW/meta.env"
 
+# compare.sh idle starts the load generator in the background with its output sent to the file
+# the previous server's run wrote, then looks there for "ready": when it looks before the new
+# process has truncated the file, it finds the old line, reads the file again after the
+# truncation, finds nothing and records the run as failed. The copy empties the file first.
+if grep -q '^        before=$(rss_kib "$SRV_PID")$' "$KIT/compare.sh"; then
+    sed -i 's/^        before=$(rss_kib "$SRV_PID")$/        before=$(rss_kib "$SRV_PID"); : >"$out"/' "$KIT/compare.sh"
+    note "fix applied to the copy of the kit: compare.sh idle empties its output file before starting the load generator (a stale \"ready\" line from the previous server made runs fail at random)"
+fi
+
 # ---- which servers can run ----------------------------------------------------------------
 declare -A CMD_ECHO CMD_HTTP
 CMD_ECHO[ours]=$OURS_ECHO
