@@ -7,20 +7,20 @@
  *
  *   start_request   TCPClient: resolve, connect, TLS handshake  -> on_connect
  *   on_connect      write the request, read_until_regex(blank line) -> on_head
- *   on_head         parse the status line and headers strictly, then the body:
+ *   on_head         parse the head strictly (http_parse.c), then the body:
  *     Content-Length   read_bytes_streaming                     -> on_length_done
- *     chunked          read_until("\r\n")                       -> on_chunk_size
+ *     chunked          read_until("\n"): chunk-size line        -> on_chunk_size
  *                      read_bytes_streaming(size)               -> on_chunk_data
  *                      read_bytes(2) = CRLF                     -> on_chunk_end ...
- *                      after the 0-size chunk: read_until("\r\n") -> on_trailer
+ *                      after the 0-size chunk: read_until("\n")  -> on_trailer
  *     neither          read_until_close_streaming               -> on_close_done
  *   body_done       success. With -L a redirect goes back to start_request
  *                   straight from on_head, without reading its body.
  *
  * Body bytes go to stdout or -o FILE as they arrive: nothing holds the body
  * whole. One deadline timer on the loop bounds the whole fetch (--timeout).
- * What it does not do: keep-alive, compression, cookies, authentication,
- * proxies, HTTP/2.
+ * What it does not do: keep-alive, compression, cookies, authentication
+ * other than Basic, proxies, HTTP/2.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -34,29 +34,43 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
 
 #include <tstream.h>
 #include <tstream/ssl.h>
+#include <tstream/netutil.h>
 #include <tstream/tcpclient.h>
+
+#include "http_parse.h"
 
 /* Exit codes; usage() says what each means. */
 enum {
     HC_OK = 0, HC_INTERNAL = 1, HC_USAGE = 2, HC_RESOLVE = 3, HC_CONNECT = 4, HC_TLS = 5,
-    HC_TIMEOUT = 6, HC_PROTOCOL = 7, HC_HTTP = 8, HC_WRITE = 9, HC_REDIRECTS = 10
+    HC_TIMEOUT = 6, HC_PROTOCOL = 7, HC_HTTP = 8, HC_WRITE = 9, HC_REDIRECTS = 10, HC_READ = 11
 };
 
 #define MAX_HEAD (64 * 1024)     /* status line + headers */
-#define MAX_CHUNK_LINE 1024      /* one chunk-size line, extensions included */
+#define MAX_FIELDS 256           /* header fields in one head */
 #define MAX_TRAILERS (64 * 1024) /* all trailer lines together */
-#define MAX_REDIRECTS 5
+#define MAX_REDIRECTS 5 /* --max-redirs: the default */
 #define PROGRESS_INTERVAL 0.1 /* seconds between progress bar updates */
+#define RATE_MIN_TIME 1.0     /* no rate or ETA before this much of the body's time */
+#define RATE_SAMPLES 32       /* the rate is measured over the last this many frames (~3 s) */
 
 typedef struct options {
-    const char *url, *method, *data; /* method: -X (NULL: GET, or POST with -d) */
+    const char *url, *method, *data; /* method: -X (NULL: GET, HEAD with -I, or POST with -d) */
+    size_t data_len;                 /* data: -d DATA, or what -d @FILE holds */
+    char *data_buf, *remote_name;    /* owned: -d @FILE's contents, -O's file name */
     const char *outfile, *cacert;    /* outfile NULL or "-": stdout */
+    const char *user, *agent;        /* -u user:password, -A */
+    const char **headers;            /* -H, as given (checked) */
+    size_t nheaders;
     double timeout;                  /* 0: none */
-    bool follow, include, fail, verbose, silent, insecure;
+    int max_redirs;
+    bool follow, include, fail, verbose, silent, insecure, head, use_remote_name;
 } options;
 
 typedef struct url {
@@ -72,13 +86,16 @@ typedef struct client {
     const options *opt;
     ts_ioloop *loop;
     ts_tcpclient *tcp;
+    ts_resolver *resolver, *resolver_base; /* -v: the default one, telling what it found */
     SSL_CTX *ssl_ctx; /* made on the first https hop */
     FILE *out;        /* opened with the first byte of output */
 
     /* the current hop */
     url url;
     char *authority; /* "host[:port]", as in the Host header */
+    char *origin;    /* "scheme://authority" of the first URL: -u goes there only */
     const char *method, *data;
+    size_t data_len;
     const char *phase; /* what we are doing, for the timeout message */
     int redirects;
     ts_iostream *stream;
@@ -94,6 +111,10 @@ typedef struct client {
     /* the progress bar */
     bool bar, bar_drawn;
     double bar_start, bar_last;
+    int bar_width;                /* the terminal's columns (TIOCGWINSZ), again on SIGWINCH */
+    double sample_t[RATE_SAMPLES]; /* (time, bytes) at the last frames: the rate's window */
+    uint64_t sample_n[RATE_SAMPLES];
+    unsigned samples;
 
     /* the end */
     bool done;
@@ -125,17 +146,6 @@ static char *xasprintf(const char *fmt, ...)
     va_end(ap);
     return s;
 }
-
-/* An RFC 9110 token (a method, a header name). */
-static bool is_token(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (!isalnum((unsigned char)s[i]) && !(s[i] && strchr("!#$%&'*+-.^_`|~", s[i])))
-            return false;
-    return n > 0;
-}
-
-static bool is_ctl(char ch) { return ((unsigned char)ch < 0x20 && ch != '\t') || ch == 0x7f; }
 
 /* ---- URLs ------------------------------------------------------------------- */
 
@@ -315,36 +325,91 @@ static const char *human(double v, char buf[static 32])
     return buf;
 }
 
-/* "[#####-----]  42%  8.4 MiB / 20.0 MiB  12.3 MiB/s  ETA 0:01", ~10 times a second. */
+static int terminal_width(void)
+{
+    struct winsize ws;
+    return ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0 ? ws.ws_col : 80;
+}
+
+/* Bytes per second over the last frames, or -1 while there is too little to tell. */
+static double bar_rate(client *c, double now)
+{
+    unsigned i = c->samples++ % RATE_SAMPLES, oldest = c->samples > RATE_SAMPLES ? c->samples % RATE_SAMPLES : 0;
+    c->sample_t[i] = now;
+    c->sample_n[i] = c->received;
+    double span = now - c->sample_t[oldest];
+    if (now - c->bar_start < RATE_MIN_TIME || span <= 0)
+        return -1;
+    return (double)(c->received - c->sample_n[oldest]) / span;
+}
+
+/*
+ * "[#####-----]  42%  8.4 MiB / 20.0 MiB  12.3 MiB/s  ETA 0:01", ~10 times a
+ * second, as wide as the terminal allows (the bar shrinks first, then the
+ * line is cut); no rate or ETA in the first RATE_MIN_TIME seconds.
+ */
 static void bar_draw(client *c, bool final)
 {
     double now = ts_ioloop_time(c->loop), elapsed = now - c->bar_start;
     if (!c->bar || (!final && now - c->bar_last < PROGRESS_INTERVAL))
         return;
     c->bar_last = now;
-    double done = (double)c->received, rate = elapsed > 0 ? done / elapsed : 0;
-    char b1[32], b2[32], b3[32], tail[48] = "";
+    double done = (double)c->received, rate = final ? (elapsed > 0 ? done / elapsed : 0) : bar_rate(c, now);
+    char b1[32], b2[32], b3[32], rate_s[48] = "", tail[48] = "", line[256];
+    if (rate >= 0)
+        snprintf(rate_s, sizeof rate_s, "  %s/s", human(rate, b3));
     if (final)
-        snprintf(tail, sizeof tail, "in %.1f s", elapsed);
-    if (c->mode == BODY_LENGTH && c->length > 0) {
-        char bar[31];
-        size_t fill = (size_t)(done * 30 / (double)c->length);
-        fill = fill > 30 ? 30 : fill;
-        memset(bar, '#', fill);
-        memset(bar + fill, '-', 30 - fill);
-        bar[30] = '\0';
-        if (!final && rate > 0) {
-            long eta = lround(((double)c->length - done) / rate);
-            snprintf(tail, sizeof tail, "ETA %ld:%02ld", eta / 60, eta % 60);
-        }
-        fprintf(stderr, "\r[%s] %3d%%  %s / %s  %s/s  %s\033[K", bar, (int)(100 * c->received / c->length),
-                human(done, b1), human((double)c->length, b2), human(rate, b3), tail);
-    } else {
-        fprintf(stderr, "\r%s  %s/s  %s\033[K", human(done, b1), human(rate, b3), tail);
+        snprintf(tail, sizeof tail, "  in %.1f s", elapsed);
+    int n = 0, width = (c->bar_width > 0 ? c->bar_width : 80) - 1; /* the last column would wrap */
+    bool sized = c->mode == BODY_LENGTH && c->length > 0;
+    if (sized && !final && rate > 0) {
+        long eta = lround(((double)c->length - done) / rate);
+        snprintf(tail, sizeof tail, "  ETA %ld:%02ld", eta / 60, eta % 60);
     }
+    /* too wide: without the ETA (or time), then without the rate, then cut */
+    for (int drop = 0; drop < 3; drop++) {
+        const char *r = drop >= 2 ? "" : rate_s, *t = drop >= 1 ? "" : tail;
+        if (sized)
+            n = snprintf(line, sizeof line, " %3d%%  %s / %s%s%s", (int)(100 * c->received / c->length),
+                         human(done, b1), human((double)c->length, b2), r, t);
+        else
+            n = snprintf(line, sizeof line, "%s%s%s", human(done, b1), r, t);
+        if (n <= width)
+            break;
+    }
+    int bar = width - n - 2 > 30 ? 30 : width - n - 2;
+    if (sized && bar >= 5) {
+        int fill = (int)(done * bar / (double)c->length);
+        fill = fill > bar ? bar : fill;
+        fprintf(stderr, "\r[%.*s%.*s]", fill, "##############################", bar - fill,
+                "------------------------------");
+    } else {
+        fputc('\r', stderr);
+    }
+    fprintf(stderr, "%.*s\033[K", n < width ? n : (width > 0 ? width : 0), line);
     c->bar_drawn = !final;
     if (final)
         fputc('\n', stderr);
+}
+
+/* SIGWINCH, through the loop: measure the terminal again and redraw. */
+static void on_winch(ts_ioloop *loop, void *arg)
+{
+    client *c = arg;
+    (void)loop;
+    c->bar_width = terminal_width();
+    if (c->bar_drawn && !c->done) {
+        c->bar_last = 0;
+        bar_draw(c, false);
+    }
+}
+
+static client *g_client; /* for the SIGWINCH handler */
+
+static void on_sigwinch(int sig)
+{
+    (void)sig;
+    ts_ioloop_add_callback_from_signal(g_client->loop, on_winch, g_client);
 }
 
 /* Ends the fetch; the first call wins. Prints the message (if any), closes the stream, stops the loop. */
@@ -473,6 +538,57 @@ static void start_request(client *c)
     check_started(c, ts_tcpclient_connect(c->tcp, c->url.host, c->url.port, &o, on_connect, c), "connect to");
 }
 
+/* ---- -v: what the lookup found, and the first address tried --------------------- */
+
+typedef struct lookup {
+    client *c;
+    ts_resolve_cb cb;
+    void *arg;
+} lookup;
+
+static void on_resolved(int status, ts_addrlist *addrs, const char *detail, void *arg)
+{
+    lookup *l = arg;
+    if (status == 0 && !l->c->done) {
+        char list[512] = "", one[TS_SOCKADDR_STRLEN];
+        size_t used = 0;
+        for (size_t i = 0; i < addrs->count && used < sizeof list; i++) {
+            ts_sockaddr_str((struct sockaddr *)&addrs->addrs[i].addr, addrs->addrs[i].addrlen, one, sizeof one);
+            used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "", one);
+        }
+        if (addrs->count > 1)
+            note(l->c, "* Resolved %s to %s", l->c->url.host, list);
+        ts_sockaddr_str((struct sockaddr *)&addrs->addrs[0].addr, addrs->addrs[0].addrlen, one, sizeof one);
+        note(l->c, "* Trying %s...", one); /* the TCPClient starts with the first address */
+    }
+    l->cb(status, addrs, detail, l->arg);
+    free(l);
+}
+
+static int verbose_resolve(void *impl, ts_ioloop *loop, const char *host, int port, int family, ts_resolve_cb cb,
+                           void *arg)
+{
+    client *c = impl;
+    lookup *l = malloc(sizeof *l);
+    if (!l)
+        return TS_ENOMEM;
+    *l = (lookup){c, cb, arg};
+    int rc = ts_resolver_resolve(c->resolver_base, loop, host, port, family, on_resolved, l);
+    if (rc < 0)
+        free(l);
+    return rc;
+}
+
+static const ts_resolver_ops verbose_resolver_ops = {.size = sizeof verbose_resolver_ops,
+                                                     .resolve = verbose_resolve};
+
+/* A TLS handshake answered by something that is not TLS, as OpenSSL words it. */
+static bool not_tls(const char *detail)
+{
+    return detail && (strcasestr(detail, "wrong version number") || strcasestr(detail, "packet length too long") ||
+                      strcasestr(detail, "unknown protocol"));
+}
+
 static void connect_failed(client *c, int status, const char *detail)
 {
     const char *why = detail && *detail ? detail : ts_strerror(status);
@@ -485,6 +601,9 @@ static void connect_failed(client *c, int status, const char *detail)
                c->authority, why,
                detail && strcasestr(detail, "mismatch") ? "it is not for this host; --insecure skips checks"
                                                         : "--cacert FILE trusts another CA, --insecure skips checks");
+    else if (status == TS_ESSL && not_tls(detail))
+        finish(c, HC_TLS, "TLS handshake with %s failed: %s\nhttp_client: the server does not speak TLS on this port "
+               "(is it plain http://%s%s?)", c->authority, why, c->authority, c->url.target);
     else if (status == TS_ESSL)
         finish(c, HC_TLS, "TLS handshake with %s failed: %s", c->authority, why);
     else
@@ -513,6 +632,90 @@ static void note_connected(client *c, ts_iostream *s)
 
 static void read_head(client *c);
 
+/* The -H option naming this field, or NULL. */
+static const char *user_header(const options *o, const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < o->nheaders; i++)
+        if (!strncasecmp(o->headers[i], name, n) && o->headers[i][n] == ':')
+            return o->headers[i];
+    return NULL;
+}
+
+/* The fields the client sends by default; a -H of the same name takes the default's place. */
+static const char *const default_names[] = {"Host", "User-Agent", "Accept", "Connection", "Authorization",
+                                            "Content-Type"};
+
+/* One -H line as "Name: value" CRLF, nothing for "Name:" (checked in parse_args). */
+static void put_user_header(FILE *f, const char *h)
+{
+    hp_field fl;
+    const char *why;
+    if (hp_parse_field(h, strlen(h), &fl, &why) == 0 && fl.value.len > 0)
+        fprintf(f, "%.*s: %.*s\r\n", (int)fl.name.len, fl.name.ptr, (int)fl.value.len, fl.value.ptr);
+}
+
+/* A default field (value NULL: none this time), or in its place the -H that names it. */
+static void default_header(client *c, FILE *f, const char *name, const char *value)
+{
+    const char *h = user_header(c->opt, name);
+    if (h)
+        put_user_header(f, h);
+    else if (value)
+        fprintf(f, "%s: %s\r\n", name, value);
+}
+
+/* "Basic base64(user:password)" */
+static char *basic_credentials(const char *user)
+{
+    size_t n = strlen(user);
+    char *out = malloc(6 + 4 * ((n + 2) / 3) + 1);
+    if (!out)
+        oom();
+    memcpy(out, "Basic ", 6);
+    EVP_EncodeBlock((unsigned char *)out + 6, (const unsigned char *)user, (int)n);
+    return out;
+}
+
+/* The request line and head, as one string. */
+static char *build_request(client *c, size_t *len)
+{
+    char *head = NULL;
+    FILE *f = open_memstream(&head, len);
+    if (!f)
+        oom();
+    fprintf(f, "%s %s HTTP/1.1\r\n", c->method, c->url.target);
+    char *agent = c->opt->agent ? xasprintf("%s", c->opt->agent) : xasprintf("tstream-http_client/%s", ts_version());
+    char *here = xasprintf("%s://%s", c->url.tls ? "https" : "http", c->authority), *cred = NULL;
+    if (c->opt->user && !strcmp(here, c->origin)) /* credentials never go to another host */
+        cred = basic_credentials(c->opt->user);
+    else if (c->opt->user)
+        note(c, "* Not sending the -u credentials to %s", here);
+    bool body = c->data || !strcmp(c->method, "POST") || !strcmp(c->method, "PUT") || !strcmp(c->method, "PATCH");
+    default_header(c, f, "Host", c->authority);
+    default_header(c, f, "User-Agent", agent);
+    default_header(c, f, "Accept", "*/*");
+    default_header(c, f, "Connection", "close");
+    default_header(c, f, "Authorization", cred);
+    if (body)
+        fprintf(f, "Content-Length: %zu\r\n", c->data_len);
+    default_header(c, f, "Content-Type", body ? "application/x-www-form-urlencoded" : NULL);
+    free(agent);
+    free(here);
+    free(cred);
+    for (size_t i = 0; i < c->opt->nheaders; i++) {
+        bool is_default = false;
+        for (size_t d = 0; d < sizeof default_names / sizeof *default_names; d++)
+            is_default |= user_header(c->opt, default_names[d]) == c->opt->headers[i];
+        if (!is_default)
+            put_user_header(f, c->opt->headers[i]);
+    }
+    fputs("\r\n", f);
+    if (fclose(f) != 0)
+        oom();
+    return head;
+}
+
 static void on_connect(int status, ts_iostream *s, const char *detail, void *arg)
 {
     client *c = arg;
@@ -527,18 +730,12 @@ static void on_connect(int status, ts_iostream *s, const char *detail, void *arg
     }
     c->stream = s;
     note_connected(c, s);
-    size_t data_len = c->data ? strlen(c->data) : 0;
-    char length[96] = "";
-    if (c->data || !strcmp(c->method, "POST") || !strcmp(c->method, "PUT") || !strcmp(c->method, "PATCH"))
-        snprintf(length, sizeof length,
-                 "Content-Length: %zu\r\nContent-Type: application/x-www-form-urlencoded\r\n", data_len);
-    char *head = xasprintf("%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: tstream-http_client/%s\r\n"
-                           "Accept: */*\r\nConnection: close\r\n%s\r\n",
-                           c->method, c->url.target, c->authority, ts_version(), length);
-    note_lines(c, "> ", head, strlen(head));
-    int rc = ts_iostream_write(s, head, strlen(head), NULL, NULL);
-    if (rc == 0 && data_len > 0)
-        rc = ts_iostream_write(s, c->data, data_len, NULL, NULL);
+    size_t head_len = 0;
+    char *head = build_request(c, &head_len);
+    note_lines(c, "> ", head, head_len);
+    int rc = ts_iostream_write(s, head, head_len, NULL, NULL);
+    if (rc == 0 && c->data_len > 0)
+        rc = ts_iostream_write(s, c->data, c->data_len, NULL, NULL);
     free(head);
     check_started(c, rc, "send the request to");
     if (!c->done)
@@ -555,108 +752,33 @@ static void read_head(client *c)
     check_started(c, ts_iostream_read_until_regex(c->stream, "\r?\n\r?\n", MAX_HEAD, on_head, c), "read from");
 }
 
-/* "HTTP/1.x SP 3DIGIT [SP reason]" */
-static bool parse_status_line(client *c, const char *l, size_t n)
-{
-    if (n < 12 || memcmp(l, "HTTP/1.", 7) || !isdigit((unsigned char)l[7]) || l[8] != ' ' ||
-        (n > 12 && l[12] != ' '))
-        return false;
-    for (int i = 9; i < 12; i++)
-        if (!isdigit((unsigned char)l[i]))
-            return false;
-    c->status = atoi(l + 9);
-    snprintf(c->reason, sizeof c->reason, "%.*s", n > 13 ? (int)(n - 13) : 0, l + 13);
-    return c->status >= 100 && c->status <= 599;
-}
-
-/* Content-Length: 1*DIGIT; repeated headers must agree (no lists: strict). */
-static bool parse_length(const char *v, size_t n, uint64_t *out, bool seen)
-{
-    uint64_t x = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!isdigit((unsigned char)v[i]) || x > (SIZE_MAX - 9) / 10) /* also too big for this machine */
-            return false;
-        x = x * 10 + (uint64_t)(v[i] - '0');
-    }
-    if (n == 0 || (seen && x != *out))
-        return false;
-    *out = x;
-    return true;
-}
-
-/* Whether the last coding in a Transfer-Encoding value is "chunked". */
-static bool last_coding_is_chunked(const char *v, size_t n)
-{
-    size_t start = n;
-    while (start > 0 && v[start - 1] != ',' && v[start - 1] != ' ' && v[start - 1] != '\t')
-        start--;
-    return n - start == 7 && !strncasecmp(v + start, "chunked", 7);
-}
-
-/* Parses one header line (no CRLF); NULL or what is wrong with it. */
-static const char *parse_header(client *c, const char *l, size_t n, bool *have_length, bool *have_te,
-                                bool *chunked)
-{
-    const char *colon = memchr(l, ':', n), *v, *ve = l + n;
-    if (l[0] == ' ' || l[0] == '\t')
-        return "obsolete header line folding";
-    if (!colon || !is_token(l, (size_t)(colon - l)))
-        return "invalid header line";
-    for (v = colon + 1; v < ve && (*v == ' ' || *v == '\t'); v++)
-        ;
-    while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
-        ve--;
-    for (const char *q = v; q < ve; q++)
-        if (is_ctl(*q))
-            return "control character in a header value";
-    size_t nlen = (size_t)(colon - l), vlen = (size_t)(ve - v);
-    if (nlen == 14 && !strncasecmp(l, "Content-Length", 14)) {
-        if (!parse_length(v, vlen, &c->length, *have_length))
-            return "invalid Content-Length";
-        *have_length = true;
-    } else if (nlen == 17 && !strncasecmp(l, "Transfer-Encoding", 17)) {
-        *have_te = true;
-        *chunked = last_coding_is_chunked(v, vlen);
-    } else if (nlen == 8 && !strncasecmp(l, "Location", 8) && !c->location) {
-        c->location = xasprintf("%.*s", (int)vlen, v);
-    }
-    return NULL;
-}
-
 /* Parses the whole head strictly and picks the body mode; false (finished) on error. */
 static bool parse_head(client *c, const char *data, size_t len)
 {
-    const char *p = data, *end = data + len, *bad = NULL, *l = data;
-    bool have_length = false, have_te = false, chunked = false;
-    size_t n = 0;
+    hp_field fields[MAX_FIELDS];
+    hp_message m = {.fields = fields, .max_fields = MAX_FIELDS};
+    hp_limits lim = {.max_head = MAX_HEAD};
     free(c->location);
     c->location = NULL;
-    c->length = 0;
-    for (bool first = true; p < end && !bad; first = false) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p)); /* the head ends with one */
-        l = p, n = (size_t)(nl - p), p = nl + 1;
-        if (n > 0 && l[n - 1] == '\r')
-            n--;
-        if (memchr(l, '\r', n) || memchr(l, '\0', n))
-            bad = "stray CR or NUL byte";
-        else if (first)
-            bad = parse_status_line(c, l, n) ? NULL : "invalid status line";
-        else if (n > 0)
-            bad = parse_header(c, l, n, &have_length, &have_te, &chunked);
-    }
-    if (!bad && have_te && have_length)
-        bad = "both Transfer-Encoding and Content-Length", n = 0;
-    if (bad) {
-        finish(c, HC_PROTOCOL, "malformed response from %s: %s%s%.*s%s", c->authority, bad, n ? " in '" : "",
-               (int)(n > 60 ? 60 : n), l, n ? "'" : "");
+    ssize_t rc = hp_parse_response(data, len, !strcmp(c->method, "HEAD"), &lim, &m);
+    if (rc != (ssize_t)len) { /* HP_INCOMPLETE cannot be: the blank line was found */
+        char line[64] = "";
+        size_t n = m.error_line.len < 60 ? m.error_line.len : 60;
+        for (size_t i = 0; i < n; i++) /* shown with its control characters as '?' */
+            line[i] = (unsigned char)m.error_line.ptr[i] < 0x20 || m.error_line.ptr[i] == 0x7f ? '?' : m.error_line.ptr[i];
+        finish(c, HC_PROTOCOL, "malformed response from %s: %s%s%s%s", c->authority,
+               m.error ? m.error : "no blank line", n ? " in '" : "", line, n ? "'" : "");
         return false;
     }
-    if (!strcmp(c->method, "HEAD") || c->status == 204 || c->status == 304 || c->status < 200)
-        c->mode = BODY_NONE;
-    else if (have_te)
-        c->mode = chunked ? BODY_CHUNKED : BODY_CLOSE;
-    else
-        c->mode = have_length ? BODY_LENGTH : BODY_CLOSE;
+    const hp_field *loc = hp_find(&m, "Location");
+    if (loc)
+        c->location = xasprintf("%.*s", (int)loc->value.len, loc->value.ptr);
+    c->status = m.status;
+    snprintf(c->reason, sizeof c->reason, "%.*s", (int)m.reason.len, m.reason.ptr);
+    c->length = m.length;
+    static const body_mode modes[] = {[HP_BODY_NONE] = BODY_NONE, [HP_BODY_LENGTH] = BODY_LENGTH,
+                                      [HP_BODY_CHUNKED] = BODY_CHUNKED, [HP_BODY_CLOSE] = BODY_CLOSE};
+    c->mode = modes[m.framing];
     return true;
 }
 
@@ -670,12 +792,12 @@ static void follow_redirect(client *c)
     }
     c->redirects++;
     if (c->status == 303 && strcmp(c->method, "HEAD"))
-        c->method = "GET", c->data = NULL;
+        c->method = "GET", c->data = NULL, c->data_len = 0;
     ts_iostream_free(c->stream); /* Connection: close -- the redirect's body is not needed */
     c->stream = NULL;
     url_free(&c->url);
     c->url = next;
-    note(c, "* Redirect %d of at most %d, to %s (%s)", c->redirects, MAX_REDIRECTS, c->location, c->method);
+    note(c, "* Redirect %d of at most %d, to %s (%s)", c->redirects, c->opt->max_redirs, c->location, c->method);
     start_request(c);
 }
 
@@ -703,8 +825,8 @@ static void on_head(ts_iostream *s, int status, const char *data, size_t len, vo
         return;
     else if (c->status < 200) /* 100 Continue and friends: the real head follows */
         read_head(c);
-    else if (redirect && c->redirects >= MAX_REDIRECTS)
-        finish(c, HC_REDIRECTS, "too many redirects (more than %d); the last one was to %s", MAX_REDIRECTS,
+    else if (redirect && c->redirects >= c->opt->max_redirs)
+        finish(c, HC_REDIRECTS, "too many redirects (more than %d); the last one was to %s", c->opt->max_redirs,
                c->location);
     else if (redirect)
         follow_redirect(c);
@@ -776,6 +898,7 @@ static void start_body(client *c)
     c->phase = "reading the body from";
     c->bar_start = ts_ioloop_time(c->loop);
     c->bar_last = 0;
+    c->samples = 0;
     if (c->mode == BODY_NONE || (c->mode == BODY_LENGTH && c->length == 0))
         body_done(c);
     else if (c->mode == BODY_LENGTH)
@@ -788,51 +911,41 @@ static void start_body(client *c)
                       "read the body from");
 }
 
-/* chunk-size [ BWS ";" chunk-ext ], without the CRLF */
-static bool parse_chunk_size(const char *l, size_t n, uint64_t *size)
-{
-    size_t i = 0;
-    for (*size = 0; i < n && isxdigit((unsigned char)l[i]); i++) {
-        if (*size > (SIZE_MAX >> 4))
-            return false; /* too big for this machine */
-        *size = *size << 4 | (uint64_t)(isdigit((unsigned char)l[i]) ? l[i] - '0' : (l[i] | 0x20) - 'a' + 10);
-    }
-    if (i == 0)
-        return false;
-    while (i < n && (l[i] == ' ' || l[i] == '\t'))
-        i++;
-    if (i < n && l[i] != ';')
-        return false;
-    for (; i < n; i++)
-        if (is_ctl(l[i]))
-            return false;
-    return true;
-}
-
 static void on_chunk_size(ts_iostream *s, int status, const char *data, size_t len, void *arg);
 static void on_chunk_data(ts_iostream *s, int status, const char *data, size_t len, void *arg);
 static void on_chunk_end(ts_iostream *s, int status, const char *data, size_t len, void *arg);
 static void on_trailer(ts_iostream *s, int status, const char *data, size_t len, void *arg);
 
+/* One line of the trailer section, within what is left of MAX_TRAILERS. */
+static void read_trailer_line(client *c)
+{
+    size_t left = MAX_TRAILERS - c->trailer_bytes;
+    if (left == 0) /* 0 would mean no limit to read_until */
+        finish(c, HC_PROTOCOL, "malformed response from %s: trailers over %d bytes", c->authority, MAX_TRAILERS);
+    else
+        check_started(c, ts_iostream_read_until(c->stream, "\n", 1, left, on_trailer, c), "read from");
+}
+
 static void read_chunk_size(client *c)
 {
-    check_started(c, ts_iostream_read_until(c->stream, "\r\n", 2, MAX_CHUNK_LINE, on_chunk_size, c),
+    check_started(c, ts_iostream_read_until(c->stream, "\n", 1, HP_MAX_CHUNK_LINE + 2, on_chunk_size, c),
                   "read the body from");
 }
 
 static void on_chunk_size(ts_iostream *s, int status, const char *data, size_t len, void *arg)
 {
     client *c = arg;
-    uint64_t size;
+    uint64_t size = 0;
+    const char *why = NULL;
     if (c->done)
         return;
     if (status < 0)
         read_failed(c, s, status, "a chunk-size line");
-    else if (!parse_chunk_size(data, len - 2, &size))
-        finish(c, HC_PROTOCOL, "malformed response from %s: invalid chunk-size line '%.*s'", c->authority,
-               (int)(len - 2 > 60 ? 60 : len - 2), data);
+    else if (hp_parse_chunk_line(data, len, &size, &why) != (ssize_t)len)
+        finish(c, HC_PROTOCOL, "malformed response from %s: %s: '%.*s'", c->authority, why,
+               (int)(len > 60 ? 60 : len - (len > 0 && data[len - 1] == '\n')), data);
     else if (size == 0) /* the last chunk: trailers follow, up to a blank line */
-        check_started(c, ts_iostream_read_until(s, "\r\n", 2, MAX_CHUNK_LINE * 8, on_trailer, c), "read from");
+        read_trailer_line(c);
     else
         check_started(c, ts_iostream_read_bytes_streaming(s, size, on_body_data, on_chunk_data, c), "read from");
 }
@@ -846,12 +959,13 @@ static void on_chunk_data(ts_iostream *s, int status, const char *data, size_t l
 static void on_chunk_end(ts_iostream *s, int status, const char *data, size_t len, void *arg)
 {
     client *c = arg;
+    const char *why = NULL;
     if (c->done)
         return;
     if (status < 0)
         read_failed(c, s, status, "a chunk");
-    else if (len != 2 || memcmp(data, "\r\n", 2))
-        finish(c, HC_PROTOCOL, "malformed response from %s: a chunk is not followed by CRLF", c->authority);
+    else if (hp_parse_chunk_end(data, len, &why) != 2)
+        finish(c, HC_PROTOCOL, "malformed response from %s: %s", c->authority, why);
     else
         read_chunk_size(c);
 }
@@ -859,17 +973,21 @@ static void on_chunk_end(ts_iostream *s, int status, const char *data, size_t le
 static void on_trailer(ts_iostream *s, int status, const char *data, size_t len, void *arg)
 {
     client *c = arg;
+    hp_field field;
+    bool last = false;
+    const char *why = NULL;
     if (c->done)
         return;
     if (status < 0)
         read_failed(c, s, status, "the trailers");
-    else if (len == 2) /* the blank line that ends the chunked body */
+    else if (hp_parse_trailer_line(data, len, MAX_TRAILERS - c->trailer_bytes, &field, &last, &why) != (ssize_t)len)
+        finish(c, HC_PROTOCOL, "malformed response from %s: %s in the trailers", c->authority, why);
+    else if (last) /* the blank line that ends the chunked body */
         body_done(c);
-    else if ((c->trailer_bytes += len) > MAX_TRAILERS)
-        finish(c, HC_PROTOCOL, "malformed response from %s: trailers over %d bytes", c->authority, MAX_TRAILERS);
     else {
+        c->trailer_bytes += len;
         note_lines(c, "< ", data, len);
-        check_started(c, ts_iostream_read_until(s, "\r\n", 2, MAX_CHUNK_LINE * 8, on_trailer, c), "read from");
+        read_trailer_line(c);
     }
 }
 
@@ -883,17 +1001,29 @@ static void usage(FILE *f)
           "body to standard output as it arrives.\n"
           "\n"
           "  -o, --output FILE      write the body to FILE instead\n"
+          "  -O, --remote-name      write the body to a file named as the URL's last\n"
+          "                         path segment, in the current directory\n"
           "  -i, --include          write the status line and headers before the body\n"
-          "  -L, --location         follow redirects (301, 302, 303, 307, 308; at most 5);\n"
+          "  -I, --head             send HEAD and write the status line and headers\n"
+          "  -L, --location         follow redirects (301, 302, 303, 307, 308);\n"
           "                         303 turns the request into a GET, the others keep it\n"
+          "      --max-redirs N     follow at most N redirects (default 5)\n"
           "  -X, --request METHOD   use METHOD instead of GET (or of POST with -d)\n"
-          "  -d, --data DATA        send DATA as the request body, with Content-Length\n"
+          "  -d, --data DATA        send DATA as the request body, with Content-Length;\n"
+          "                         -d @FILE sends what FILE holds\n"
+          "  -H, --header 'N: V'    add the header N with value V (repeatable); it\n"
+          "                         replaces a header the client would send, and\n"
+          "                         'N:' with no value removes that header\n"
+          "  -A, --user-agent UA    send User-Agent: UA\n"
+          "  -u, --user USER:PASS   Basic authentication, sent to the URL's host only\n"
+          "                         (not along redirects to another host)\n"
           "  -f, --fail             on status 400 or above: no body, exit 8\n"
           "      --timeout SECONDS  give up on the whole fetch after SECONDS\n"
           "      --cacert FILE      verify the server against the CA certificates in FILE\n"
           "                         (PEM) instead of the system store\n"
           "  -k, --insecure         do not verify the server's certificate\n"
-          "  -v, --verbose          show the connection, request and response on stderr\n"
+          "  -v, --verbose          show on stderr the addresses found, the one tried\n"
+          "                         first, TLS, the request and the response head\n"
           "  -s, --silent           no progress bar (one is drawn on stderr when it is a\n"
           "                         terminal and the body does not go to that terminal)\n"
           "  -h, --help             show this help\n"
@@ -901,7 +1031,7 @@ static void usage(FILE *f)
           "Exit status:\n"
           "   0  success (HTTP errors included, unless --fail)\n"
           "   1  internal error (out of memory)\n"
-          "   2  usage: bad option or URL\n"
+          "   2  usage: bad option, header or URL (also: -O and a URL without a file name)\n"
           "   3  the host name could not be resolved\n"
           "   4  connection refused or failed, or broken during the transfer\n"
           "   5  TLS: handshake or certificate verification failed, bad --cacert\n"
@@ -909,28 +1039,67 @@ static void usage(FILE *f)
           "   7  malformed or truncated response\n"
           "   8  HTTP status 400 or above, with --fail\n"
           "   9  cannot write the output\n"
-          "  10  too many redirects (more than 5, with -L)\n",
+          "  10  too many redirects (more than --max-redirs, with -L)\n"
+          "  11  cannot read the request body (-d @FILE)\n",
           f);
+}
+
+static int usage_error(const char *fmt, ...) TS_PRINTF(1, 2);
+static int usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("http_client: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputs("\nhttp_client: try 'http_client --help'\n", stderr);
+    va_end(ap);
+    return HC_USAGE;
+}
+
+/* -H 'Name: value': a valid field line, and not one that frames the body. */
+static int add_header_option(options *opt, const char *arg)
+{
+    hp_field f;
+    const char *why = NULL;
+    if (hp_parse_field(arg, strlen(arg), &f, &why) < 0)
+        return usage_error("invalid header '%s': %s", arg, why);
+    if (hp_str_eq(f.name, "Content-Length") || hp_str_eq(f.name, "Transfer-Encoding"))
+        return usage_error("-H cannot set %.*s: the client frames the body itself", (int)f.name.len, f.name.ptr);
+    const char **h = realloc(opt->headers, (opt->nheaders + 1) * sizeof *h);
+    if (!h)
+        oom();
+    opt->headers = h;
+    opt->headers[opt->nheaders++] = arg;
+    return -1;
 }
 
 /* Returns -1 to go on, or the exit code to end with at once. */
 static int parse_args(int argc, char **argv, options *opt)
 {
-    enum { OPT_TIMEOUT = 256, OPT_CACERT };
+    enum { OPT_TIMEOUT = 256, OPT_CACERT, OPT_MAX_REDIRS };
     static const struct option longopts[] = {
         {"output", required_argument, NULL, 'o'}, {"include", no_argument, NULL, 'i'},
         {"location", no_argument, NULL, 'L'},     {"request", required_argument, NULL, 'X'},
         {"data", required_argument, NULL, 'd'},   {"fail", no_argument, NULL, 'f'},
         {"insecure", no_argument, NULL, 'k'},     {"verbose", no_argument, NULL, 'v'},
         {"silent", no_argument, NULL, 's'},       {"help", no_argument, NULL, 'h'},
+        {"header", required_argument, NULL, 'H'}, {"head", no_argument, NULL, 'I'},
+        {"user", required_argument, NULL, 'u'},   {"user-agent", required_argument, NULL, 'A'},
+        {"remote-name", no_argument, NULL, 'O'},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"cacert", required_argument, NULL, OPT_CACERT},
+        {"max-redirs", required_argument, NULL, OPT_MAX_REDIRS},
         {NULL, 0, NULL, 0}};
     char *end;
-    for (int ch; (ch = getopt_long(argc, argv, "o:iLX:d:fkvsh", longopts, NULL)) != -1;) {
+    long n;
+    int rc;
+    opt->max_redirs = MAX_REDIRECTS;
+    for (int ch; (ch = getopt_long(argc, argv, "o:OiILX:d:H:A:u:fkvsh", longopts, NULL)) != -1;) {
         switch (ch) {
         case 'o': opt->outfile = optarg; break;
+        case 'O': opt->use_remote_name = true; break;
         case 'i': opt->include = true; break;
+        case 'I': opt->head = opt->include = true; break;
         case 'L': opt->follow = true; break;
         case 'X': opt->method = optarg; break;
         case 'd': opt->data = optarg; break;
@@ -939,6 +1108,28 @@ static int parse_args(int argc, char **argv, options *opt)
         case 'v': opt->verbose = true; break;
         case 's': opt->silent = true; break;
         case OPT_CACERT: opt->cacert = optarg; break;
+        case 'H':
+            if ((rc = add_header_option(opt, optarg)) >= 0)
+                return rc;
+            break;
+        case 'A':
+            for (const char *p = optarg; *p; p++)
+                if (((unsigned char)*p < 0x20 && *p != '\t') || *p == 0x7f)
+                    return usage_error("a control character in the -A value");
+            opt->agent = optarg;
+            break;
+        case 'u':
+            if (!strchr(optarg, ':'))
+                return usage_error("-u wants USER:PASSWORD");
+            opt->user = optarg;
+            break;
+        case OPT_MAX_REDIRS:
+            errno = 0;
+            n = strtol(optarg, &end, 10);
+            if (errno || end == optarg || *end || n < 0 || n > 1000)
+                return usage_error("--max-redirs wants a number from 0 to 1000, not '%s'", optarg);
+            opt->max_redirs = (int)n;
+            break;
         case OPT_TIMEOUT:
             errno = 0;
             opt->timeout = strtod(optarg, &end);
@@ -951,17 +1142,61 @@ static int parse_args(int argc, char **argv, options *opt)
         default: fputs("http_client: try 'http_client --help'\n", stderr); return HC_USAGE;
         }
     }
-    if (optind != argc - 1) {
-        fprintf(stderr, "http_client: %s\nhttp_client: try 'http_client --help'\n",
-                optind == argc ? "no URL given" : "more than one URL given");
-        return HC_USAGE;
-    }
+    if (optind != argc - 1)
+        return usage_error("%s", optind == argc ? "no URL given" : "more than one URL given");
     opt->url = argv[optind];
-    if (opt->method && !is_token(opt->method, strlen(opt->method))) {
+    if (opt->method && !hp_is_token(opt->method, strlen(opt->method))) {
         fprintf(stderr, "http_client: invalid method '%s'\n", opt->method);
         return HC_USAGE;
     }
+    if (opt->use_remote_name && opt->outfile)
+        return usage_error("-o and -O together: which file?");
     return -1;
+}
+
+/* -O: the last segment of the target's path, or NULL when it names no file. */
+static char *remote_name(const char *target)
+{
+    size_t plen = strcspn(target, "?"), start = plen;
+    while (start > 0 && target[start - 1] != '/')
+        start--;
+    size_t n = plen - start;
+    if (n == 0 || (n == 1 && target[start] == '.') || (n == 2 && !strncmp(target + start, "..", 2)))
+        return NULL;
+    return xasprintf("%.*s", (int)n, target + start);
+}
+
+/* -d @FILE: the whole file into opt->data; false (message printed) when it cannot be read. */
+static bool read_data_file(options *opt)
+{
+    const char *path = opt->data + 1;
+    FILE *f = fopen(path, "rb");
+    size_t cap = 0, len = 0;
+    char *buf = NULL;
+    while (f) {
+        if (len == cap) {
+            char *nb = realloc(buf, cap = cap ? 2 * cap : 64 * 1024);
+            if (!nb)
+                oom();
+            buf = nb;
+        }
+        size_t got = fread(buf + len, 1, cap - len, f);
+        len += got;
+        if (got == 0)
+            break;
+    }
+    if (!f || ferror(f)) {
+        fprintf(stderr, "http_client: cannot read the request body from %s: %s\n", path, strerror(errno));
+        if (f)
+            fclose(f);
+        free(buf);
+        return false;
+    }
+    fclose(f);
+    opt->data_buf = buf;
+    opt->data = buf ? buf : "";
+    opt->data_len = len;
+    return true;
 }
 
 static void on_log(ts_log_level level, const char *msg, void *arg)
@@ -994,17 +1229,45 @@ int main(int argc, char **argv)
         url_free(&c->url);
         return HC_USAGE;
     }
-    c->method = opt.method ? opt.method : opt.data ? "POST" : "GET";
+    if (opt.data && opt.data[0] == '@' && !read_data_file(&opt)) {
+        url_free(&c->url);
+        free(opt.headers);
+        return HC_READ;
+    }
+    if (opt.data && !opt.data_buf)
+        opt.data_len = strlen(opt.data);
+    if (opt.use_remote_name && !(opt.outfile = opt.remote_name = remote_name(c->url.target))) {
+        fprintf(stderr, "http_client: -O: the URL '%s' has no file name to save under\n", opt.url);
+        url_free(&c->url);
+        free(opt.headers);
+        free(opt.data_buf);
+        return HC_USAGE;
+    }
+    c->method = opt.method ? opt.method : opt.head ? "HEAD" : opt.data ? "POST" : "GET";
     c->data = opt.data;
+    c->data_len = opt.data_len;
+    c->origin = xasprintf("%s://%s", c->url.tls ? "https" : "http", (c->authority = authority_of(&c->url)));
     signal(SIGPIPE, SIG_IGN); /* a closed stdout pipe is a write error (exit 9), not death */
     bool body_on_tty = !strcmp(out_name(c), "standard output") && isatty(STDOUT_FILENO);
     c->bar = !opt.silent && isatty(STDERR_FILENO) && !body_on_tty;
     ts_log_set_handler(on_log, c, opt.verbose ? TS_LOG_INFO : TS_LOG_ERROR);
 
     c->loop = ts_ioloop_new();
-    c->tcp = c->loop ? ts_tcpclient_new(c->loop, NULL) : NULL;
+    if (c->loop && opt.verbose) {
+        c->resolver_base = ts_resolver_new_default();
+        c->resolver = c->resolver_base ? ts_resolver_new(&verbose_resolver_ops, c) : NULL;
+        if (!c->resolver)
+            oom();
+    }
+    c->tcp = c->loop ? ts_tcpclient_new(c->loop, c->resolver) : NULL;
     if (!c->tcp)
         oom();
+    if (c->bar) {
+        c->bar_width = terminal_width();
+        g_client = c;
+        struct sigaction sa = {.sa_handler = on_sigwinch, .sa_flags = SA_RESTART};
+        sigaction(SIGWINCH, &sa, NULL);
+    }
     if (opt.timeout > 0) {
         c->deadline = ts_ioloop_time(c->loop) + opt.timeout;
         c->deadline_timer = ts_ioloop_call_later(c->loop, opt.timeout, on_deadline, c);
@@ -1021,6 +1284,8 @@ int main(int argc, char **argv)
         exit(close_output(c));
     ts_ioloop_remove_timeout(c->loop, c->deadline_timer);
     ts_tcpclient_free(c->tcp);
+    ts_resolver_free(c->resolver);
+    ts_resolver_free(c->resolver_base);
     ts_ioloop_stop(c->loop); /* one more iteration, for the closed stream's last callbacks */
     ts_ioloop_start(c->loop);
     ts_ioloop_free(c->loop, false);
@@ -1028,6 +1293,10 @@ int main(int argc, char **argv)
     ts_log_set_handler(NULL, NULL, TS_LOG_INFO);
     url_free(&c->url);
     free(c->authority);
+    free(c->origin);
     free(c->location);
+    free(opt.headers);
+    free(opt.data_buf);
+    free(opt.remote_name);
     return close_output(c);
 }

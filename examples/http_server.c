@@ -2,8 +2,11 @@
  * http_server: a small keep-alive HTTP/1.1 server on TCPServer.
  *
  * Per connection: the request head is read with read_until_regex for a blank
- * line (with a size limit), a Content-Length body with read_bytes, then the
- * response is written; pipelined requests are answered in order because the
+ * line (with a size limit) and parsed strictly by http_parse.c (RFC 9112:
+ * every malformed or ambiguous framing is refused with 400, 414, 431, 501 or
+ * 505 and the connection closed); a Content-Length body is read with
+ * read_bytes, a chunked one chunk by chunk (its trailers checked and
+ * dropped); then the response is written; pipelined requests are answered in order because the
  * next request is read only once the previous response is queued (or, for a
  * file, fully handed to the kernel). While more than EX_WRITE_HIGH_WATER
  * (64 KiB) of answers is queued, the next request waits until they reached
@@ -32,8 +35,11 @@
 
 #include "example_args.h"
 #include "example_flow.h"
+#include "http_parse.h"
 
-#define MAX_HEAD (16 * 1024)
+#define MAX_HEAD (16 * 1024)  /* the request head: 431 past it */
+#define MAX_LINE HP_MAX_LINE  /* the request line: 414 past it */
+#define MAX_FIELDS 100        /* header fields: 431 past them */
 #define MAX_BODY (16 * 1024 * 1024)
 #define FILE_CHUNK (256 * 1024)
 #define HELLO "Hello from libtstream!\n"
@@ -55,8 +61,9 @@ typedef struct conn {
     bool linger; /* the peer may still be sending: drain before closing */
     int file_fd;
     off_t file_left;
-    char method[16];
-    char path[1024];
+    char *method, *path; /* copied from the head: a body read may come between head and response */
+    char *body;          /* a chunked request body, gathered */
+    size_t body_len, body_cap, trailer_bytes;
 } conn;
 
 static conn g_conns = {.prev = &g_conns, .next = &g_conns};
@@ -88,6 +95,8 @@ static void on_close(ts_iostream *s, void *arg)
         ts_ioloop_remove_timeout(g_loop, c->idle_timer);
     if (c->file_fd >= 0)
         close(c->file_fd);
+    free(c->method);
+    free(c->body);
     c->prev->next = c->next;
     c->next->prev = c->prev;
     free(c);
@@ -105,7 +114,10 @@ static const char *reason(int status)
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 417: return "Expectation Failed";
     case 431: return "Request Header Fields Too Large";
+    case 501: return "Not Implemented";
     case 505: return "HTTP Version Not Supported";
     default: return "Internal Server Error";
     }
@@ -245,9 +257,11 @@ static int hexval(int ch)
 /* Maps a request path under --root; returns an open fd or a negative HTTP status. */
 static int open_under_root(const char *path, off_t *size)
 {
-    char decoded[1024], full[PATH_MAX + 1100], real[PATH_MAX];
+    char decoded[PATH_MAX], full[2 * PATH_MAX], real[PATH_MAX];
     size_t j = 0;
-    for (size_t i = 0; path[i] && path[i] != '?' && j + 1 < sizeof decoded; i++) {
+    for (size_t i = 0; path[i] && path[i] != '?'; i++) {
+        if (j + 1 == sizeof decoded)
+            return -414; /* never a shortened path: that names another file */
         if (path[i] == '%' && hexval(path[i + 1]) >= 0 && hexval(path[i + 2]) >= 0) {
             decoded[j++] = (char)(hexval(path[i + 1]) * 16 + hexval(path[i + 2]));
             i += 2;
@@ -323,98 +337,197 @@ static void on_body(ts_iostream *s, int status, const char *data, size_t len, vo
     respond(arg, data, len);
 }
 
-/* Finds a header's value in the head; copies it into out. */
-static bool header_value(const char *head, size_t len, const char *name, char *out, size_t outlen)
+/* ---- chunked request bodies: size line, data, CRLF, ..., last chunk, trailer lines ---- */
+
+static void read_chunk_line(conn *c);
+
+/* A chunk element could not be read or is malformed: answer it (true), or the stream is closing (true). */
+static bool chunk_failed(conn *c, int status, bool malformed)
 {
-    size_t nl = strlen(name);
-    const char *p = memchr(head, '\n', len), *end = head + len;
-    while (p && p + 1 < end) {
-        const char *line = p + 1;
-        const char *eol = memchr(line, '\n', (size_t)(end - line));
-        if (!eol)
-            break;
-        if ((size_t)(eol - line) > nl && line[nl] == ':' && !strncasecmp(line, name, nl)) {
-            const char *v = line + nl + 1;
-            while (v < eol && (*v == ' ' || *v == '\t'))
-                v++;
-            const char *ve = eol;
-            while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t'))
-                ve--;
-            size_t n = (size_t)(ve - v) < outlen - 1 ? (size_t)(ve - v) : outlen - 1;
-            memcpy(out, v, n);
-            out[n] = '\0';
-            return true;
-        }
-        p = eol;
+    if (status == TS_EUNSATISFIABLE || (status == 0 && malformed))
+        send_error(c, 400); /* a line over its limit, or bad framing */
+    return status < 0 || malformed;
+}
+
+static void on_trailer_line(ts_iostream *s, int status, const char *data, size_t len, void *arg);
+
+/* One line of the trailer section, within what is left of MAX_HEAD for it. */
+static void read_trailer_line(conn *c)
+{
+    size_t left = MAX_HEAD - c->trailer_bytes;
+    if (left == 0) /* 0 would mean no limit to read_until */
+        send_error(c, 400);
+    else if (ts_iostream_read_until(c->s, "\n", 1, left, on_trailer_line, c) < 0)
+        ts_iostream_close(c->s, 0);
+}
+
+static void on_trailer_line(ts_iostream *s, int status, const char *data, size_t len, void *arg)
+{
+    conn *c = arg;
+    hp_field field;
+    bool last = false;
+    const char *why;
+    (void)s;
+    if (chunk_failed(c, status, status == 0 && hp_parse_trailer_line(data, len, MAX_HEAD - c->trailer_bytes, &field,
+                                                                     &last, &why) != (ssize_t)len))
+        return;
+    if (!last) {
+        c->trailer_bytes += len;
+        read_trailer_line(c);
+        return;
     }
-    return false;
+    char *body = c->body;
+    size_t body_len = c->body_len;
+    c->body = NULL;
+    c->body_len = c->body_cap = 0;
+    respond(c, body, body_len);
+    free(body);
+}
+
+static void on_chunk_end(ts_iostream *s, int status, const char *data, size_t len, void *arg)
+{
+    const char *why;
+    (void)s;
+    if (!chunk_failed(arg, status, status == 0 && hp_parse_chunk_end(data, len, &why) != 2))
+        read_chunk_line(arg);
+}
+
+static void on_chunk_data(ts_iostream *s, int status, const char *data, size_t len, void *arg)
+{
+    conn *c = arg;
+    if (status < 0)
+        return;
+    memcpy(c->body + c->body_len, data, len);
+    c->body_len += len;
+    if (ts_iostream_read_bytes(s, 2, false, on_chunk_end, c) < 0)
+        ts_iostream_close(s, 0);
+}
+
+static void on_chunk_line(ts_iostream *s, int status, const char *data, size_t len, void *arg)
+{
+    conn *c = arg;
+    uint64_t size = 0;
+    const char *why;
+    if (chunk_failed(c, status, status == 0 && hp_parse_chunk_line(data, len, &size, &why) != (ssize_t)len))
+        return;
+    if (size == 0) {
+        c->trailer_bytes = 0;
+        read_trailer_line(c);
+        return;
+    }
+    if (size > MAX_BODY - c->body_len) {
+        send_error(c, 413);
+        return;
+    }
+    arm_idle(c); /* a body arriving chunk by chunk is no idle connection */
+    if (c->body_len + size > c->body_cap) { /* doubling: many small chunks cost linear time */
+        size_t cap = c->body_cap ? c->body_cap : 16 * 1024;
+        while (cap < c->body_len + size)
+            cap *= 2;
+        char *body = realloc(c->body, cap);
+        if (!body) {
+            ts_iostream_close(s, TS_ENOMEM);
+            return;
+        }
+        c->body = body;
+        c->body_cap = cap;
+    }
+    if (ts_iostream_read_bytes(s, (size_t)size, false, on_chunk_data, c) < 0)
+        ts_iostream_close(s, 0);
+}
+
+static void read_chunk_line(conn *c)
+{
+    if (ts_iostream_read_until(c->s, "\n", 1, HP_MAX_CHUNK_LINE + 2, on_chunk_line, c) < 0)
+        ts_iostream_close(c->s, 0);
+}
+
+/* ---- the request head ------------------------------------------------------------ */
+
+static const hp_limits head_limits = {.max_line = MAX_LINE, .max_head = MAX_HEAD};
+
+/* No blank line within MAX_HEAD: data is what is buffered; a request line over MAX_LINE is 414, else 431. */
+static void on_overlong_head(ts_iostream *s, int status, const char *data, size_t len, void *arg)
+{
+    hp_field fields[MAX_FIELDS];
+    hp_message m = {.fields = fields, .max_fields = MAX_FIELDS};
+    (void)s;
+    if (status < 0)
+        return;
+    ssize_t rc = hp_parse_request(data, len, &head_limits, &m);
+    send_error(arg, rc < 0 && rc != HP_INCOMPLETE ? hp_status(rc) : 431);
+}
+
+/* The path and query of a target: origin-form as it is, absolute-form past its authority (RFC 9112 3.2.2). */
+static hp_str origin_path(hp_str t)
+{
+    size_t skip = t.len > 7 && !strncasecmp(t.ptr, "http://", 7) ? 7 : t.len > 8 && !strncasecmp(t.ptr, "https://", 8) ? 8 : 0;
+    if (!skip)
+        return t;
+    size_t i = skip;
+    while (i < t.len && t.ptr[i] != '/' && t.ptr[i] != '?')
+        i++;
+    return (hp_str){t.ptr + i, t.len - i};
 }
 
 static void on_head(ts_iostream *s, int status, const char *data, size_t len, void *arg)
 {
     conn *c = arg;
+    c->head_only = false;
     if (status == TS_EUNSATISFIABLE) {
-        /* No blank line within MAX_HEAD: the stream stayed open (see on_stream) for this answer. */
-        c->keep_alive = false;
-        send_error(c, 431);
+        /* the stream stayed open (see on_stream) for this answer */
+        if (ts_iostream_read_bytes(s, MAX_HEAD, true, on_overlong_head, c) < 0)
+            ts_iostream_close(s, 0);
         return;
     }
     if (status < 0)
         return;
     arm_idle(c);
-    /* request line: METHOD SP TARGET SP HTTP/x.y */
-    const char *eol = memchr(data, '\n', len);
-    char version[16] = "";
-    char line[1200];
-    size_t ll = (size_t)(eol - data);
-    if (ll > 0 && data[ll - 1] == '\r')
-        ll--;
-    if (ll >= sizeof line || ll == 0) {
-        c->keep_alive = false;
-        send_error(c, ll == 0 ? 400 : 431);
+    hp_field fields[MAX_FIELDS];
+    hp_message m = {.fields = fields, .max_fields = MAX_FIELDS};
+    ssize_t rc = hp_parse_request(data, len, &head_limits, &m);
+    if (rc != (ssize_t)len) { /* HP_INCOMPLETE cannot be: the blank line was found */
+        send_error(c, rc < 0 && rc != HP_INCOMPLETE ? hp_status(rc) : 400);
         return;
     }
-    memcpy(line, data, ll);
-    line[ll] = '\0';
-    if (sscanf(line, "%15[A-Z] %1023[^ ] %15s", c->method, c->path, version) != 3 || c->path[0] != '/' ||
-        strncmp(version, "HTTP/1.", 7) != 0 || !isdigit((unsigned char)version[7]) || version[8]) {
-        c->keep_alive = false;
-        send_error(c, strncmp(version, "HTTP/", 5) == 0 && strncmp(version, "HTTP/1.", 7) ? 505 : 400);
+    free(c->method);
+    hp_str path = origin_path(m.target);
+    bool slash = path.len == 0 || path.ptr[0] == '?'; /* "http://host" and "http://host?q" mean "/" */
+    if (!(c->method = malloc(m.method.len + path.len + 3))) {
+        ts_iostream_close(s, TS_ENOMEM);
         return;
     }
-    char value[64];
-    bool http10 = version[7] == '0';
-    c->keep_alive = !http10;
-    if (header_value(data, len, "Connection", value, sizeof value)) {
-        if (!strcasecmp(value, "close"))
-            c->keep_alive = false;
-        else if (!strcasecmp(value, "keep-alive"))
-            c->keep_alive = true;
+    c->path = c->method + m.method.len + 1;
+    memcpy(c->method, m.method.ptr, m.method.len);
+    c->method[m.method.len] = '\0';
+    c->path[0] = '/';
+    memcpy(c->path + slash, path.ptr, path.len);
+    c->path[slash + path.len] = '\0';
+    c->keep_alive = m.keep_alive;
+    const hp_field *expect = hp_find(&m, "Expect");
+    bool body = m.framing != HP_BODY_NONE && (m.framing != HP_BODY_LENGTH || m.length <= MAX_BODY);
+    if (expect && !hp_str_eq(expect->value, "100-continue")) {
+        send_error(c, 417);
+        return;
     }
-    if (header_value(data, len, "Transfer-Encoding", value, sizeof value)) {
-        c->keep_alive = false; /* request bodies: Content-Length only */
+    /* a client that asked for 100 Continue sends the body only after it, or after a pause (RFC 9110 10.1.1) */
+    if (expect && body && m.minor >= 1 && ts_iostream_write(s, "HTTP/1.1 100 Continue\r\n\r\n", 25, NULL, NULL) < 0) {
+        ts_iostream_close(s, 0);
+        return;
+    }
+    if (c->path[0] != '/') { /* origin form only: this is no proxy */
         send_error(c, 400);
-        return;
+    } else if (m.framing == HP_BODY_CHUNKED) {
+        c->body_len = 0;
+        read_chunk_line(c);
+    } else if (m.framing == HP_BODY_LENGTH && m.length > MAX_BODY) {
+        send_error(c, 413);
+    } else if (m.framing == HP_BODY_LENGTH) {
+        if (ts_iostream_read_bytes(s, (size_t)m.length, false, on_body, c) < 0)
+            ts_iostream_close(s, 0);
+    } else {
+        respond(c, NULL, 0);
     }
-    if (header_value(data, len, "Content-Length", value, sizeof value)) {
-        char *end;
-        errno = 0;
-        unsigned long long n = strtoull(value, &end, 10);
-        if (errno || *end || !isdigit((unsigned char)value[0])) {
-            send_error(c, 400);
-            return;
-        }
-        if (n > MAX_BODY) {
-            send_error(c, 413);
-            return;
-        }
-        if (n > 0) {
-            if (ts_iostream_read_bytes(s, (size_t)n, false, on_body, c) < 0)
-                ts_iostream_close(s, 0);
-            return;
-        }
-    }
-    respond(c, NULL, 0);
 }
 
 static void read_request(conn *c)

@@ -25,11 +25,13 @@ BUILD_PACKAGES=(
 
 TEST_PACKAGES=(
     libcmocka-dev
+    libhttp-parser-dev  # the HTTP parser's differential test (tests/test_http_parse_diff.c)
     openssl      # s_server / s_client peers, test certificates
     curl
     nginx
     wrk
     python3      # small socket clients in the integration tests
+    python3-tornado  # tests/http_tornado_interop.sh (Debian's /usr/bin/python3)
     iproute2     # `ip`: the http_client test's network-namespace cases
     util-linux   # unshare, taskset
     bsdutils     # script: the progress-bar check runs under a pseudo-terminal

@@ -7,20 +7,12 @@
 # without network, so no DNS query can leave the machine.
 . "$(dirname "$0")/support/testlib.sh"
 . "$(dirname "$0")/support/nginx_helper.sh"
+. "$(dirname "$0")/support/hc_helper.sh"
 need curl openssl python3 sha256sum cmp
 nginx_find
 HC=$TS_BUILD_DIR/examples/http_client
 [ -x "$HC" ] || fail "$HC not built"
 
-# hc NAME WANT ARGS...: runs http_client (at most 60 s) with stdout in
-# $TMP/NAME.out and stderr in $TMP/NAME.err, and checks its exit status.
-hc() {
-    local name=$1 want=$2 rc=0
-    shift 2
-    timeout 60 "$HC" "$@" >"$TMP/$name.out" 2>"$TMP/$name.err" </dev/null || rc=$?
-    ! grep -q Sanitizer "$TMP/$name.err" || fail "$name: sanitizer report:$(printf '\n')$(head -40 "$TMP/$name.err")"
-    [ "$rc" = "$want" ] || fail "$name: exit status $rc, expected $want; stderr: $(tail -5 "$TMP/$name.err")"
-}
 sha() { sha256sum <"$1" | cut -d' ' -f1; }
 err_has() { grep -qi -- "$2" "$TMP/$1.err" || fail "$1: stderr lacks '$2': $(cat "$TMP/$1.err")"; }
 
@@ -98,6 +90,13 @@ R = {
     "/chunk-overflow": [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", b"1ffffffffffffffff\r\n"],
     "/chunk-no-crlf": [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", b"5\r\nhelloXX0\r\n\r\n"],
     "/chunk-cut": [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", b"a\r\nhello"],
+    "/space-colon": [b"HTTP/1.1 200 OK\r\nContent-Length : 2\r\n\r\nok"],
+    "/bare-cr": [b"HTTP/1.1 200 OK\r\nX-A: a\rb\r\nContent-Length: 2\r\n\r\nok"],
+    "/length-65": [b"HTTP/1.1 200 OK\r\nContent-Length: " + b"0" * 63 + b"02\r\n\r\nok"],
+    "/te-http10": [b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"],
+    "/chunk-lf": [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", b"2\nok\r\n0\r\n\r\n"],
+    "/chunk-bad-ext": [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", b"2;=x\r\nok\r\n0\r\n\r\n"],
+    "/bad-trailer": [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", b"2\r\nok\r\n0\r\nBad Trailer: x\r\n\r\n"],
     "/chunked": [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", b"5;name=val", b"ue\r\nhel",
                  b"lo\r\n7 ; x\r\n, world\r\n", b"0\r\nX-Trailer: yes\r\n", b"\r\n"],
     "/continue": [b"HTTP/1.1 100 Continue\r\n\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"],
@@ -109,6 +108,7 @@ R = {
     "/elsewhere": [b"HTTP/1.1 308 Permanent\r\nLocation: http://localhost:" + nginx_port.encode()
                    + b"/small.txt\r\nContent-Length: 0\r\n\r\n"],
     "/loop": [b"HTTP/1.1 302 Found\r\nLocation: /loop\r\nContent-Length: 0\r\n\r\n"],
+    "/to-localhost": [b"HTTP/1.1 302 Found\r\nLocation: http://localhost:%d/continue?x\r\nContent-Length: 0\r\n\r\n" % port],
 }
 
 def serve(c):
@@ -201,6 +201,7 @@ cmp -s "$TMP/redirect.out" "$WWW/small.txt" || fail "-L did not follow the 302"
 hc relredirect 0 -L -v "$H/dir/relative"
 cmp -s "$TMP/relredirect.out" "$WWW/small.txt" || fail "-L relative Location"
 grep -q 'GET /small.txt HTTP/1.1' "$TMP/relredirect.err" || fail "relative Location '../small.txt' not resolved"
+grep -qF "* Trying 127.0.0.1:$P..." "$TMP/relredirect.err" || fail "-v does not show the address tried"
 hc fakerel 0 -L "$F/relative"
 [ "$(cat "$TMP/fakerel.out")" = "relative!" ] || fail "Location with dot segments: $(cat "$TMP/fakerel.out")"
 hc https_hop 0 -L --cacert "$CA" "$H/to-https"
@@ -239,11 +240,12 @@ err_has mismatch "certificate"
 hc badca 5 --cacert "$TMP/nonexistent.pem" "$HS/small.txt"
 err_has badca "nonexistent.pem"
 hc plaintotls 5 "https://127.0.0.1:$P/small.txt"
+err_has plaintotls "does not speak TLS on this port"
 hc insecure 0 --insecure "$HS/small.txt"
 cmp -s "$TMP/insecure.out" "$WWW/small.txt" || fail "--insecure"
 hc insecure2 0 -k "https://localhost:$PO/small.txt"
 cmp -s "$TMP/insecure2.out" "$WWW/small.txt" || fail "-k with a mismatched name"
-pass "TLS: unknown CA, wrong name, bad --cacert, plaintext peer: exit 5; --insecure works"
+pass "TLS: unknown CA, wrong name, bad --cacert, plaintext peer (with a hint): exit 5; --insecure works"
 
 # ---- connection failures and timeouts -------------------------------------
 hc refused 4 "http://127.0.0.1:$PR/"
@@ -311,11 +313,13 @@ fi
 
 # ---- strict parsing against the fake server --------------------------------
 for path in bad-status bad-header bad-length length-mismatch both folded huge-head truncated \
-    bad-chunk chunk-overflow chunk-no-crlf chunk-cut; do
+    bad-chunk chunk-overflow chunk-no-crlf chunk-cut space-colon bare-cr length-65 te-http10 chunk-lf \
+    chunk-bad-ext bad-trailer; do
     hc "fake-$path" 7 --timeout 20 "$F/$path"
     err_has "fake-$path" "127.0.0.1:$PF"
 done
 err_has fake-truncated "10 of 100"
+err_has fake-bad-header "in 'Bad Header: x?'"
 pass "malformed or truncated responses: exit 7 with a message"
 hc fake-chunked 0 -v "$F/chunked"
 [ "$(cat "$TMP/fake-chunked.out")" = "hello, world" ] || fail "chunk extensions/trailers: $(cat "$TMP/fake-chunked.out")"
@@ -337,6 +341,53 @@ grep -qi "^host: 127.0.0.1:$PF" "$TMP/fake-requests.log" || fail "no Host header
 grep -qi '^connection: close' "$TMP/fake-requests.log" || fail "no Connection: close"
 grep -qi '^user-agent: ' "$TMP/fake-requests.log" || fail "no User-Agent"
 pass "request: Host, Connection: close, User-Agent; -d sends POST with Content-Length"
+
+# ---- request options: -H, -A, -u, -I, -O, --max-redirs, -d @FILE ---------------
+: >"$TMP/fake-requests.log"
+hc opts 0 -H 'X-Custom:  one two ' -H 'Accept:' -H 'host: renamed.example' -A 'agent/9' -u 'user:pa:ss' "$F/continue"
+python3 - "$TMP/fake-requests.log" <<'PY' || fail "-H/-A/-u: $(cat "$TMP/fake-requests.log")"
+import base64, sys
+lines = open(sys.argv[1], "rb").read().split(b"\r\n\r\n")[0].split(b"\r\n")
+assert lines[0] == b"GET /continue HTTP/1.1", lines
+assert lines[1] == b"host: renamed.example", lines          # -H replaces Host, in its place
+assert b"User-Agent: agent/9" in lines, lines                 # -A
+assert not any(l.lower().startswith(b"accept:") for l in lines), lines  # 'Accept:' removes it
+assert b"X-Custom: one two" in lines, lines
+assert b"Authorization: Basic " + base64.b64encode(b"user:pa:ss") in lines, lines
+PY
+: >"$TMP/fake-requests.log"
+hc authhop 0 -L -u user:pass "$F/to-localhost"
+[ "$(grep -c '^Host: ' "$TMP/fake-requests.log")" = 2 ] || fail "-u -L: not two requests: $(cat "$TMP/fake-requests.log")"
+[ "$(grep -c '^Authorization: Basic dXNlcjpwYXNz' "$TMP/fake-requests.log")" = 1 ] ||
+    fail "-u credentials went along a redirect to another host: $(cat "$TMP/fake-requests.log")"
+pass "-H adds, replaces (in place) and removes headers; -A; -u Basic, not sent along a redirect to another host"
+
+hc headonly 0 -I "$H/small.txt"
+head -1 "$TMP/headonly.out" | grep -q '^HTTP/1.1 200' || fail "-I: $(head -1 "$TMP/headonly.out")"
+grep -qi '^content-length: 29' "$TMP/headonly.out" || fail "-I: no Content-Length"
+! grep -q 'a small file' "$TMP/headonly.out" || fail "-I wrote a body"
+mkdir -p "$TMP/odir"
+(cd "$TMP/odir" && hc remote 0 -O "$H/small.txt?x=1")
+cmp -s "$TMP/odir/small.txt" "$WWW/small.txt" || fail "-O did not save small.txt"
+[ ! -s "$TMP/remote.out" ] || fail "-O also wrote to stdout"
+hc noname 2 -O "$H/"
+err_has noname "no file name"
+hc bothout 2 -O -o "$TMP/x" "$H/small.txt"
+pass "-I: headers only; -O saves under the remote name (and refuses a URL without one)"
+hc maxredirs1 10 -L --max-redirs 1 "$H/hop2"
+hc maxredirs2 0 -L --max-redirs 2 "$H/hop2"
+cmp -s "$TMP/maxredirs2.out" "$WWW/small.txt" || fail "--max-redirs 2 did not reach the file"
+hc maxredirs0 10 -L --max-redirs 0 "$H/redirect"
+hc badmaxredirs 2 --max-redirs -1 "$H/redirect"
+pass "--max-redirs N: N redirects are followed, one more gives exit 10"
+hc badheader 2 -H 'Bad Header: x' "$H/small.txt"
+hc lenheader 2 -H 'Content-Length: 3' "$H/small.txt"
+hc ctlheader 2 -H "X-A: a$(printf '\001')b" "$H/small.txt"
+hc badagent 2 -A "a$(printf '\r')b" "$H/small.txt"
+hc badauth 2 -u nopassword "$H/small.txt"
+hc nofile 11 -d @"$TMP/missing.bin" "$H/small.txt"
+err_has nofile "missing.bin"
+pass "bad -H, -A or -u: exit 2; an unreadable -d @FILE: exit 11"
 
 # ---- usage and output errors -------------------------------------------------
 hc help 0 --help
@@ -362,6 +413,27 @@ if script -qec true /dev/null >/dev/null 2>&1; then
     grep -q '100%' "$TMP/tty.log" || fail "no progress bar on a terminal: $(tail -c 300 "$TMP/tty.log")"
     cmp -s "$TMP/tty.bin" "$WWW/big.bin" || fail "download under script(1) differs"
     pass "a progress bar is drawn when stderr is a terminal"
+    # A slow body (nginx limit_rate 64k) on a 100-column terminal that shrinks
+    # to 50 columns after 1.5 s (the kernel sends SIGWINCH): every frame fits
+    # the width of its moment, the first shows no rate, none claims MiB/s.
+    printf '%s\n' "stty cols 100" "'$HC' --timeout 3 -o '$TMP/slowtty.bin' '$H/slow/big.bin' &" \
+        "sleep 1.5" "stty cols 50" "wait" >"$TMP/winch.sh"
+    timeout 60 script -qec "sh '$TMP/winch.sh'" "$TMP/winch.log" >/dev/null 2>&1 || true
+    python3 - "$TMP/winch.log" <<'PY' || fail "progress bar on a resized terminal: $(tail -c 600 "$TMP/winch.log" | cat -v)"
+import re, sys
+d = open(sys.argv[1], "rb").read().decode("latin-1")
+frames = [re.sub(r"\x1b\[K", "", f) for f in re.split(r"[\r\n]", d)]
+frames = [f for f in frames if f.startswith("[") or re.match(r" *\d+%", f)]
+assert len(frames) >= 3, frames
+assert all(len(f) <= 99 for f in frames), max(frames, key=len)
+assert any(len(f) > 49 for f in frames), "never wider than 49 columns on a 100-column terminal"
+narrow = next(i for i, f in enumerate(frames) if len(f) <= 49 and i > 0)
+assert all(len(f) <= 49 for f in frames[narrow:]), frames[narrow:]
+assert "/s" not in frames[0], frames[0]
+rates = re.findall(r"[\d.]+ (B|KiB|MiB)/s", " ".join(frames))
+assert rates and "MiB" not in rates, rates
+PY
+    pass "the bar fits the terminal, follows SIGWINCH, and shows no rate until it can measure one"
 else
     echo "SKIP (one case): progress bar -- script(1) cannot allocate a terminal here"
 fi
@@ -383,7 +455,10 @@ if [ -x "$SRV" ]; then
     [ "$(sha "$TMP/ownbig.out")" = "$want" ] || fail "http_server 20 MiB over TLS"
     hc ownecho 0 -d 'ping-pong' "http://127.0.0.1:$PH/echo"
     [ "$(cat "$TMP/ownecho.out")" = "ping-pong" ] || fail "http_server POST /echo: $(cat "$TMP/ownecho.out")"
-    pass "examples/http_server: GET / over HTTP and HTTPS, 20 MiB over HTTPS, POST /echo"
+    head -c 300000 /dev/urandom >"$TMP/post.bin"
+    hc ownechofile 0 -d @"$TMP/post.bin" "http://127.0.0.1:$PH/echo"
+    cmp -s "$TMP/ownechofile.out" "$TMP/post.bin" || fail "-d @FILE (300 KB of random bytes) not echoed intact"
+    pass "examples/http_server: GET / over HTTP and HTTPS, 20 MiB over HTTPS, POST /echo (also -d @FILE)"
 else
     echo "SKIP (one part): $SRV is not built"
 fi

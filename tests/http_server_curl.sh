@@ -64,7 +64,13 @@ print(s.recv(100).split()[1].decode())' "$P")
 pass "404, 405, 400 (traversal, malformed), 431 for an oversized head"
 [ "$("${C[@]}" --data-binary 'ping-pong' "http://127.0.0.1:$P/echo")" = ping-pong ] || fail "POST body"
 [ "$("${C[@]}" -0 "http://127.0.0.1:$P/")" = "Hello from libtstream!" ] || fail "HTTP/1.0"
-pass "POST /echo with Content-Length, HTTP/1.0"
+head -c 2000000 /dev/urandom >"$TMP/post.bin"
+"${C[@]}" -v -o "$TMP/post.out" --data-binary @"$TMP/post.bin" "http://127.0.0.1:$P/echo" 2>"$TMP/post.err" || fail "2 MB POST"
+cmp -s "$TMP/post.out" "$TMP/post.bin" || fail "2 MB POST not echoed intact"
+grep -q 'Expect: 100-continue' "$TMP/post.err" || fail "curl did not send Expect: $(cat "$TMP/post.err")"
+grep -q '< HTTP/1.1 100 Continue' "$TMP/post.err" || fail "no 100 Continue: $(cat "$TMP/post.err")"
+! grep -q 'Done waiting for 100-continue' "$TMP/post.err" || fail "curl had to wait out its 1 s for 100 Continue"
+pass "POST /echo with Content-Length, HTTP/1.0; 100 Continue for a 2 MB POST (curl does not wait its 1 s)"
 
 # 100 MiB over HTTP and HTTPS, by checksum
 want=$(sha256sum <"$TMP/root/big.bin" | cut -d' ' -f1)

@@ -54,13 +54,13 @@ def http_load(n):
     for i in range(n):
         if i % 1000 == 0:
             body = b"%08d" % i
-            reqs.append(b"POST /echo HTTP/1.1\r\nContent-Length: 8\r\n\r\n" + body)
+            reqs.append(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 8\r\n\r\n" + body)
             want.append((200, body))
         elif (i * 2654435761 >> 9) & 1:
-            reqs.append(b"GET /nope HTTP/1.1\r\n\r\n")
+            reqs.append(b"GET /nope HTTP/1.1\r\nHost: t\r\n\r\n")
             want.append((404, b"404 Not Found\n"))
         else:
-            reqs.append(b"GET / HTTP/1.1\r\n\r\n")
+            reqs.append(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
             want.append((200, b"Hello from libtstream!\n"))
     return b"".join(reqs), HttpAnswers(want)
 
