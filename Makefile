@@ -6,12 +6,20 @@
 #   make demo      build, then run examples/demo.sh (or build/examples/loop_demo)
 #   make test      sanitized Debug build in build-test/ + ctest
 #                  (CI=true adds -DTS_WERROR=ON; CTEST_ARGS="-R ioloop" filters)
+#   make fuzz      clang libFuzzer build in build-fuzz/ (TS_FUZZ), then every
+#                  target for FUZZ_SECONDS each (default 60; FUZZ_TARGETS=...)
+#   make valgrind  the unit suite under valgrind memcheck (build-valgrind/)
+#   make tsan      ThreadSanitizer build (build-tsan/), the tests that use threads
+#   make soak      release build, then tests/soak.sh (SOAK_SECONDS, default 60)
 #   make bench     build, then run every binary in build/bench/
+#   make bench-compare  release build, cost tools + compare.sh against the peers
+#                  (bench/run.sh; ROUNDS=3 QUICK=1 WORKLOADS='echo bulk ...')
 #   make docs      doxygen API docs and man pages into build/docs/
 #   make install   install into $(PREFIX) (default /usr/local; DESTDIR honoured)
 #   make package   Debian packages into build/: libtstream0, libtstream-dev,
 #                  libtstream-tools (built for /usr in build-package/)
-#   make clean     remove build/, build-test/ and build-package/
+#   make clean     remove build/, build-test/, build-package/ and the
+#                  fuzz, valgrind and tsan build directories
 
 SHELL := /bin/bash
 
@@ -25,6 +33,8 @@ JOBS           ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST_JOBS     ?= 2
 CTEST_ARGS     ?=
 CMAKE_ARGS     ?=
+FUZZ_BUILD_DIR ?= build-fuzz
+FUZZ_SECONDS   ?= 60
 
 ifeq ($(CI),true)
 TS_WERROR_FLAG := -DTS_WERROR=ON
@@ -32,12 +42,12 @@ else
 TS_WERROR_FLAG := -DTS_WERROR=OFF
 endif
 
-.PHONY: all help deps build-deps configure build demo test bench docs install package clean
+.PHONY: all help deps build-deps configure build demo test bench bench-compare docs install package clean fuzz valgrind tsan soak
 
 all: build
 
 help:
-	@sed -n '3,15p' Makefile
+	@sed -n '3,23p' Makefile
 
 deps:
 	@bash scripts/deps.sh all
@@ -76,6 +86,23 @@ test: deps
 	$(CMAKE) --build $(TEST_BUILD_DIR) -j$(JOBS)
 	$(CTEST) --test-dir $(TEST_BUILD_DIR) --output-on-failure -j$(CTEST_JOBS) $(CTEST_ARGS)
 
+fuzz: deps
+	CC=clang $(CMAKE) -S . -B $(FUZZ_BUILD_DIR) \
+	    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g" \
+	    -DTS_FUZZ=ON -DTS_BUILD_TESTS=OFF -DTS_BUILD_EXAMPLES=OFF -DTS_BUILD_BENCH=OFF \
+	    $(CMAKE_ARGS)
+	$(CMAKE) --build $(FUZZ_BUILD_DIR) -j$(JOBS)
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/fuzz/run.sh $(FUZZ_BUILD_DIR)
+
+valgrind: deps
+	JOBS=$(JOBS) bash .ci/reliability.sh valgrind
+
+tsan: deps
+	JOBS=$(JOBS) bash .ci/reliability.sh tsan
+
+soak: deps
+	JOBS=$(JOBS) SOAK_SECONDS=$(or $(SOAK_SECONDS),60) bash .ci/reliability.sh soak
+
 bench: build
 	@set -e; found=0; \
 	for b in $(BUILD_DIR)/bench/*; do \
@@ -86,6 +113,9 @@ bench: build
 	    fi; \
 	done; \
 	if [ $$found -eq 0 ]; then echo "bench: no benchmarks in $(BUILD_DIR)/bench/"; fi
+
+bench-compare:
+	bash bench/run.sh
 
 docs: configure
 	$(CMAKE) --build $(BUILD_DIR) --target docs
@@ -112,4 +142,4 @@ package: build-deps
 	@ls -1 $(BUILD_DIR)/*.deb
 
 clean:
-	rm -rf $(BUILD_DIR) $(TEST_BUILD_DIR) $(PKG_BUILD_DIR)
+	rm -rf $(BUILD_DIR) $(TEST_BUILD_DIR) $(PKG_BUILD_DIR) build-fuzz build-valgrind build-tsan

@@ -20,7 +20,7 @@ for kind in request response; do
     mkdir -p "$TMP/$kind"
     rc=0
     nice "$OUT/$t" -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-        -artifact_prefix="$OUT/artifacts/$t-" "$TMP/$kind" "$ROOT/tests/fuzz/http/corpus/$kind" \
+        -artifact_prefix="$OUT/artifacts/$t-" "$TMP/$kind" "$ROOT/tests/fuzz/http/corpus/fuzz_http_$kind" \
         >"$TMP/$t.log" 2>&1 || rc=$?
     done_line=$(grep -E '^#[0-9]+[[:space:]]+DONE' "$TMP/$t.log" | tail -1 || true)
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$TMP/$t.log")

@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # scripts/deps.sh -- make sure the Debian packages libtstream needs are
-# installed. Two lists: what building the library and its examples needs,
-# and what the test suite and the demo need on top (peers such as nginx,
-# curl and wrk, cmocka, the sanitizer and fuzzer runtimes).
+# installed. Three lists: what building the library and its examples needs,
+# what the test suite and the demo need on top (peers such as nginx,
+# curl and wrk, cmocka, the sanitizer and fuzzer runtimes), and what the
+# peer comparison (bench/run.sh) needs: the peer libraries, profilers, gnuplot.
 #
-#   scripts/deps.sh [build|test|all]     check; install what is missing
+#   scripts/deps.sh [build|test|bench|all]  check; install what is missing
 #                                        (root) or print the apt-get command
-#                                        and exit 1 (non-root). Default: all.
-#   scripts/deps.sh --list [build|test|all]   print a list (one line), exit
-#   scripts/deps.sh --check [build|test|all]  only check; exit 1 if missing
+#                                        and exit 1 (non-root). Default: all
+#                                        (build + test; bench only on request).
+#   scripts/deps.sh --list [build|test|bench|all]   print a list (one line), exit
+#   scripts/deps.sh --check [build|test|bench|all]  only check; exit 1 if missing
 #
 # `make build` and `make install` use the build list; `make test`,
-# `make demo` and .ci/run use both.
+# `make demo` and .ci/run use build and test; `make bench-compare` uses bench.
 set -euo pipefail
 
 BUILD_PACKAGES=(
@@ -36,20 +38,37 @@ TEST_PACKAGES=(
     util-linux   # unshare, taskset
     bsdutils     # script: the progress-bar check runs under a pseudo-terminal
     media-types  # /etc/mime.types: http_server's media types (tests/http_server_files.sh)
+    clang        # make fuzz (libFuzzer) and make tsan
+    libclang-rt-14-dev  # clang's fuzzer and sanitizer runtimes
+    valgrind     # make valgrind
+)
+
+BENCH_PACKAGES=(
+    libev-dev        # the raw libev peer
+    libuv1-dev       # the libuv peer
+    libevent-dev     # the libevent and evhttp peers
+    python3-tornado  # the Tornado peers (Debian's /usr/bin/python3)
+    nginx
+    wrk
+    valgrind         # callgrind: instructions per unit of work
+    strace           # system calls per unit of work
+    gnuplot-nox      # the plots
+    util-linux       # taskset
 )
 
 mode=install
 case "${1:-}" in
     --list)  mode=list; shift ;;
     --check) mode=check; shift ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
 esac
 set_name="${1:-all}"
 case "$set_name" in
     build) PACKAGES=("${BUILD_PACKAGES[@]}") ;;
     test)  PACKAGES=("${TEST_PACKAGES[@]}") ;;
+    bench) PACKAGES=("${BENCH_PACKAGES[@]}") ;;
     all)   PACKAGES=("${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}") ;;
-    *) echo "usage: $0 [--list|--check] [build|test|all]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--list|--check] [build|test|bench|all]" >&2; exit 2 ;;
 esac
 if [[ $mode == list ]]; then
     echo "${PACKAGES[*]}"

@@ -1,8 +1,10 @@
 /*
- * The loop's thread pool (run_in_executor). Workers run jobs and hand them
- * back through ts_ioloop_add_callback; the loop thread completes the future.
- * Every job stays on the executor's list until it is delivered, so freeing
- * the loop can release jobs that never came back.
+ * The loop's thread pool. Workers run jobs and hand them back through
+ * ts_ioloop_add_callback; on the loop's thread each job's plain done
+ * callback gets its result. Every job stays on the executor's list until it
+ * is delivered, so freeing the loop can still tell the jobs that never came
+ * back (TS_ECANCELLED). Futures are not this file's: ts_ioloop_run_in_executor
+ * (future.c) wraps a job in one.
  */
 #include <stdlib.h>
 
@@ -13,8 +15,8 @@ typedef struct job {
     struct job *prev_all, *next_all;
     ts_executor_fn fn;
     void *arg;
-    void (*dtor)(void *);
-    ts_future *future;
+    ts__executor_done_cb done;
+    void *done_arg;
     void *result;
     int err;
 } job;
@@ -47,12 +49,12 @@ static void deliver(ts_ioloop *loop, void *arg)
     pthread_mutex_lock(&ex->lock);
     unlink_all(ex, j);
     pthread_mutex_unlock(&ex->lock);
-    if (j->err)
-        ts_future_set_error(j->future, j->err < 0 ? j->err : TS_EINTERNAL);
-    else
-        ts_future_set_result(j->future, j->result, j->dtor);
-    ts_future_unref(j->future);
+    ts__executor_done_cb done = j->done;
+    void *done_arg = j->done_arg;
+    void *result = j->err ? NULL : j->result;
+    int err = j->err;
     ts__free(j);
+    done(loop, result, err, done_arg);
 }
 
 static void *worker(void *arg)
@@ -106,24 +108,18 @@ static ts__executor *executor_get(ts_ioloop *loop)
     return ex;
 }
 
-ts_future *ts_ioloop_run_in_executor(ts_ioloop *loop, ts_executor_fn fn, void *arg, void (*result_dtor)(void *))
+int ts__executor_submit(ts_ioloop *loop, ts_executor_fn fn, void *arg, ts__executor_done_cb done, void *done_arg)
 {
-    if (!fn)
-        return NULL;
     ts__executor *ex = executor_get(loop);
     if (!ex)
-        return NULL;
+        return TS_ENOMEM;
     job *j = ts__calloc(1, sizeof *j);
-    ts_future *f = ts_future_new(loop);
-    if (!j || !f) {
-        ts__free(j);
-        ts_future_unref(f);
-        return NULL;
-    }
+    if (!j)
+        return TS_ENOMEM;
     j->fn = fn;
     j->arg = arg;
-    j->dtor = result_dtor;
-    j->future = ts_future_ref(f);
+    j->done = done;
+    j->done_arg = done_arg;
     pthread_mutex_lock(&ex->lock);
     j->next_all = ex->all;
     if (ex->all)
@@ -143,7 +139,7 @@ ts_future *ts_ioloop_run_in_executor(ts_ioloop *loop, ts_executor_fn fn, void *a
      * is handed back. Released in deliver(), on the loop's thread.
      */
     ev_ref(loop->ev);
-    return f;
+    return 0;
 }
 
 int ts_ioloop_set_executor_threads(ts_ioloop *loop, int nthreads)
@@ -154,6 +150,33 @@ int ts_ioloop_set_executor_threads(ts_ioloop *loop, int nthreads)
         return TS_ESTATE;
     loop->executor_threads = nthreads;
     return 0;
+}
+
+/*
+ * In a child made by fork() (ts_tcpserver_start with several processes): the
+ * workers stayed behind in the parent, and a lock one of them held is held
+ * for good here, so the pool is dropped without touching its lock and the
+ * child starts a fresh one when it needs it. Jobs in flight at the fork were
+ * the parent's: the child's copies are told TS_ECANCELLED.
+ */
+void ts__executor_after_fork(ts_ioloop *loop)
+{
+    ts__executor *ex = loop->executor;
+    if (!ex)
+        return;
+    loop->executor = NULL;
+    ts__ioloop_drop_foreign_after_fork(loop, deliver);
+    while (ex->all) {
+        job *j = ex->all;
+        unlink_all(ex, j);
+        ev_unref(loop->ev);
+        void *result = j->err ? NULL : j->result;
+        ts__executor_done_cb done = j->done;
+        void *done_arg = j->done_arg;
+        ts__free(j);
+        done(loop, result, TS_ECANCELLED, done_arg);
+    }
+    ts__free(ex);
 }
 
 void ts__executor_free(ts_ioloop *loop)
@@ -174,12 +197,13 @@ void ts__executor_free(ts_ioloop *loop)
     while (ex->all) {
         job *j = ex->all;
         unlink_all(ex, j);
-        if (j->result && j->dtor && j->err == 0) /* it ran, but its hand-back failed */
-            j->dtor(j->result);
-        ts_future_set_error(j->future, TS_ECANCELLED);
-        ts_future_unref(j->future);
-        ts__free(j);
         ev_unref(loop->ev); /* the reference it held on a libev loop that may outlive us */
+        /* A result it made (it ran, but its hand-back failed) goes with it, for the owner to free. */
+        void *result = j->err ? NULL : j->result;
+        ts__executor_done_cb done = j->done;
+        void *done_arg = j->done_arg;
+        ts__free(j);
+        done(loop, result, TS_ECANCELLED, done_arg);
     }
     pthread_mutex_destroy(&ex->lock);
     pthread_cond_destroy(&ex->cond);

@@ -1,11 +1,14 @@
 /*
  * Futures. Done callbacks never run inline: completing a future (or adding a
  * callback to a done one) schedules one loop callback that runs the list.
- * with_timeout and multi are built on the public operations only.
+ * with_timeout and multi are built on the public operations only. The
+ * loop's future-shaped API is here too: run_sync over the loop's run-until,
+ * run_in_executor over the executor's plain done callback.
  */
 #include <stdlib.h>
 
-#include "ioloop_int.h"
+#include "internal.h"
+#include "tstream/future.h"
 
 typedef struct donecb {
     struct donecb *next;
@@ -161,7 +164,7 @@ int ts_future_add_done_callback(ts_future *f, ts_future_cb cb, void *arg)
 }
 
 /* Removes a callback that has not run yet (used by run_sync and with_timeout). */
-bool ts__future_remove_done_callback(ts_future *f, ts_future_cb cb, void *arg)
+static bool remove_done_callback(ts_future *f, ts_future_cb cb, void *arg)
 {
     donecb *prev = NULL;
     for (donecb *c = f->cbs; c; prev = c, c = c->next) {
@@ -177,6 +180,70 @@ bool ts__future_remove_done_callback(ts_future *f, ts_future_cb cb, void *arg)
         return true;
     }
     return false;
+}
+
+/* ---- the loop's future forms ----------------------------------------------- */
+
+static void run_sync_done(ts_future *f, void *arg)
+{
+    TS__UNUSED(f);
+    *(bool *)arg = true;
+}
+
+int ts_ioloop_run_sync(ts_ioloop *loop, ts_future *future, double timeout)
+{
+    if (ts_ioloop_running(loop))
+        return TS_ESTATE;
+    bool done = false;
+    if (ts_future_add_done_callback(future, run_sync_done, &done) < 0)
+        return TS_ENOMEM;
+    int r = ts__ioloop_run_until(loop, &done, timeout);
+    if (!done)
+        remove_done_callback(future, run_sync_done, &done);
+    if (r == TS_ENOMEM || r == TS_ESTATE)
+        return r;
+    return ts_future_done(future) ? 0 : TS_ETIMEDOUT;
+}
+
+typedef struct executor_job {
+    ts_future *future;
+    ts_future_dtor dtor;
+} executor_job;
+
+static void executor_done(ts_ioloop *loop, void *result, int err, void *arg)
+{
+    TS__UNUSED(loop);
+    executor_job *j = arg;
+    if (err) {
+        if (result && j->dtor)
+            j->dtor(result); /* (a result left behind when the loop was freed) */
+        ts_future_set_error(j->future, err < 0 ? err : TS_EINTERNAL);
+    } else {
+        ts_future_set_result(j->future, result, j->dtor);
+    }
+    ts_future_unref(j->future);
+    ts__free(j);
+}
+
+ts_future *ts_ioloop_run_in_executor(ts_ioloop *loop, ts_executor_fn fn, void *arg, void (*result_dtor)(void *))
+{
+    if (!fn)
+        return NULL;
+    executor_job *j = ts__calloc(1, sizeof *j);
+    ts_future *f = j ? ts_future_new(loop) : NULL;
+    if (!f) {
+        ts__free(j);
+        return NULL;
+    }
+    j->future = ts_future_ref(f);
+    j->dtor = result_dtor;
+    if (ts__executor_submit(loop, fn, arg, executor_done, j) < 0) {
+        ts_future_unref(f);
+        ts_future_unref(f);
+        ts__free(j);
+        return NULL;
+    }
+    return f;
 }
 
 /* ---- with_timeout -------------------------------------------------------- */
@@ -204,7 +271,7 @@ static void timeout_fired(ts_ioloop *loop, void *arg)
 {
     TS__UNUSED(loop);
     timeout_ctx *ctx = arg;
-    ts__future_remove_done_callback(ctx->inner, timeout_inner_done, ctx);
+    remove_done_callback(ctx->inner, timeout_inner_done, ctx);
     if (!ctx->outer->done)
         ts_future_set_error(ctx->outer, TS_ETIMEDOUT);
     ts_future_unref(ctx->outer);
@@ -215,7 +282,7 @@ static void timeout_fired(ts_ioloop *loop, void *arg)
 static void timeout_dropped(void *arg)
 {
     timeout_ctx *ctx = arg;
-    ts__future_remove_done_callback(ctx->inner, timeout_inner_done, ctx);
+    remove_done_callback(ctx->inner, timeout_inner_done, ctx);
     ts_future_unref(ctx->outer);
     ts__free(ctx);
 }
@@ -302,7 +369,7 @@ ts_future *ts_future_multi(ts_ioloop *loop, ts_future *const *futures, size_t n)
             break;
     if (added < n) {
         for (size_t i = 0; i < added; i++)
-            ts__future_remove_done_callback(futures[i], multi_one_done, ctx);
+            remove_done_callback(futures[i], multi_one_done, ctx);
         ts__free(ctx);
         ts_future_unref(outer);
         return NULL;

@@ -3,7 +3,6 @@
 #define TSTREAM_INTERNAL_H
 
 #include "tstream/common.h"
-#include "tstream/future.h"
 #include "tstream/ioloop.h"
 
 #define TS__UNUSED(x) ((void)(x))
@@ -54,6 +53,35 @@ void ts__ioloop_defer(ts_ioloop *loop, ts__cbnode *node, ts_ioloop_cb cb, void *
 void ts__ioloop_add_callback_node(ts_ioloop *loop, ts__cbnode *node, ts_ioloop_cb cb, void *arg);
 
 /*
+ * ts_ioloop_call_later() for a timeout that owns @p arg: if the loop is freed
+ * while it is pending, @p drop(arg) runs instead, so the owner can release it.
+ */
+uint64_t ts__ioloop_call_later_owned(ts_ioloop *loop, double delay, ts_ioloop_cb cb, void *arg,
+                                     void (*drop)(void *arg));
+
+/*
+ * Runs @p loop until *@p done is true (checked between iterations), until
+ * @p timeout seconds pass (<= 0: no limit) or until ts_ioloop_stop(); at
+ * least one iteration runs. 0 when *@p done, TS_ETIMEDOUT when the time ran
+ * out or the loop was stopped first, TS_ESTATE when the loop is already
+ * running, TS_ENOMEM when the timeout's timer cannot be allocated (nothing
+ * ran). The loop half of ts_ioloop_run_sync(), which knows no futures.
+ */
+int ts__ioloop_run_until(ts_ioloop *loop, const bool *done, double timeout);
+
+/*
+ * The executor (executor.c): runs @p fn(@p arg) on the loop's thread pool,
+ * then @p done(loop, result, err, @p done_arg) on the loop's thread, exactly
+ * once: with fn's result (NULL when it set *err) and its *err, or, when the
+ * loop is freed first, with TS_ECANCELLED (and the result, if fn ran and
+ * succeeded, for the owner to release). 0, or TS_ENOMEM (the pool's threads
+ * could not start, or no memory: @p fn and @p done never run). Futures are
+ * built on it in future.c; the loop layer knows none.
+ */
+typedef void (*ts__executor_done_cb)(ts_ioloop *loop, void *result, int err, void *done_arg);
+int ts__executor_submit(ts_ioloop *loop, ts_executor_fn fn, void *arg, ts__executor_done_cb done, void *done_arg);
+
+/*
  * Objects that live on a loop and must hear of its end (streams). The loop
  * keeps them on a list; ts_ioloop_free() calls close() on each before it runs
  * the queued completions for the last time, then orphan() on each still
@@ -70,6 +98,13 @@ struct ts__loop_member {
 };
 void ts__ioloop_attach(ts_ioloop *loop, ts__loop_member *m, const ts__member_ops *ops);
 void ts__ioloop_detach(ts__loop_member *m); /* no-op when not attached */
+
+/*
+ * In a child made by fork() from a process that had the loop: libev's
+ * kernel state is re-made (ev_loop_fork) and the thread pool, whose workers
+ * stayed in the parent, is dropped (a new one starts on first use).
+ */
+void ts__ioloop_after_fork(ts_ioloop *loop);
 
 /** Size of the loop's shared read block. */
 #define TS__LOOP_RDBUF (256u * 1024u)

@@ -1,7 +1,9 @@
 /*
  * The event loop over libev: the callback queue, fd handlers, start/stop and
- * run_sync. Timeouts and periodic callbacks live in ioloop_timer.c, the thread
- * pool in executor.c. The loop knows nothing of streams.
+ * running until a flag is set (run_sync's loop half). Timeouts and periodic
+ * callbacks live in ioloop_timer.c, the thread pool in executor.c. The loop
+ * knows nothing of streams, nor of futures (future.c builds run_sync and
+ * run_in_executor on it).
  *
  * One iteration: libev polls, then invokes I/O and timer watchers; last (at
  * the lowest priority) the check watcher drains the callback queue. Callbacks
@@ -351,6 +353,31 @@ void ts__ioloop_detach(ts__loop_member *m)
     m->prev = m->next = NULL;
 }
 
+void ts__ioloop_after_fork(ts_ioloop *loop)
+{
+    ev_loop_fork(loop->ev);
+    ts__executor_after_fork(loop);
+}
+
+void ts__ioloop_drop_foreign_after_fork(ts_ioloop *loop, ts_ioloop_cb cb)
+{
+    /* A thread left behind in the parent may have held the lock at the fork: it is held for good here. */
+    pthread_mutex_init(&loop->xlock, NULL);
+    ts__cbnode **pp = &loop->xhead;
+    loop->xtail = NULL;
+    for (ts__cbnode *n = *pp, *next; n; n = next) {
+        next = n->next;
+        if (n->cb == cb) {
+            *pp = next;
+            if (!n->embedded)
+                ts__free(n);
+        } else {
+            loop->xtail = n;
+            pp = &n->next;
+        }
+    }
+}
+
 char *ts__ioloop_rdbuf_take(ts_ioloop *loop)
 {
     if (loop->rdbuf_lent)
@@ -510,40 +537,29 @@ double ts_ioloop_time(ts_ioloop *loop)
     return ts__monotonic();
 }
 
-static void run_sync_done(ts_future *f, void *arg)
-{
-    TS__UNUSED(f);
-    *(bool *)arg = true;
-}
-
-static void run_sync_wake(ts_ioloop *loop, void *arg)
+static void run_until_wake(ts_ioloop *loop, void *arg)
 {
     TS__UNUSED(loop);
     *(bool *)arg = true;
 }
 
-int ts_ioloop_run_sync(ts_ioloop *loop, ts_future *future, double timeout)
+int ts__ioloop_run_until(ts_ioloop *loop, const bool *done, double timeout)
 {
     if (loop->running)
         return TS_ESTATE;
-    bool done = false, timed_out = false;
-    if (ts_future_add_done_callback(future, run_sync_done, &done) < 0)
-        return TS_ENOMEM;
+    bool timed_out = false;
     uint64_t tid = 0;
     if (timeout > 0) {
-        tid = ts_ioloop_call_later(loop, timeout, run_sync_wake, &timed_out);
-        if (!tid) {
-            /* Without its timer the wait could never end: refuse rather than hang. */
-            ts__future_remove_done_callback(future, run_sync_done, &done);
-            return TS_ENOMEM;
-        }
+        tid = ts_ioloop_call_later(loop, timeout, run_until_wake, &timed_out);
+        if (!tid)
+            return TS_ENOMEM; /* without its timer the wait could never end: refuse rather than hang */
     }
     ts_ioloop *prev = tl_current;
     tl_current = loop;
     claim_owner(loop);
     loop->running = true;
     /* A stop asked for before the call still lets one iteration run, as start(). */
-    for (bool first = true; !done && !timed_out && (first || !atomic_load(&loop->stop_requested)); first = false) {
+    for (bool first = true; !*done && !timed_out && (first || !atomic_load(&loop->stop_requested)); first = false) {
         ev_ref(loop->ev);
         ev_run(loop->ev, EVRUN_ONCE);
         ev_unref(loop->ev);
@@ -554,9 +570,7 @@ int ts_ioloop_run_sync(ts_ioloop *loop, ts_future *future, double timeout)
     tl_current = prev;
     if (tid)
         ts_ioloop_remove_timeout(loop, tid);
-    if (!done)
-        ts__future_remove_done_callback(future, run_sync_done, &done);
-    return ts_future_done(future) ? 0 : TS_ETIMEDOUT;
+    return *done ? 0 : TS_ETIMEDOUT;
 }
 
 void ts_ioloop_handle_callback_error(ts_ioloop *loop, const char *where, int err)

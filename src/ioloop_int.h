@@ -105,19 +105,13 @@ struct ts_ioloop {
 void ts__timers_init(ts_ioloop *loop);
 void ts__timers_free(ts_ioloop *loop);
 void ts__executor_free(ts_ioloop *loop);
+/* In a child made by fork(): forget the parent's workers and their jobs (see executor.c). */
+void ts__executor_after_fork(ts_ioloop *loop);
+/* After fork(): a fresh lock for the cross-thread queue, without the callbacks @p cb queued there. */
+void ts__ioloop_drop_foreign_after_fork(ts_ioloop *loop, ts_ioloop_cb cb);
 bool ts__ioloop_on_thread(const ts_ioloop *loop);
 
 /* Runs the callbacks queued so far (used while tearing down). */
 void ts__ioloop_run_queued(ts_ioloop *loop);
-
-/*
- * ts_ioloop_call_later() for a timeout that owns @p arg: if the loop is freed
- * while it is pending, @p drop(arg) runs instead, so the owner can release it.
- */
-uint64_t ts__ioloop_call_later_owned(ts_ioloop *loop, double delay, ts_ioloop_cb cb, void *arg,
-                                     void (*drop)(void *arg));
-
-/* Removes a done callback that has not run yet (future.c). */
-bool ts__future_remove_done_callback(ts_future *f, ts_future_cb cb, void *arg);
 
 #endif /* TSTREAM_IOLOOP_INT_H */

@@ -5,22 +5,19 @@
  * in two phases. The read and write halves live in iostream_read.c and
  * iostream_write.c; the transports behind ts_stream_ops do the actual I/O.
  *
- * This file does no buffer management and knows no socket, pipe or TLS
- * specifics (connect() is generic for any ops whose fd is a socket).
+ * This file does no buffer management, knows no socket, pipe or TLS
+ * specifics and makes no system call on the transport's fd: connect, the
+ * addresses and SO_ERROR are ops like reads and writes.
  *
  * Callback discipline: user callbacks run only from run(), entered either by
  * the loop's fd handler or by a deferred loop callback, never from inside an
  * API call. Each goes through ts__io_cb_enter/leave, which hold a reference.
  */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "iostream_core.h"
 
@@ -77,6 +74,8 @@ static void init_stream(ts_iostream *s, ts_ioloop *loop, const ts_stream_ops *op
     if (TS__OP(s, handshake))
         /* Nothing may touch the fd before the handshake; it starts once the fd is connected. */
         s->flags |= TS__F_HANDSHAKING;
+    if (TS__OPS_FLAGS(ops) & TS_STREAM_OPS_SHORT_READ_DRAINED)
+        s->flags |= TS__F_PLAIN_FD; /* the read path tests one stream bit, not the ops */
 }
 
 static void after_init(ts_iostream *s)
@@ -110,7 +109,7 @@ ts_iostream *ts__iostream_new_inline(ts_ioloop *loop, const ts_stream_ops *ops, 
     if (!s)
         return NULL;
     init_stream(s, loop, ops, (char *)s + off, opts);
-    s->flags |= TS__F_INLINE_T | TS__F_PLAIN_FD;
+    s->flags |= TS__F_INLINE_T;
     /* The caller fills the transport in before the loop runs, so deferring the handshake start is safe. */
     after_init(s);
     return s;
@@ -182,13 +181,21 @@ static void drop_handler(ts_iostream *s)
     }
 }
 
+/* The transport's peer_address op, or TS_ENOTSUP without one. */
+static int peer_address(const ts_iostream *s, struct sockaddr_storage *ss, socklen_t *len)
+{
+    int (*op)(void *, struct sockaddr *, socklen_t *) = TS__OP(s, peer_address);
+    *len = sizeof(*ss);
+    return op ? op(s->transport, (struct sockaddr *)ss, len) : TS_ENOTSUP;
+}
+
 void ts__io_describe_peer(ts_iostream *s, char *buf, size_t len)
 {
     int fd = s->ops->fileno(s->transport);
     struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    if (fd >= 0 && getpeername(fd, (struct sockaddr *)&ss, &sl) == 0 &&
-        (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) && ts_sockaddr_str((struct sockaddr *)&ss, sl, buf, len) > 0)
+    socklen_t sl;
+    if (fd >= 0 && peer_address(s, &ss, &sl) == 0 && (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) &&
+        ts_sockaddr_str((struct sockaddr *)&ss, sl, buf, len) > 0)
         return;
     snprintf(buf, len, "fd %d", fd);
 }
@@ -307,23 +314,27 @@ static void on_events(ts_ioloop *loop, int fd, int events, void *arg)
     run(arg, events, false);
 }
 
+/* The outcome of a connect (SO_ERROR): connect_result, else get_fd_error, else 0. */
+static int connect_result(ts_iostream *s)
+{
+    int (*op)(void *) = TS__OP(s, connect_result);
+    if (!op)
+        op = TS__OP(s, get_fd_error);
+    return op ? op(s->transport) : 0;
+}
+
 static bool fd_connected(ts_iostream *s)
 {
     struct sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
-    int fd = s->ops->fileno(s->transport);
-    if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0)
-        return true;
-    if (errno != ENOTCONN)
-        return true; /* not a socket: nothing to wait for */
+    socklen_t len;
+    if (peer_address(s, &ss, &len) != -ENOTCONN)
+        return true; /* connected, or nothing to wait for (not a socket, no such op) */
     /*
      * ENOTCONN is also what an accepted socket says once its peer reset it.
      * A pending SO_ERROR tells the two apart: such a socket is "connected"
      * as far as we are concerned, and the handshake will meet the error.
      */
-    int err = 0;
-    socklen_t elen = sizeof(err);
-    return getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) == 0 && err != 0;
+    return connect_result(s) != 0;
 }
 
 static void handshake_done(ts_iostream *s, int status)
@@ -371,7 +382,7 @@ static void step_handshake(ts_iostream *s)
         s->flags |= TS__F_HANDSHAKE_DONE;
         s->hs_wait = 0;
         handshake_done(s, 0);
-    } else if (r == TS_EWANTREAD || r == TS_EAGAIN) {
+    } else if (r == TS_EWANTREAD || (int)ts__io_wouldblock(r) == TS_EAGAIN) {
         s->hs_wait = TS_IOLOOP_READ;
     } else if (r == TS_EWANTWRITE) {
         s->hs_wait = TS_IOLOOP_WRITE;
@@ -392,12 +403,9 @@ static void connected(ts_iostream *s)
 
 static void finish_connect(ts_iostream *s)
 {
-    int err = 0;
-    socklen_t len = sizeof(err);
-    if (getsockopt(s->ops->fileno(s->transport), SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-        err = errno == ENOPROTOOPT ? 0 : errno;
+    int err = connect_result(s);
     if (err) {
-        ts__io_close(s, -err, false);
+        ts__io_close(s, err, false);
         return;
     }
     connected(s);
@@ -548,6 +556,7 @@ static void run(ts_iostream *s, int events, bool inline_io)
     /* A kick only asks for this run; a deferred run is inline, so the read is retried. */
     s->flags &= ~(TS__F_RDRAINED | TS__F_WBLOCKED | TS__F_KICK);
     s->run_reads = 0;
+    s->run_written = 0;
     do_io(s, events, inline_io, true);
     for (int round = 0; round < TS__RUN_ROUNDS; round++) {
         if (!deliver(s))
@@ -638,21 +647,31 @@ int ts_iostream_connect(ts_iostream *s, const struct sockaddr *addr, socklen_t a
         return TS_ECLOSED;
     if (s->flags & (TS__F_CONNECTING | TS__F_CONNECT_WAIT))
         return TS_EBUSY;
-    int fd = s->ops->fileno(s->transport);
-    struct stat st;
-    if (!addr || fd < 0 || fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode))
+    int (*op)(void *, const struct sockaddr *, socklen_t) = TS__OP(s, connect);
+    if (!addr)
         return TS_EINVAL;
+    if (!op)
+        return TS_ENOTSUP;
+    int r = op(s->transport, addr, addrlen);
+    /*
+     * connect(2)'s word for "under way". Not -EAGAIN: from a unix socket's
+     * connect that means its listener's backlog is full, a failure.
+     */
+    if (r == -EINPROGRESS)
+        r = TS_EAGAIN;
+    if (r == TS_ENOTSUP)
+        return r; /* e.g. a socket stream over a pipe: nothing was started */
     s->connect_cb = cb;
     s->connect_arg = arg;
     s->flags |= TS__F_CONNECT_WAIT;
-    if (connect(fd, addr, addrlen) == 0) {
+    if (r == 0) {
         connected(s);
         ts__io_schedule(s); /* callback, handshake and queued writes from the loop */
-    } else if (errno == EINPROGRESS || errno == EINTR) {
+    } else if (r == TS_EAGAIN) {
         s->flags |= TS__F_CONNECTING;
     } else {
         /* Refused at once (e.g. a missing unix socket): reported like a late failure. */
-        ts__io_close(s, -errno, false);
+        ts__io_close(s, r, false);
     }
     ts__io_update_interest(s);
     return 0;
@@ -718,6 +737,30 @@ const char *ts_iostream_error_detail(const ts_iostream *s)
 int ts_iostream_fileno(const ts_iostream *s)
 {
     return (s->flags & TS__F_CLOSED) ? -1 : s->ops->fileno(s->transport);
+}
+
+int ts_iostream_peer_address(const ts_iostream *s, struct sockaddr_storage *addr, socklen_t *len)
+{
+    if (ts_iostream_fileno(s) < 0)
+        return TS_ECLOSED;
+    return peer_address(s, addr, len);
+}
+
+int ts_iostream_local_address(const ts_iostream *s, struct sockaddr_storage *addr, socklen_t *len)
+{
+    if (ts_iostream_fileno(s) < 0)
+        return TS_ECLOSED;
+    int (*op)(void *, struct sockaddr *, socklen_t *) = TS__OP(s, local_address);
+    *len = sizeof(*addr);
+    return op ? op(s->transport, (struct sockaddr *)addr, len) : TS_ENOTSUP;
+}
+
+int ts_iostream_set_nodelay(ts_iostream *s, bool on)
+{
+    if (ts_iostream_fileno(s) < 0)
+        return TS_ECLOSED;
+    int (*op)(void *, bool) = TS__OP(s, set_nodelay);
+    return op ? op(s->transport, on) : TS_ENOTSUP;
 }
 
 ts_ioloop *ts_iostream_loop(const ts_iostream *s) { return s->loop; }

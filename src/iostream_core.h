@@ -7,6 +7,8 @@
 #ifndef TSTREAM_IOSTREAM_CORE_H
 #define TSTREAM_IOSTREAM_CORE_H
 
+#include <errno.h>
+
 #include "iostream_int.h"
 
 /* Stream state bits. */
@@ -29,7 +31,7 @@ enum {
     TS__F_HANDSHAKE_DONE = 1u << 15, /* the transport handshake completed */
     TS__F_HS_STARTED = 1u << 16,     /* ops->handshake has been called (the fd is connected) */
     TS__F_KICK = 1u << 17,           /* the transport has data the fd won't announce: run again */
-    TS__F_PLAIN_FD = 1u << 18,       /* a built-in transport reading the fd itself: a short read means drained */
+    TS__F_PLAIN_FD = 1u << 18,       /* the ops say TS_STREAM_OPS_SHORT_READ_DRAINED: a short read means drained */
     TS__F_KEEP_UNSAT = 1u << 19,     /* a read failing TS_EUNSATISFIABLE leaves the stream open */
     TS__F_READ_EOF = 1u << 20,       /* the peer's EOF came with writes queued: reads fail, the fd closes once they drain */
     TS__F_SHUT_REQ = 1u << 21,       /* ts_iostream_shutdown(): shut the write side once the queue drains */
@@ -41,6 +43,20 @@ enum {
 /* An optional op, or NULL when the ops struct is too old to have it. */
 #define TS__OP(s, f) \
     ((s)->ops->size >= offsetof(ts_stream_ops, f) + sizeof((s)->ops->f) ? (s)->ops->f : NULL)
+
+/* The ops' flags (0 when the struct is too old to have them). */
+#define TS__OPS_FLAGS(ops) \
+    ((ops)->size >= offsetof(ts_stream_ops, flags) + sizeof((ops)->flags) ? (ops)->flags : 0u)
+
+/*
+ * The one spelling of "would block": a transport may say -EAGAIN or
+ * -EWOULDBLOCK, as the system call it wraps did, as well as TS_EAGAIN.
+ * Every place that classifies a transport's answer passes it through here.
+ */
+static inline ssize_t ts__io_wouldblock(ssize_t r)
+{
+    return (r == -EAGAIN || r == -EWOULDBLOCK) ? TS_EAGAIN : r;
+}
 
 enum ts__read_kind { TS__RK_NONE = 0, TS__RK_BYTES, TS__RK_UNTIL, TS__RK_REGEX, TS__RK_CLOSE, TS__RK_INTO };
 
@@ -97,6 +113,7 @@ struct ts_iostream {
     uint8_t read_wait;  /* TS_IOLOOP_READ/WRITE a blocked read waits for (0: not blocked) */
     uint8_t write_wait; /* likewise for the write buffer */
     uint8_t run_reads;  /* transport reads made in this run (bounded by TS__READS_PER_RUN) */
+    size_t run_written; /* bytes written in this run or API call (bounded by TS__WRITE_EVENT_CAP) */
     uint8_t hs_wait;    /* likewise for the handshake */
 
     size_t max_buffer_size;

@@ -229,6 +229,21 @@ size_t ts__writebuf_nchunks(const ts__writebuf *wb);
 ts_iostream *ts__iostream_new_inline(ts_ioloop *loop, const ts_stream_ops *ops, size_t transport_size,
                                      const ts_iostream_options *opts);
 
+/*
+ * The socket calls behind the connect / address / option ops, on a socket
+ * fd; shared by the socket and TLS transports (iostream_socket.c).
+ */
+/** connect(): 0, TS_EAGAIN (under way), TS_ENOTSUP (@p fd is not a socket) or -errno. */
+int ts__sock_connect(int fd, const struct sockaddr *addr, socklen_t addrlen);
+/** SO_ERROR as a negative code (0: none, also where the option does not exist). */
+int ts__sock_connect_result(int fd);
+/** getpeername(): 0 or -errno. */
+int ts__sock_peer_address(int fd, struct sockaddr *addr, socklen_t *len);
+/** getsockname(): 0 or -errno. */
+int ts__sock_local_address(int fd, struct sockaddr *addr, socklen_t *len);
+/** TCP_NODELAY on a TCP socket, 0 for any other socket; -errno on failure. */
+int ts__sock_set_nodelay(int fd, bool on);
+
 /** The transport pointer the stream was created with (or its inline transport). */
 void *ts__iostream_transport(ts_iostream *s);
 

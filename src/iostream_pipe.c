@@ -61,6 +61,7 @@ static const ts_stream_ops pipe_ops = {
     .read_from_fd = pipe_read,
     .write_to_fd = pipe_write,
     .close_fd = pipe_close,
+    .flags = TS_STREAM_OPS_SHORT_READ_DRAINED, /* read() straight from the fd; a pipe cannot connect */
 };
 
 static void ignore_sigpipe(void)

@@ -15,11 +15,21 @@
 
 static const char *delim_ptr(const ts__read *rd) { return rd->delim_heap ? rd->delim_heap : rd->delim; }
 
+/*
+ * Ends the pending read. Only what a new read relies on is cleared (it sets
+ * its own callbacks, delimiter and sizes): this runs once per read.
+ */
 static void reset_read(ts__read *rd)
 {
-    if (rd->delim_heap) /* almost always inline: skip the allocator hook */
+    if (rd->delim_heap) { /* almost always inline: skip the allocator hook */
         ts__free(rd->delim_heap);
-    memset(rd, 0, sizeof(*rd));
+        rd->delim_heap = NULL;
+    }
+    rd->kind = TS__RK_NONE;
+    rd->partial = rd->streaming = rd->ready = rd->chunk = false;
+    rd->status = 0;
+    rd->n = rd->pos = rd->max_bytes = rd->scan = rd->seen = rd->filled = 0;
+    rd->into = NULL;
 }
 
 void ts__io_read_free(ts_iostream *s)
@@ -212,7 +222,7 @@ static ssize_t read_once(ts_iostream *s)
         }
         room = TS__MIN(room, want); /* read_chunk_size bytes are asked per read, whatever the block holds */
     }
-    ssize_t r = s->ops->read_from_fd(s->transport, dst, room);
+    ssize_t r = ts__io_wouldblock(s->ops->read_from_fd(s->transport, dst, room));
     if (r > 0) {
         s->read_wait = 0;
         ts__io_read_progress(s);

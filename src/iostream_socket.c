@@ -1,12 +1,12 @@
 /*
  * The socket transport (Tornado's IOStream): recv into the buffer the core
  * hands over, send / sendmsg with MSG_NOSIGNAL so a vanished peer is an
- * -EPIPE and never a SIGPIPE, SO_ERROR as the fd error. Plus the socket
- * options and addresses of the public API, which work on any stream whose fd
- * is a socket (TLS streams included).
+ * -EPIPE and never a SIGPIPE, SO_ERROR as the fd error, connect(), the
+ * addresses and TCP_NODELAY.
  *
- * No buffering and no state machine here: connect() is in the core, which
- * does it for any socket fd.
+ * No buffering and no state machine here. The connect, address and option
+ * calls are ops like the rest; the TLS transport, whose fd is a socket too,
+ * shares them (ts__sock_*).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -64,19 +64,70 @@ static void sock_close(void *t)
     }
 }
 
-static int sock_fd_error(void *t)
+int ts__sock_connect_result(int fd)
 {
     int err = 0;
     socklen_t len = sizeof(err);
-    if (getsockopt(((sock_transport *)t)->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-        return -errno;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        return errno == ENOPROTOOPT ? 0 : -errno;
     return -err;
 }
+
+int ts__sock_connect(int fd, const struct sockaddr *addr, socklen_t addrlen)
+{
+    if (connect(fd, addr, addrlen) == 0)
+        return 0;
+    if (errno == EINPROGRESS || errno == EINTR)
+        return TS_EAGAIN; /* (after EINTR the connect goes on in the background too) */
+    return errno == ENOTSOCK ? TS_ENOTSUP : -errno;
+}
+
+int ts__sock_peer_address(int fd, struct sockaddr *addr, socklen_t *len)
+{
+    return getpeername(fd, addr, len) < 0 ? -errno : 0;
+}
+
+int ts__sock_local_address(int fd, struct sockaddr *addr, socklen_t *len)
+{
+    return getsockname(fd, addr, len) < 0 ? -errno : 0;
+}
+
+int ts__sock_set_nodelay(int fd, bool on)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+        return -errno;
+    /* As Tornado: meaningful for TCP only, silently nothing for other sockets. */
+    if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)
+        return 0;
+    int v = on ? 1 : 0;
+    return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, sizeof(v)) < 0 ? -errno : 0;
+}
+
+static int sock_fd_error(void *t) { return ts__sock_connect_result(((sock_transport *)t)->fd); }
 
 static int sock_shutdown_write(void *t)
 {
     return shutdown(((sock_transport *)t)->fd, SHUT_WR) < 0 ? -errno : 0;
 }
+
+static int sock_connect(void *t, const struct sockaddr *addr, socklen_t addrlen)
+{
+    return ts__sock_connect(((sock_transport *)t)->fd, addr, addrlen);
+}
+
+static int sock_peer_address(void *t, struct sockaddr *addr, socklen_t *len)
+{
+    return ts__sock_peer_address(((sock_transport *)t)->fd, addr, len);
+}
+
+static int sock_local_address(void *t, struct sockaddr *addr, socklen_t *len)
+{
+    return ts__sock_local_address(((sock_transport *)t)->fd, addr, len);
+}
+
+static int sock_set_nodelay(void *t, bool on) { return ts__sock_set_nodelay(((sock_transport *)t)->fd, on); }
 
 static const ts_stream_ops socket_ops = {
     .size = sizeof(ts_stream_ops),
@@ -87,6 +138,12 @@ static const ts_stream_ops socket_ops = {
     .close_fd = sock_close,
     .get_fd_error = sock_fd_error,
     .shutdown_write = sock_shutdown_write,
+    .flags = TS_STREAM_OPS_SHORT_READ_DRAINED, /* recv() straight from the fd */
+    .connect = sock_connect,
+    .connect_result = sock_fd_error,
+    .peer_address = sock_peer_address,
+    .local_address = sock_local_address,
+    .set_nodelay = sock_set_nodelay,
 };
 
 ts_iostream *ts_iostream_new_socket(ts_ioloop *loop, int fd, const ts_iostream_options *opts)
@@ -100,38 +157,4 @@ ts_iostream *ts_iostream_new_socket(ts_ioloop *loop, int fd, const ts_iostream_o
     if (s)
         ((sock_transport *)ts__iostream_transport(s))->fd = fd;
     return s;
-}
-
-int ts_iostream_set_nodelay(ts_iostream *s, bool on)
-{
-    int fd = ts_iostream_fileno(s);
-    if (fd < 0)
-        return TS_ECLOSED;
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
-        return -errno;
-    /* As Tornado: meaningful for TCP only, silently nothing for other sockets. */
-    if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)
-        return 0;
-    int v = on ? 1 : 0;
-    return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, sizeof(v)) < 0 ? -errno : 0;
-}
-
-int ts_iostream_peer_address(const ts_iostream *s, struct sockaddr_storage *addr, socklen_t *len)
-{
-    int fd = ts_iostream_fileno(s);
-    if (fd < 0)
-        return TS_ECLOSED;
-    *len = sizeof(*addr);
-    return getpeername(fd, (struct sockaddr *)addr, len) < 0 ? -errno : 0;
-}
-
-int ts_iostream_local_address(const ts_iostream *s, struct sockaddr_storage *addr, socklen_t *len)
-{
-    int fd = ts_iostream_fileno(s);
-    if (fd < 0)
-        return TS_ECLOSED;
-    *len = sizeof(*addr);
-    return getsockname(fd, (struct sockaddr *)addr, len) < 0 ? -errno : 0;
 }

@@ -20,6 +20,7 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include "iostream_int.h"
 #include "ssl_int.h"
 
 /* One TLS record's payload: smaller head chunks are gathered up to this. */
@@ -426,6 +427,13 @@ static void ssl_free(void *tp)
     ts__free(t);
 }
 
+/* The socket under TLS: connect, addresses and options are the socket transport's. */
+static int ssl_connect(void *tp, const struct sockaddr *a, socklen_t n) { return ts__sock_connect(ssl_fileno(tp), a, n); }
+static int ssl_connect_result(void *tp) { return ts__sock_connect_result(ssl_fileno(tp)); }
+static int ssl_peer(void *tp, struct sockaddr *a, socklen_t *n) { return ts__sock_peer_address(ssl_fileno(tp), a, n); }
+static int ssl_local(void *tp, struct sockaddr *a, socklen_t *n) { return ts__sock_local_address(ssl_fileno(tp), a, n); }
+static int ssl_nodelay(void *tp, bool on) { return ts__sock_set_nodelay(ssl_fileno(tp), on); }
+
 const ts_stream_ops ts__ssl_ops = {
     .size = sizeof(ts_stream_ops),
     .name = "tls",
@@ -440,6 +448,12 @@ const ts_stream_ops ts__ssl_ops = {
     .error_detail = ssl_error_detail,
     .free = ssl_free,
     .shutdown_write = ssl_shutdown_write,
+    .flags = 0, /* decrypted bytes can wait in OpenSSL: a short read proves nothing */
+    .connect = ssl_connect,
+    .connect_result = ssl_connect_result,
+    .peer_address = ssl_peer,
+    .local_address = ssl_local,
+    .set_nodelay = ssl_nodelay,
 };
 
 /* ---- construction ---------------------------------------------------------- */

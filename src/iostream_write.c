@@ -23,6 +23,7 @@
 
 static bool write_blocked(ts_iostream *s, ssize_t r)
 {
+    r = ts__io_wouldblock(r);
     if (r == 0 || r == TS_EAGAIN || r == TS_EWANTWRITE) {
         s->write_wait = TS_IOLOOP_WRITE;
     } else if (r == TS_EWANTREAD) {
@@ -83,6 +84,17 @@ static ssize_t send_file(int out, int in, uint64_t off, size_t len)
 }
 
 /*
+ * sendfile writes to the fd past write_to_fd: only for the built-in socket
+ * and pipe transports, which write the fd unchanged (made inline, and they
+ * read the fd directly). A user transport may transform what it writes,
+ * even one that reads its fd directly (TS_STREAM_OPS_SHORT_READ_DRAINED).
+ */
+static bool can_sendfile(const ts_iostream *s)
+{
+    return (s->flags & (TS__F_INLINE_T | TS__F_PLAIN_FD)) == (TS__F_INLINE_T | TS__F_PLAIN_FD);
+}
+
+/*
  * The head of the queue is a file region with nothing staged: send up to
  * @p budget of it. Returns bytes the transport took (> 0), 0 when bytes were
  * only staged (the caller goes on to write them), or a negative code:
@@ -91,7 +103,7 @@ static ssize_t send_file(int out, int in, uint64_t off, size_t len)
  */
 static ssize_t flush_file(ts_iostream *s, int fd, uint64_t off, size_t left, size_t budget)
 {
-    if (s->flags & TS__F_PLAIN_FD) {
+    if (can_sendfile(s)) {
         ssize_t r = send_file(s->ops->fileno(s->transport), fd, off, TS__MIN(left, budget));
         if (r != -EINVAL && r != -ENOSYS && r != -EOPNOTSUPP)
             return r == 0 ? -ENODATA : r;
@@ -111,31 +123,49 @@ static ssize_t flush_file(ts_iostream *s, int fd, uint64_t off, size_t left, siz
     return 0;
 }
 
+/*
+ * What may still be written now: TS__WRITE_EVENT_CAP bytes per run, across
+ * every flush and direct write it makes (an API call outside a run counts
+ * on its own). Past it the stream waits for the next poll, as if blocked:
+ * the fd stays watched and the loop serves the others first.
+ */
+static void budget_begin(ts_iostream *s)
+{
+    if (!(s->flags & TS__F_IN_RUN))
+        s->run_written = 0;
+}
+
+static size_t write_budget(ts_iostream *s)
+{
+    size_t left = s->run_written < TS__WRITE_EVENT_CAP ? TS__WRITE_EVENT_CAP - s->run_written : 0;
+    if (!left)
+        s->flags |= TS__F_WBLOCKED;
+    return left;
+}
+
 void ts__io_flush(ts_iostream *s)
 {
     struct iovec iov[TS__IOV_CAP];
-    size_t total = 0;
+    budget_begin(s);
     while (ts__writebuf_size(&s->wb) > 0) {
-        if (total >= TS__WRITE_EVENT_CAP) {
-            /* Enough for one event; the fd stays watched and the loop serves others first. */
-            s->flags |= TS__F_WBLOCKED;
+        size_t left = write_budget(s);
+        if (!left)
             return;
-        }
         ssize_t r;
         int fd;
         uint64_t off;
-        size_t left;
-        if (ts__writebuf_head_file(&s->wb, &fd, &off, &left)) {
-            r = flush_file(s, fd, off, left, TS__WRITE_EVENT_CAP - total);
+        size_t file_left;
+        if (ts__writebuf_head_file(&s->wb, &fd, &off, &file_left)) {
+            r = flush_file(s, fd, off, file_left, left);
             if (r == 0)
                 continue; /* staged: written through the transport next */
         } else {
-            int cnt = ts__writebuf_iov(&s->wb, iov, TS__IOV_CAP, TS__WRITE_EVENT_CAP - total);
+            int cnt = ts__writebuf_iov(&s->wb, iov, TS__IOV_CAP, left);
             r = s->ops->write_to_fd(s->transport, iov, cnt);
         }
         if (r > 0) {
             ts__writebuf_advance(&s->wb, (size_t)r);
-            total += (size_t)r;
+            s->run_written += (size_t)r;
             s->write_wait = 0;
             ts__io_write_progress(s);
             continue;
@@ -153,12 +183,14 @@ void ts__io_flush(ts_iostream *s)
 /* Writes straight from the caller's memory. Returns bytes written, or -1 if that closed the stream. */
 static ssize_t write_direct(ts_iostream *s, const char *data, size_t len)
 {
-    size_t done = 0;
-    while (done < len && done < TS__WRITE_EVENT_CAP) {
-        struct iovec iov = {(void *)(data + done), TS__MIN(len - done, TS__WRITE_EVENT_CAP - done)};
+    size_t done = 0, left;
+    budget_begin(s);
+    while (done < len && (left = write_budget(s)) > 0) {
+        struct iovec iov = {(void *)(data + done), TS__MIN(len - done, left)};
         ssize_t r = s->ops->write_to_fd(s->transport, &iov, 1);
         if (r > 0) {
             done += (size_t)r;
+            s->run_written += (size_t)r;
             s->write_wait = 0;
             continue;
         }
@@ -236,6 +268,18 @@ static int queue_write(ts_iostream *s, const void *data, size_t len, const ts__w
 
 int ts_iostream_write(ts_iostream *s, const void *data, size_t len, ts_iostream_write_cb cb, void *arg)
 {
+    /*
+     * The common case, a small reply written from one of the stream's own
+     * callbacks with no completion asked for, on an open stream without a
+     * write limit: it is queued and nothing else (run() flushes on its way
+     * out), so it goes straight to the buffer. Anything else, or a failed
+     * copy, takes the full path.
+     */
+    const unsigned mask = TS__F_IN_RUN | TS__F_CLOSED | TS__F_CONNECTING | TS__F_HANDSHAKING | TS__F_SHUT_REQ |
+                          TS__F_SHUT_DONE;
+    if (!cb && data && len < TS__WB_CHUNK && (s->flags & mask) == TS__F_IN_RUN && !s->max_write_buffer_size &&
+        ts__writebuf_append(&s->wb, data, len) == 0)
+        return 0;
     return queue_write(s, data, len, NULL, cb, arg);
 }
 

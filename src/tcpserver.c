@@ -21,6 +21,8 @@
 #include "tstream/process.h"
 #include "tstream/tcpserver.h"
 
+#include "internal.h"
+
 /*
  * TLS streams come from tstream/ssl.h (ts_iostream_new_ssl,
  * ts_iostream_start_tls). -DTS_NET_TLS=0 builds without them: an ssl_ctx
@@ -272,8 +274,8 @@ int ts_tcpserver_start(ts_tcpserver *srv, int num_processes, int max_restarts)
         int id = ts_fork_processes(num_processes, max_restarts);
         if (id < 0)
             return id;
-        /* The child shares the parent's kernel poll state until told otherwise. */
-        ev_loop_fork(ts_ioloop_ev(srv->loop));
+        /* The child shares the parent's kernel poll state until told otherwise, and has none of its threads. */
+        ts__ioloop_after_fork(srv->loop);
     }
     int *fds = srv->pending;
     size_t n = srv->npending;

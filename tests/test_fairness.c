@@ -316,12 +316,122 @@ static void test_endless_source_is_read_in_bounded_runs(void **state)
     alarm(0);
 }
 
+/*
+ * Writes are bounded per run too, across all its flushes and direct writes:
+ * an endless source of lines whose callback answers each with 1 MiB, into a
+ * sink that takes everything. Before, each large write had its own 4 MiB
+ * bound and one run could write until its 1,024 callbacks were done.
+ */
+typedef struct lines_sink {
+    int fd;
+    size_t written_this_iteration, max_written_per_iteration;
+    long lines;
+} lines_sink;
+
+static ssize_t ls_read(void *t, void *buf, size_t len)
+{
+    (void)t;
+    char *p = buf;
+    for (size_t i = 0; i + 1 < len; i += 2)
+        p[i] = 'x', p[i + 1] = '\n';
+    return (ssize_t)(len & ~(size_t)1);
+}
+static ssize_t ls_write(void *t, const struct iovec *iov, int n)
+{
+    lines_sink *k = t;
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += iov[i].iov_len;
+    k->written_this_iteration += total;
+    if (k->written_this_iteration > k->max_written_per_iteration)
+        k->max_written_per_iteration = k->written_this_iteration;
+    return (ssize_t)total;
+}
+static int ls_fileno(void *t) { return ((lines_sink *)t)->fd; }
+static void ls_close(void *t)
+{
+    lines_sink *k = t;
+    if (k->fd >= 0)
+        close(k->fd);
+    k->fd = -1;
+}
+
+static const ts_stream_ops lines_sink_ops = {
+    .size = sizeof(ts_stream_ops),
+    .name = "lines-sink",
+    .fileno = ls_fileno,
+    .read_from_fd = ls_read,
+    .write_to_fd = ls_write,
+    .close_fd = ls_close,
+};
+
+static void on_sink_iteration(struct ev_loop *ev, ev_prepare *w, int revents)
+{
+    (void)ev, (void)revents;
+    ((lines_sink *)w->data)->written_this_iteration = 0;
+}
+
+static char g_mib[1 << 20];
+
+static void answer_line(ts_iostream *s, int status, const char *data, size_t len, void *arg);
+
+/* The next line is read once the answer is written (flow control, as the example servers do). */
+static void answer_written(ts_iostream *s, int status, void *arg)
+{
+    if (status == 0)
+        assert_int_equal(ts_iostream_read_until(s, "\n", 1, 0, answer_line, arg), 0);
+}
+
+static void answer_line(ts_iostream *s, int status, const char *data, size_t len, void *arg)
+{
+    (void)data, (void)len;
+    lines_sink *k = arg;
+    if (status < 0)
+        return;
+    k->lines++;
+    assert_int_equal(ts_iostream_write(s, g_mib, sizeof g_mib, answer_written, k), 0);
+}
+
+static void test_writes_per_run_are_bounded(void **state)
+{
+    (void)state;
+    signal(SIGALRM, on_alarm);
+    alarm(20);
+    ts_ioloop *loop = tu_fixture_begin(15);
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    assert_int_equal(write(sv[1], "x", 1), 1); /* always readable */
+    static lines_sink k;
+    memset(&k, 0, sizeof k);
+    k.fd = sv[0];
+    ev_prepare prep;
+    ev_prepare_init(&prep, on_sink_iteration);
+    prep.data = &k;
+    ev_prepare_start(ts_ioloop_ev(loop), &prep);
+    ts_iostream *s = ts_iostream_new(loop, &lines_sink_ops, &k, NULL);
+    assert_non_null(s);
+    assert_int_equal(ts_iostream_read_until(s, "\n", 1, 0, answer_line, &k), 0);
+    tu_run_for(loop, 0.3);
+    ev_prepare_stop(ts_ioloop_ev(loop), &prep);
+    print_message("lines answered: %ld; at most %zu KiB written per loop iteration\n", k.lines,
+                  k.max_written_per_iteration / 1024);
+    assert_true(k.lines > 8);
+    /* One run from the poll and perhaps one from the deferred list, 4 MiB each. */
+    assert_true(k.max_written_per_iteration <= 2 * (4u << 20));
+    ts_iostream_free(s);
+    close(sv[1]);
+    tu_run_for(loop, 0.05);
+    tu_fixture_end(loop);
+    alarm(0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_flood_does_not_starve_timer_or_other_clients),
         cmocka_unit_test(test_bulk_flood_does_not_starve_timer_or_other_clients),
         cmocka_unit_test(test_endless_source_is_read_in_bounded_runs),
+        cmocka_unit_test(test_writes_per_run_are_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,6 @@
 /*
  * examples/http_parse.c against Debian's libhttp-parser (nodejs/http-parser
- * 2.9), over the fuzz corpora in tests/fuzz/http/corpus/{request,response}
+ * 2.9), over the fuzz corpora in tests/fuzz/http/corpus/fuzz_http_{request,response}
  * (each file: two control bytes, then the message). Where both parsers
  * accept a head, they must agree on the method, the target, the status, and
  * the framing (chunked, a Content-Length and its value, or none / until
@@ -235,7 +235,7 @@ static void compare(const char *path, bool request, const char *msg, size_t len,
 static void run_corpus(bool request, const char *kind)
 {
     char dir[4096];
-    snprintf(dir, sizeof dir, "%s/tests/fuzz/http/corpus/%s", TS_TEST_SRCDIR, kind);
+    snprintf(dir, sizeof dir, "%s/tests/fuzz/http/corpus/fuzz_http_%s", TS_TEST_SRCDIR, kind);
     DIR *d = opendir(dir);
     assert_non_null(d);
     tally t = {0};

@@ -727,9 +727,10 @@ static void test_periodic_restart_inside_callback(void **state)
     ts_ioloop_start(loop);
     ts_ioloop_remove_timeout(loop, wd);
     assert_int_equal(ps.n, 3);
-    assert_true(ps.at[0] >= 0.04 && ps.at[0] < 0.06);
-    assert_true(ps.at[1] >= 0.11 && ps.at[1] < 0.13);
-    assert_true(ps.at[2] >= 0.15 && ps.at[2] < 0.17);
+    /* The lower bounds hold the rule (0.11, not 0.08); the upper ones allow a busy machine 30 ms. */
+    assert_true(ps.at[0] >= 0.04 && ps.at[0] < 0.07);
+    assert_true(ps.at[1] >= 0.11 && ps.at[1] < 0.14);
+    assert_true(ps.at[2] >= 0.15 && ps.at[2] < 0.18);
     ts_periodic_free(ps.pc);
     ts_ioloop_free(loop, false);
 }

@@ -144,6 +144,16 @@ static const ts_stream_ops mock_ops = {
     .free = m_free,
 };
 
+/* A user transport over a socket connects and names its peer itself (the core makes no socket call). */
+static int m_connect(void *t, const struct sockaddr *a, socklen_t n)
+{
+    return connect(((mock *)t)->fd, a, n) == 0 ? 0 : -errno;
+}
+static int m_peer(void *t, struct sockaddr *a, socklen_t *n)
+{
+    return getpeername(((mock *)t)->fd, a, n) == 0 ? 0 : -errno;
+}
+
 static const ts_stream_ops mock_hs_ops = {
     .size = sizeof(ts_stream_ops),
     .name = "mock-hs",
@@ -154,6 +164,8 @@ static const ts_stream_ops mock_hs_ops = {
     .get_fd_error = m_fd_error,
     .handshake = m_handshake,
     .free = m_free,
+    .connect = m_connect,
+    .peer_address = m_peer,
 };
 
 static ts_ioloop *g_loop;

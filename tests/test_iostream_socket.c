@@ -172,8 +172,23 @@ static void test_connect_needs_a_socket(void **state)
     ts_iostream *s = ts_iostream_new_pipe(g_loop, p[0], NULL);
     struct sockaddr_in a = {.sin_family = AF_INET};
     rec r = {0};
-    assert_int_equal(ts_iostream_connect(s, (struct sockaddr *)&a, sizeof a, on_done, &r), TS_EINVAL);
-    assert_int_equal(ts_iostream_set_nodelay(s, true), -ENOTSOCK);
+    /* A pipe's transport has no connect, address or socket option ops. */
+    assert_int_equal(ts_iostream_connect(s, (struct sockaddr *)&a, sizeof a, on_done, &r), TS_ENOTSUP);
+    assert_int_equal(ts_iostream_connect(s, NULL, 0, on_done, &r), TS_EINVAL);
+    assert_int_equal(ts_iostream_set_nodelay(s, true), TS_ENOTSUP);
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    assert_int_equal(ts_iostream_peer_address(s, &ss, &sl), TS_ENOTSUP);
+    assert_int_equal(ts_iostream_local_address(s, &ss, &sl), TS_ENOTSUP);
+    /* A socket stream over a pipe has them, but connect() finds no socket: refused, nothing started. */
+    int q[2];
+    assert_int_equal(pipe(q), 0);
+    ts_iostream *n = ts_iostream_new_socket(g_loop, q[0], NULL);
+    assert_int_equal(ts_iostream_connect(n, (struct sockaddr *)&a, sizeof a, on_done, &r), TS_ENOTSUP);
+    assert_int_equal(ts_iostream_set_nodelay(n, true), -ENOTSOCK);
+    assert_false(ts_iostream_closed(n));
+    ts_iostream_free(n);
+    close(q[1]);
     ts_iostream_free(s);
     close(p[1]);
     assert_null(ts_iostream_new_socket(g_loop, -1, NULL));

@@ -463,6 +463,91 @@ static void start2_manager(int port_fd)
     _exit(0);
 }
 
+/* ---- a thread pool started before the fork ------------------------------- */
+
+static void *job_answer(void *arg, int *err)
+{
+    (void)arg, (void)err;
+    static int answer = 42;
+    return &answer;
+}
+
+static void on_job(ts_future *f, void *arg)
+{
+    ts_iostream *s = arg;
+    char line[32];
+    int n = ts_future_error(f) ? snprintf(line, sizeof line, "job failed\n")
+                               : snprintf(line, sizeof line, "job %d\n", *(int *)ts_future_result(f));
+    ts_iostream_write(s, line, (size_t)n, NULL, NULL);
+    ts_iostream_unref(s);
+}
+
+/* Each worker answers a connection with the result of a job run on its loop's thread pool. */
+static int job_reply(ts_tcpserver *srv, ts_iostream *s, const struct sockaddr *a, socklen_t l, void *arg)
+{
+    (void)srv, (void)a, (void)l, (void)arg;
+    ts_future *f = ts_ioloop_run_in_executor(ts_iostream_loop(s), job_answer, NULL, NULL);
+    if (!f)
+        return TS_ENOMEM;
+    ts_future_add_done_callback(f, on_job, s);
+    ts_future_unref(f);
+    return 0;
+}
+
+static void pool_manager(int port_fd)
+{
+    setpgid(0, 0);
+    ts_ioloop *loop = ts_ioloop_new();
+    ts_tcpserver *srv = loop ? ts_tcpserver_new(loop, job_reply, NULL, NULL) : NULL;
+    if (!srv || ts_tcpserver_bind(srv, 0, "127.0.0.1", AF_INET, -1, 0) != 0)
+        _exit(60);
+    /* The parent's pool is running (its workers wait on its lock) when the children are made. */
+    ts_future *warm = ts_ioloop_run_in_executor(loop, job_answer, NULL, NULL);
+    if (!warm || ts_ioloop_run_sync(loop, warm, 5) != 0)
+        _exit(62);
+    ts_future_unref(warm);
+    int port = ts_tcpserver_port(srv);
+    (void)write(port_fd, &port, sizeof(port));
+    close(port_fd);
+    if (ts_tcpserver_start(srv, 2, 0) != 0)
+        _exit(61);
+    ts_ioloop_start(loop);
+    _exit(0);
+}
+
+/* Before, a child inherited the parent's pool without its threads: a job (a name lookup) never came back. */
+static void test_children_get_their_own_thread_pool(void **state)
+{
+    (void)state;
+    int pp[2];
+    assert_int_equal(pipe2(pp, O_CLOEXEC), 0);
+    fflush(stdout);
+    pid_t mgr = fork();
+    assert_true(mgr >= 0);
+    if (mgr == 0) {
+        close(pp[0]);
+        pool_manager(pp[1]);
+    }
+    setpgid(mgr, mgr);
+    close(pp[1]);
+    int port = 0;
+    assert_int_equal(nh_read(pp[0], &port, sizeof(port), 10), (ssize_t)sizeof(port));
+    close(pp[0]);
+    int answered = 0;
+    for (int i = 0; i < 6; i++) {
+        int c = nh_connect(AF_INET, port, 2);
+        char line[32] = {0};
+        if (c >= 0 && nh_read_line(c, line, sizeof(line) - 1, 3) > 0 && strcmp(line, "job 42\n") == 0)
+            answered++;
+        if (c >= 0)
+            close(c);
+    }
+    kill(-mgr, SIGKILL);
+    int status = 0;
+    waitpid(mgr, &status, 0);
+    assert_int_equal(answered, 6);
+}
+
 static int ask_task(int port, const char *cmd, int *pid, bool *bye)
 {
     char line[64] = {0};
@@ -671,6 +756,7 @@ int main(void)
         cmocka_unit_test(test_free_inside_handler),
         cmocka_unit_test(test_emfile_server_recovers),
         cmocka_unit_test(test_start_two_processes),
+        cmocka_unit_test(test_children_get_their_own_thread_pool),
         cmocka_unit_test(test_tls_connection_reset_before_accept),
         cmocka_unit_test(test_tls_handshake_timeout),
     };

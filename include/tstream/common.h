@@ -45,7 +45,8 @@ extern "C" {
     X(EAGAIN, -5012, "operation would block")                                  \
     X(EWANTREAD, -5013, "transport must wait until the fd is readable")       \
     X(EWANTWRITE, -5014, "transport must wait until the fd is writable")      \
-    X(EINTERNAL, -5015, "internal error")
+    X(EINTERNAL, -5015, "internal error")                                      \
+    X(ENOTSUP, -5016, "operation not supported by this transport")
 
 /** Library error codes. */
 typedef enum ts_errno {

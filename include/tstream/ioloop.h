@@ -145,6 +145,11 @@ TS_EXPORT int ts_ioloop_start(ts_ioloop *loop);
  * iteration. Safe from any thread. If the loop is not running, the next
  * ts_ioloop_start() returns after one iteration (as Tornado).
  *
+ * A stop belongs to the run it lands in: one that arrives while a run is
+ * already ending (ts_ioloop_run_sync() returning because its future is
+ * done, or a start() that was stopped before) is spent on that run and not
+ * kept for the next one, as asyncio's stop() and so Tornado's behave.
+ *
  * @param loop the loop
  */
 TS_EXPORT void ts_ioloop_stop(ts_ioloop *loop);

@@ -80,10 +80,17 @@ typedef struct ts_iostream ts_iostream;
 /**
  * The transport vtable (Tornado's BaseIOStream subclass contract). Each
  * function receives the transport pointer given to ts_iostream_new().
- * Return conventions: a count (>= 0) or a negative code. TS_EAGAIN means
+ * Return conventions: a count (>= 0) or a negative code. TS_EAGAIN (or
+ * -EAGAIN / -EWOULDBLOCK, taken as the same) means
  * "wait until the fd is readable" for reads and "writable" for writes;
  * TS_EWANTREAD / TS_EWANTWRITE name the direction explicitly (a TLS read that
  * must wait for writability returns TS_EWANTWRITE).
+ *
+ * The ops are the core's only door to the transport: it makes no system
+ * call on the fd itself (connect, addresses, socket options, SO_ERROR all
+ * go through an op), so a user transport can provide each of them. An op
+ * added after the first release is optional and read only when @c size
+ * covers it; what the core does without it is said at each.
  */
 typedef struct ts_stream_ops {
     /** sizeof(ts_stream_ops), so the struct can grow. */
@@ -115,8 +122,9 @@ typedef struct ts_stream_ops {
      * when the fd is ready; other negative: failed (the stream closes with
      * that error, which the connect callback and handshake waiters get).
      * Optional: NULL means no handshake. First called from the loop: right
-     * after creation if the fd is already connected (or not a socket), else
-     * once ts_iostream_connect() completes. No read_from_fd / write_to_fd
+     * after creation if the fd is already connected (peer_address does not
+     * say -ENOTCONN, or there is no peer_address op), else once
+     * ts_iostream_connect() completes. No read_from_fd / write_to_fd
      * call happens before it returns 0; reads and writes queue meanwhile.
      */
     int (*handshake)(void *transport);
@@ -141,7 +149,53 @@ typedef struct ts_stream_ops {
      * once the queue drains, the only end of data such a transport can send.
      */
     int (*shutdown_write)(void *transport);
+    /**
+     * TS_STREAM_OPS_* bits telling the core how the transport behaves
+     * (0: none of them, the safe default).
+     */
+    unsigned flags;
+    /**
+     * Starts connecting the fd to @p addr (ts_iostream_connect()). 0:
+     * connected at once; TS_EAGAIN (or -EINPROGRESS): under way,
+     * the core waits until the fd is writable and then asks
+     * connect_result; TS_ENOTSUP: this transport
+     * cannot connect (ts_iostream_connect() returns it, nothing changes);
+     * other negative: failed (the stream closes with it, the connect
+     * callback gets it). Optional: without it ts_iostream_connect() returns
+     * TS_ENOTSUP.
+     */
+    int (*connect)(void *transport, const struct sockaddr *addr, socklen_t addrlen);
+    /**
+     * The outcome of a connect that was under way, asked once the fd is
+     * writable (for a socket, SO_ERROR): 0 connected, negative the error.
+     * Also asked when peer_address says -ENOTCONN, to tell a socket that
+     * was never connected (0) from one whose peer already reset it (nonzero).
+     * Optional: without it get_fd_error answers; without either, 0.
+     */
+    int (*connect_result)(void *transport);
+    /**
+     * The peer's address (getpeername()): 0 with @p addr / @p len filled
+     * (@p len is in: room, out: length), or a negative code; -ENOTCONN means
+     * not connected yet, so a handshake waits for ts_iostream_connect().
+     * Optional: without it ts_iostream_peer_address() returns TS_ENOTSUP,
+     * and the fd counts as connected (a handshake starts at once).
+     */
+    int (*peer_address)(void *transport, struct sockaddr *addr, socklen_t *len);
+    /** The local address (getsockname()), as peer_address. Optional: without it ts_iostream_local_address() returns TS_ENOTSUP. */
+    int (*local_address)(void *transport, struct sockaddr *addr, socklen_t *len);
+    /** Sets or clears TCP_NODELAY (0 where it means nothing, e.g. a unix socket). Optional: without it ts_iostream_set_nodelay() returns TS_ENOTSUP. */
+    int (*set_nodelay)(void *transport, bool on);
 } ts_stream_ops;
+
+/**
+ * ts_stream_ops.flags: a read that returns fewer bytes than asked means the
+ * fd is drained, so the core waits for readiness instead of making the read
+ * that would only answer TS_EAGAIN. Right for a transport that reads the fd
+ * itself (recv, read); wrong for one that holds bytes the fd does not
+ * announce (TLS records, a user-space queue): without the flag the core
+ * reads on until the transport says it would block.
+ */
+#define TS_STREAM_OPS_SHORT_READ_DRAINED 0x1u
 
 /** Stream options. Zero-initialise, set `size = sizeof(ts_iostream_options)`. */
 typedef struct ts_iostream_options {
@@ -265,8 +319,9 @@ TS_EXPORT void ts_iostream_unref(ts_iostream *s);
 TS_EXPORT void ts_iostream_free(ts_iostream *s);
 
 /**
- * Connects a socket stream to @p addr (works for any stream whose fd is a
- * socket). Writes queued meanwhile go out once connected (a write issued
+ * Connects a socket stream to @p addr (through its transport's connect op:
+ * socket and TLS streams, or a user transport that has one). Writes queued
+ * meanwhile go out once connected (a write issued
  * before connect() is called goes to the unconnected socket and fails, as
  * Tornado). @p cb (may be NULL) gets 0, or the OS error (e.g.
  * -ECONNREFUSED, also when connect() fails at once), which also closes the
@@ -281,7 +336,9 @@ TS_EXPORT void ts_iostream_free(ts_iostream *s);
  * @return 0 when started (@p cb will run once, from the loop)
  * @retval TS_ECLOSED the stream is closed
  * @retval TS_EBUSY   a connect is already under way
- * @retval TS_EINVAL  @p addr is NULL, or the stream's fd is not a socket
+ * @retval TS_EINVAL  @p addr is NULL
+ * @retval TS_ENOTSUP the transport cannot connect (no connect op, as a pipe
+ *                    stream, or a socket stream whose fd is not a socket)
  */
 TS_EXPORT int ts_iostream_connect(ts_iostream *s, const struct sockaddr *addr, socklen_t addrlen,
                                   ts_iostream_connect_cb cb, void *arg);
@@ -806,28 +863,31 @@ TS_EXPORT size_t ts_iostream_write_buffer_size(const ts_iostream *s);
  * @param on true to send small writes at once (no Nagle delay)
  * @return 0 on success (also for a socket that is not TCP)
  * @retval TS_ECLOSED the stream is closed
+ * @retval TS_ENOTSUP the transport has no set_nodelay op (a pipe stream)
  * @retval -ENOTSOCK  (or another `-errno`) getsockname() or setsockopt() failed
  */
 TS_EXPORT int ts_iostream_set_nodelay(ts_iostream *s, bool on);
 /**
- * The peer's address (getpeername()).
+ * The peer's address (getpeername(), through the transport's peer_address op).
  *
  * @param s    the stream
  * @param addr gets the address
  * @param len  in: sizeof(*addr); out: the address's length
  * @return 0 on success
  * @retval TS_ECLOSED   the stream is closed
+ * @retval TS_ENOTSUP   the transport has no peer_address op (a pipe stream)
  * @retval -ENOTCONN    (or another `-errno`) getpeername() failed
  */
 TS_EXPORT int ts_iostream_peer_address(const ts_iostream *s, struct sockaddr_storage *addr, socklen_t *len);
 /**
- * The local address (getsockname()).
+ * The local address (getsockname(), through the transport's local_address op).
  *
  * @param s    the stream
  * @param addr gets the address
  * @param len  in: sizeof(*addr); out: the address's length
  * @return 0 on success
  * @retval TS_ECLOSED the stream is closed
+ * @retval TS_ENOTSUP the transport has no local_address op (a pipe stream)
  * @retval -ENOTSOCK  (or another `-errno`) getsockname() failed
  */
 TS_EXPORT int ts_iostream_local_address(const ts_iostream *s, struct sockaddr_storage *addr, socklen_t *len);

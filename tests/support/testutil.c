@@ -257,51 +257,6 @@ void tu_use_counting_allocator(void)
 
 long tu_alloc_count(void) { return g_allocs; }
 
-/* Byte counting over libc: live bytes by malloc_usable_size, so blocks from before the switch may be freed too. */
-static long long g_live, g_peak;
-static void note(long long delta)
-{
-    g_live += delta;
-    if (g_live > g_peak)
-        g_peak = g_live;
-}
-static void *b_malloc(size_t n)
-{
-    void *p = c_malloc(n);
-    if (p)
-        note((long long)malloc_usable_size(p));
-    return p;
-}
-static void *b_realloc(void *p, size_t n)
-{
-    size_t old = p ? malloc_usable_size(p) : 0;
-    void *q = c_realloc(p, n);
-    if (q)
-        note((long long)malloc_usable_size(q) - (long long)old);
-    return q;
-}
-static void b_free(void *p)
-{
-    if (p)
-        note(-(long long)malloc_usable_size(p));
-    free(p);
-}
-
-void tu_use_byte_counting_allocator(void)
-{
-    static const ts_allocator a = {b_malloc, b_realloc, b_free};
-    g_allocs = 0;
-    g_fail_after = -1;
-    g_live = g_peak = 0;
-    assert_int_equal(ts_set_allocator(&a), 0);
-}
-
-long long tu_live_bytes(void) { return g_live; }
-
-long long tu_peak_bytes(void) { return g_peak; }
-
-void tu_reset_peak_bytes(void) { g_peak = g_live; }
-
 /* ---- fds ---------------------------------------------------------------- */
 
 int tu_count_fds(void)
@@ -323,4 +278,90 @@ void tu_set_nonblock(int fd)
     int fl = fcntl(fd, F_GETFL);
     assert_true(fl >= 0);
     assert_int_equal(fcntl(fd, F_SETFL, fl | O_NONBLOCK), 0);
+}
+
+/* ---- memory in bytes, loop iterations, CPU time ------------------------- */
+
+#include <stdatomic.h>
+#include <sys/resource.h>
+
+static atomic_long g_live_bytes, g_peak_bytes;
+
+static void bytes_add(long n)
+{
+    long v = atomic_fetch_add(&g_live_bytes, n) + n;
+    long p = atomic_load(&g_peak_bytes);
+    while (v > p && !atomic_compare_exchange_weak(&g_peak_bytes, &p, v)) {
+    }
+}
+
+/*
+ * Counted by usable size, so blocks allocated before the hooks went in may
+ * be freed through them (the count is relative to that moment).
+ */
+static void *b_malloc(size_t n)
+{
+    void *p = c_malloc(n);
+    if (p)
+        bytes_add((long)malloc_usable_size(p));
+    return p;
+}
+static void *b_realloc(void *q, size_t n)
+{
+    long old = q ? (long)malloc_usable_size(q) : 0;
+    void *p = c_realloc(q, n);
+    if (p)
+        bytes_add((long)malloc_usable_size(p) - old);
+    return p;
+}
+static void b_free(void *q)
+{
+    if (q)
+        bytes_add(-(long)malloc_usable_size(q));
+    free(q);
+}
+
+void tu_use_byte_allocator(void)
+{
+    static const ts_allocator a = {b_malloc, b_realloc, b_free};
+    assert_int_equal(ts_set_allocator(&a), 0);
+}
+
+long tu_mem_live(void) { return atomic_load(&g_live_bytes); }
+
+long tu_mem_mark(void)
+{
+    long v = atomic_load(&g_live_bytes);
+    atomic_store(&g_peak_bytes, v);
+    return v;
+}
+
+long tu_mem_peak_over(long base) { return atomic_load(&g_peak_bytes) - base; }
+
+typedef struct tu_iters {
+    ev_prepare w;
+    long n;
+} tu_iters;
+
+static void on_iter(struct ev_loop *l, ev_prepare *w, int revents)
+{
+    (void)l, (void)revents;
+    ((tu_iters *)w)->n++;
+}
+
+long tu_idle_iterations(ts_ioloop *loop, double seconds)
+{
+    tu_iters it = {.n = 0};
+    ev_prepare_init(&it.w, on_iter);
+    ev_prepare_start(ts_ioloop_ev(loop), &it.w);
+    tu_run_for(loop, seconds);
+    ev_prepare_stop(ts_ioloop_ev(loop), &it.w);
+    return it.n;
+}
+
+double tu_cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }

@@ -79,17 +79,6 @@ void tu_fail_alloc_after(long n);
 void tu_use_counting_allocator(void);
 /** Allocations made through the test or counting allocator since it was installed. */
 long tu_alloc_count(void);
-/**
- * Counts allocations and the library's live heap bytes (by usable size,
- * relative to the moment it was installed: may go negative), over libc.
- */
-void tu_use_byte_counting_allocator(void);
-/** Live bytes allocated by the library since the byte-counting allocator was installed. */
-long long tu_live_bytes(void);
-/** The highest tu_live_bytes() since the allocator was installed or tu_reset_peak_bytes(). */
-long long tu_peak_bytes(void);
-/** Starts a new peak from the current live bytes. */
-void tu_reset_peak_bytes(void);
 
 /* ---- fds ---------------------------------------------------------------- */
 
@@ -98,5 +87,28 @@ int tu_count_fds(void);
 
 /** Makes @p fd non-blocking. */
 void tu_set_nonblock(int fd);
+
+/* ---- memory in bytes, loop iterations, CPU time ------------------------- */
+
+/**
+ * Routes the library's allocations through malloc, counting them
+ * (tu_alloc_count) and the bytes live and their peak by usable size
+ * (thread-safe). It may be installed at any time: blocks from before may be
+ * freed through it, so the byte count is relative to the moment it went in.
+ * tu_restore_allocator() takes it out.
+ */
+void tu_use_byte_allocator(void);
+/** The library's bytes live now (byte allocator). */
+long tu_mem_live(void);
+/** Restarts the peak from the bytes live now; returns them. */
+long tu_mem_mark(void);
+/** The peak since tu_mem_mark() returned @p base, over @p base. */
+long tu_mem_peak_over(long base);
+
+/** Iterations @p loop makes while it runs for @p seconds (a busy loop makes thousands). */
+long tu_idle_iterations(ts_ioloop *loop, double seconds);
+
+/** CPU seconds (user + system) this process has used. */
+double tu_cpu_seconds(void);
 
 #endif /* TS_TESTUTIL_H */

@@ -2,7 +2,7 @@
 # tests/fuzz/http/build.sh [OUTDIR] -- builds the libFuzzer targets for
 # examples/http_parse.c with clang directly (no CMake configure needed):
 #   OUTDIR/fuzz_http_request, OUTDIR/fuzz_http_response   (default: build-fuzz/http)
-# Run one:  OUTDIR/fuzz_http_request -max_total_time=60 NEWDIR tests/fuzz/http/corpus/request
+# Run one:  OUTDIR/fuzz_http_request -max_total_time=60 NEWDIR tests/fuzz/http/corpus/fuzz_http_request
 # A crash file replays with: OUTDIR/fuzz_http_request crash-<hash>
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
