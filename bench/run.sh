@@ -17,6 +17,7 @@
 #   QUICK=1         short runs, for checking the harness (2 s windows, 256 MiB bulk, 2000 idle)
 #   WORKLOADS='..'  a subset of: echo bulk starved http idle (default all)
 #   UPDATE_DOCS=0|1 refresh the tables in docs/BENCHMARKS.md (default 1, 0 with QUICK=1)
+#   REPORT_ONLY=1   only rewrite latest.md, the docs tables and the plots from raw/
 #   NO_DEPS=1       do not install the missing `bench` packages (scripts/deps.sh bench)
 #   BENCH_KIT=DIR   the kit (default: the first of ../shared/bench, ../../shared/bench)
 #   BENCH_BUILD_DIR, BENCH_OUT   build tree (build-bench) and output folder (bench/results)
@@ -61,6 +62,25 @@ cleanup() {
 trap cleanup EXIT
 trap 'log "interrupted"; exit 130' INT TERM HUP
 
+# report_and_plots: latest.md (and the docs tables) from raw/, then one PNG per workload
+report_and_plots() {
+    local docs="" wl title y1 y2
+    log "writing $OUT/latest.md"
+    [ "${UPDATE_DOCS:-$([ "$QUICK" = 1 ] && echo 0 || echo 1)}" = 1 ] && docs=$ROOT/docs/BENCHMARKS.md
+    $PY "$ROOT/bench/report.py" "$OUT" $docs || die "report.py failed"
+    command -v gnuplot >/dev/null || return 0
+    while IFS=$'\t' read -r wl title y1 y2; do
+        gnuplot -e "datafile='$OUT/data-$wl.tsv'; outfile='$OUT/$wl.png'; plottitle='$title'; ylab1='$y1'; ylab2='$y2'" \
+            "$ROOT/bench/plot.gp" 2>"$WORK/gnuplot.err" || log "gnuplot failed for $wl: $(head -3 "$WORK/gnuplot.err")"
+    done <"$OUT/plots.tsv"
+}
+if [ "${REPORT_ONLY:-0}" = 1 ]; then
+    [ -s "$RAW/meta.env" ] || die "REPORT_ONLY=1: no earlier run in $RAW"
+    QUICK=$(sed -n 's/^quick=//p' "$RAW/meta.env")
+    report_and_plots
+    exit 0
+fi
+
 mkdir -p "$RAW" "$OUT/profiles"
 rm -f "$RAW"/* "$OUT"/profiles/* "$OUT"/*.png "$OUT"/data-*.tsv "$OUT"/plots.tsv
 NOTES=$RAW/notes.txt COMMANDS=$RAW/commands.txt
@@ -98,7 +118,7 @@ step() {
     echo "nproc=$(nproc)"
     echo "kernel=$(uname -sr)"
     echo "commit=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- src include examples 2>/dev/null || echo ' (with uncommitted changes in src/include/examples)')"
-    echo "subject=$(git log -1 --format=%s 2>/dev/null | cut -c1-120)"
+    echo "engine=$(git log -1 --format='%h %s' -- src include examples 2>/dev/null | cut -c1-110)"
     echo "rounds=$ROUNDS"
     echo "quick=$QUICK"
     echo "load_start=$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -153,6 +173,15 @@ if grep -q 'awk .\$NF=="total"{print \$(NF-2)}' "$KIT"/cost/echo.sh "$KIT"/cost/
 fi
 echo "kit=$KIT_SRC (copied to $(show "$KIT"))" >>"$RAW/meta.env"
 
+# compare.sh idle starts the load generator in the background with its output sent to the file
+# the previous server's run wrote, then looks there for "ready": when it looks before the new
+# process has truncated the file, it finds the old line, reads the file again after the
+# truncation, finds nothing and records the run as failed. The copy empties the file first.
+if grep -q '^        before=$(rss_kib "$SRV_PID")$' "$KIT/compare.sh"; then
+    sed -i 's/^        before=$(rss_kib "$SRV_PID")$/        before=$(rss_kib "$SRV_PID"); : >"$out"/' "$KIT/compare.sh"
+    note "fix applied to the copy of the kit: compare.sh idle empties its output file before starting the load generator (a stale \"ready\" line from the previous server made runs fail at random)"
+fi
+
 # ---- which servers can run ----------------------------------------------------------------
 declare -A CMD_ECHO CMD_HTTP
 CMD_ECHO[ours]=$OURS_ECHO
@@ -178,12 +207,12 @@ if $PY -c 'import tornado' 2>/dev/null; then
 else
     note "skipped tornado: $PY has no tornado module (python3-tornado)"
 fi
-HAVE_WRK=1 HAVE_COST=1 HAVE_PLOT=1
+HAVE_WRK=1 HAVE_COST=1
 command -v wrk >/dev/null || { HAVE_WRK=0; note "skipped the HTTP workload: wrk is not installed"; }
 for t in valgrind callgrind_control callgrind_annotate strace; do
     command -v $t >/dev/null || { HAVE_COST=0; note "skipped the cost figures: $t is not installed"; }
 done
-command -v gnuplot >/dev/null || { HAVE_PLOT=0; note "no plots: gnuplot is not installed"; }
+command -v gnuplot >/dev/null || note "no plots: gnuplot is not installed"
 # Orders as in compare.sh. The cost tools skip tornado: under callgrind its figures count the
 # CPython interpreter, and its throughput is in the compare.sh tables.
 ECHO_ORDER="ours epoll-raw libev-raw libuv libevent tornado"
@@ -232,9 +261,10 @@ profile() {
     shift 2
     mkdir -p "$d"
     p=$($PY -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
-    if [ "$mode" = http ]; then cmd=${OURS_HTTP//\{PORT\}/$p}; else cmd=${OURS_ECHO//\{PORT\}/$p}; fi
+    if [ "$mode" = http ]; then cmd=$OURS_HTTP; else cmd=$OURS_ECHO; fi
     log "profile $key"
     show valgrind --tool=callgrind --instr-atstart=no $cmd >>"$COMMANDS"
+    cmd=${cmd//\{PORT\}/$p}
     # shellcheck disable=SC2086
     timeout -k 10 300 valgrind --tool=callgrind --callgrind-out-file="$d/cg.out" --instr-atstart=no $cmd \
         >"$d/vg.log" 2>&1 </dev/null &
@@ -332,15 +362,5 @@ wants idle && compare idle "$ECHO_SERVERS" --conns $IDLE_CONNS --duration $IDLE_
 echo "load_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$RAW/meta.env"
 echo "others=$(ps -eo pcpu=,comm= --sort=-pcpu | awk '$1 > 5 {printf "%s %s%%, ", $2, $1}' | head -c 300)" >>"$RAW/meta.env"
 
-# ---- report and plots ---------------------------------------------------------------------
-log "writing $OUT/latest.md"
-DOCS=""
-[ "${UPDATE_DOCS:-$([ "$QUICK" = 1 ] && echo 0 || echo 1)}" = 1 ] && DOCS=$ROOT/docs/BENCHMARKS.md
-$PY "$ROOT/bench/report.py" "$OUT" $DOCS || die "report.py failed"
-if [ $HAVE_PLOT = 1 ]; then
-    while IFS=$'\t' read -r wl title y1 y2; do
-        gnuplot -e "datafile='$OUT/data-$wl.tsv'; outfile='$OUT/$wl.png'; plottitle='$title'; ylab1='$y1'; ylab2='$y2'" \
-            "$ROOT/bench/plot.gp" 2>"$WORK/gnuplot.err" || log "gnuplot failed for $wl: $(head -3 "$WORK/gnuplot.err")"
-    done <"$OUT/plots.tsv"
-fi
+report_and_plots
 log "done: $OUT/latest.md"

@@ -152,33 +152,6 @@ int ts_ioloop_set_executor_threads(ts_ioloop *loop, int nthreads)
     return 0;
 }
 
-/*
- * In a child made by fork() (ts_tcpserver_start with several processes): the
- * workers stayed behind in the parent, and a lock one of them held is held
- * for good here, so the pool is dropped without touching its lock and the
- * child starts a fresh one when it needs it. Jobs in flight at the fork were
- * the parent's: the child's copies are told TS_ECANCELLED.
- */
-void ts__executor_after_fork(ts_ioloop *loop)
-{
-    ts__executor *ex = loop->executor;
-    if (!ex)
-        return;
-    loop->executor = NULL;
-    ts__ioloop_drop_foreign_after_fork(loop, deliver);
-    while (ex->all) {
-        job *j = ex->all;
-        unlink_all(ex, j);
-        ev_unref(loop->ev);
-        void *result = j->err ? NULL : j->result;
-        ts__executor_done_cb done = j->done;
-        void *done_arg = j->done_arg;
-        ts__free(j);
-        done(loop, result, TS_ECANCELLED, done_arg);
-    }
-    ts__free(ex);
-}
-
 void ts__executor_free(ts_ioloop *loop)
 {
     ts__executor *ex = loop->executor;

@@ -100,10 +100,11 @@ void ts__ioloop_attach(ts_ioloop *loop, ts__loop_member *m, const ts__member_ops
 void ts__ioloop_detach(ts__loop_member *m); /* no-op when not attached */
 
 /*
- * In a child made by fork() from a process that had the loop: libev's
- * kernel state is re-made (ev_loop_fork) and the thread pool, whose workers
- * stayed in the parent, is dropped (a new one starts on first use).
+ * Around fork() with the loop already made (ts_tcpserver_start with several
+ * processes): before, the loop's thread pool stops (no thread may be caught
+ * holding a lock); after, in each process, libev's kernel state is re-made.
  */
+void ts__ioloop_before_fork(ts_ioloop *loop);
 void ts__ioloop_after_fork(ts_ioloop *loop);
 
 /** Size of the loop's shared read block. */

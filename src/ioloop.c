@@ -353,30 +353,18 @@ void ts__ioloop_detach(ts__loop_member *m)
     m->prev = m->next = NULL;
 }
 
-void ts__ioloop_after_fork(ts_ioloop *loop)
+void ts__ioloop_before_fork(ts_ioloop *loop)
 {
-    ev_loop_fork(loop->ev);
-    ts__executor_after_fork(loop);
+    /*
+     * Threads do not survive fork(), and one caught holding a lock (the
+     * pool's, or one inside malloc) would hold it for good in the child:
+     * the pool stops first. Finished jobs are delivered; jobs not yet run
+     * fail with TS_ECANCELLED. Each process starts its own on first use.
+     */
+    ts__executor_free(loop);
 }
 
-void ts__ioloop_drop_foreign_after_fork(ts_ioloop *loop, ts_ioloop_cb cb)
-{
-    /* A thread left behind in the parent may have held the lock at the fork: it is held for good here. */
-    pthread_mutex_init(&loop->xlock, NULL);
-    ts__cbnode **pp = &loop->xhead;
-    loop->xtail = NULL;
-    for (ts__cbnode *n = *pp, *next; n; n = next) {
-        next = n->next;
-        if (n->cb == cb) {
-            *pp = next;
-            if (!n->embedded)
-                ts__free(n);
-        } else {
-            loop->xtail = n;
-            pp = &n->next;
-        }
-    }
-}
+void ts__ioloop_after_fork(ts_ioloop *loop) { ev_loop_fork(loop->ev); }
 
 char *ts__ioloop_rdbuf_take(ts_ioloop *loop)
 {

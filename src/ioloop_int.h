@@ -105,10 +105,7 @@ struct ts_ioloop {
 void ts__timers_init(ts_ioloop *loop);
 void ts__timers_free(ts_ioloop *loop);
 void ts__executor_free(ts_ioloop *loop);
-/* In a child made by fork(): forget the parent's workers and their jobs (see executor.c). */
-void ts__executor_after_fork(ts_ioloop *loop);
-/* After fork(): a fresh lock for the cross-thread queue, without the callbacks @p cb queued there. */
-void ts__ioloop_drop_foreign_after_fork(ts_ioloop *loop, ts_ioloop_cb cb);
+
 bool ts__ioloop_on_thread(const ts_ioloop *loop);
 
 /* Runs the callbacks queued so far (used while tearing down). */

@@ -220,7 +220,12 @@ static ssize_t read_once(ts_iostream *s)
             ts__io_close(s, TS_ENOMEM, false);
             return -1;
         }
-        room = TS__MIN(room, want); /* read_chunk_size bytes are asked per read, whatever the block holds */
+        /*
+         * read_chunk_size bytes are asked per read; into the loop's block,
+         * for a pending read, as much as the block holds (up to the limit):
+         * bulk costs a quarter of the reads. An idle stream reads one chunk.
+         */
+        room = TS__MIN(room, (s->rb.lent && s->rd.kind != TS__RK_NONE) ? limit : want);
     }
     ssize_t r = ts__io_wouldblock(s->ops->read_from_fd(s->transport, dst, room));
     if (r > 0) {

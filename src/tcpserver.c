@@ -271,10 +271,11 @@ int ts_tcpserver_start(ts_tcpserver *srv, int num_processes, int max_restarts)
         return TS_ESTATE;
     srv->started = true;
     if (num_processes != 1) {
+        ts__ioloop_before_fork(srv->loop);
         int id = ts_fork_processes(num_processes, max_restarts);
         if (id < 0)
             return id;
-        /* The child shares the parent's kernel poll state until told otherwise, and has none of its threads. */
+        /* The child shares the parent's kernel poll state until told otherwise. */
         ts__ioloop_after_fork(srv->loop);
     }
     int *fds = srv->pending;

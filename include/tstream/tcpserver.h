@@ -154,9 +154,12 @@ TS_EXPORT int ts_tcpserver_bind(ts_tcpserver *server, int port, const char *addr
  * ts_fork_processes(num_processes, max_restarts) (0 or negative: one per
  * CPU): this call then returns only in the children, each serving the
  * inherited sockets, and the parent exits when all children have exited
- * (see ts_fork_processes()). The server's loop must not be running nor have
- * started its executor threads (as Tornado: no loop may be used before
- * forking); in each child the loop is re-armed with ev_loop_fork().
+ * (see ts_fork_processes()). The server's loop must not be running. If its
+ * thread pool (ts_ioloop_run_in_executor()) has started, the pool is stopped
+ * before the fork, since threads do not survive it: finished jobs are
+ * delivered, jobs not yet run fail with TS_ECANCELLED, and each child starts
+ * a pool of its own on first use. In each child the loop is re-armed with
+ * ev_loop_fork().
  *
  * @param server        the server
  * @param num_processes 1 to serve in this process; otherwise the number of
