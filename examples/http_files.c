@@ -97,8 +97,9 @@ int hf_resolve(const char *root, const char *target, hf_target *out)
     if (!realpath(full, out->file))
         return errno == EACCES ? 403 : errno == ENAMETOOLONG ? 414 : 404;
     size_t rl = strlen(root);
-    if (strncmp(out->file, root, rl) != 0 || (out->file[rl] != '/' && out->file[rl] != '\0'))
-        return 403; /* a link leading out of the root */
+    bool inside = rl == 1 || (strncmp(out->file, root, rl) == 0 && (out->file[rl] == '/' || out->file[rl] == '\0'));
+    if (!inside)
+        return 403; /* a link leading out of the root ("/" holds everything) */
     if (stat(out->file, &out->st) < 0)
         return 404;
     out->dir = S_ISDIR(out->st.st_mode);

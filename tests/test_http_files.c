@@ -110,6 +110,9 @@ static void test_resolve(void **state)
     expect_status("/out", 403); /* a link leading outside */
     expect_status("/nope", 404);
     expect_status("/sub/a.txt/", 404);
+    hf_target t;
+    assert_int_equal(hf_resolve("/", "/tmp", &t), 0); /* --root / */
+    assert_true(t.dir);
     char longp[5000];
     memset(longp, 'a', sizeof longp - 1);
     longp[0] = '/';
