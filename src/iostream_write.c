@@ -319,7 +319,9 @@ static int file_region(int fd, uint64_t offset, uint64_t *length)
 int ts_iostream_write_file(ts_iostream *s, int fd, uint64_t offset, uint64_t length, ts_iostream_write_cb cb,
                            void *arg)
 {
-    int r = file_region(fd, offset, &length);
+    int r = write_refused(s, 0, NULL); /* the stream's state first: a closed stream says so */
+    if (!r)
+        r = file_region(fd, offset, &length);
     if (!r)
         r = write_refused(s, length, cb);
     if (r)

@@ -400,6 +400,7 @@ static void test_refused_arguments(void **state)
     tu_expect_read(ts_iostream_read_bytes_future(F.rs, 10, false), zeros, 10);
     ts_iostream_close(F.ws, 0);
     assert_int_equal(ts_iostream_write_file(F.ws, m.fd, 0, 1, NULL, NULL), TS_ECLOSED);
+    assert_int_equal(ts_iostream_write_file(F.ws, -1, 0, 1, NULL, NULL), TS_ECLOSED);
     close(p[0]);
     close(p[1]);
     close(m.fd);
