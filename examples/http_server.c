@@ -1,26 +1,33 @@
 /*
- * http_server: a small keep-alive HTTP/1.1 server on TCPServer.
+ * http_server: a keep-alive HTTP/1.1 server on TCPServer, and with --root a
+ * static file server.
  *
  * Per connection: the request head is read with read_until_regex for a blank
  * line (with a size limit) and parsed strictly by http_parse.c (RFC 9112:
  * every malformed or ambiguous framing is refused with 400, 414, 431, 501 or
  * 505 and the connection closed); a Content-Length body is read with
  * read_bytes, a chunked one chunk by chunk (its trailers checked and
- * dropped); then the response is written; pipelined requests are answered in order because the
- * next request is read only once the previous response is queued (or, for a
- * file, fully handed to the kernel). While more than EX_WRITE_HIGH_WATER
- * (64 KiB) of answers is queued, the next request waits until they reached
- * the kernel (example_flow.h): a client that pipelines without reading costs
- * at most that plus one response, and one read chunk of its requests. Files
- * stream in chunks with back pressure, never held whole in memory.
+ * dropped); then the response is written; pipelined requests are answered
+ * in order because the next request is read only once the previous response
+ * is queued. While more than EX_WRITE_HIGH_WATER (64 KiB) of answers is
+ * queued, the next request waits until they reached the kernel
+ * (example_flow.h): a client that pipelines without reading costs at most
+ * that plus one response, and one read chunk of its requests.
+ *
+ * Files (http_files.c maps targets, media types, validators, ranges and
+ * listings) are queued with ts_iostream_write_file: sendfile from the page
+ * cache on plain connections, never read into this program's memory. A
+ * queued file counts as queued output, so the flow control above holds.
  *
  *   http_server PORT [--address ADDR] [--root DIR] [--tls CERT KEY]
  *                    [--processes N] [--idle-timeout S]
+ *                    [--access-log FILE] [--mime-types FILE]
  */
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,21 +42,22 @@
 
 #include "example_args.h"
 #include "example_flow.h"
+#include "http_files.h"
 #include "http_parse.h"
 
 #define MAX_HEAD (16 * 1024)  /* the request head: 431 past it */
 #define MAX_LINE HP_MAX_LINE  /* the request line: 414 past it */
 #define MAX_FIELDS 100        /* header fields: 431 past them */
 #define MAX_BODY (16 * 1024 * 1024)
-#define FILE_CHUNK (256 * 1024)
 #define HELLO "Hello from libtstream!\n"
 
 typedef struct config {
     const char *root; /* realpath of --root, or NULL */
     double idle_timeout;
+    FILE *access_log; /* common log format, or NULL */
 } config;
 
-static config g_cfg = {NULL, 30.0};
+static config g_cfg = {NULL, 30.0, NULL};
 static ts_ioloop *g_loop;
 
 typedef struct conn {
@@ -59,16 +67,23 @@ typedef struct conn {
     bool keep_alive;
     bool head_only;
     bool linger; /* the peer may still be sending: drain before closing */
-    int file_fd;
-    off_t file_left;
+    size_t idle_queued; /* output queued when the idle timer was armed */
     char *method, *path; /* copied from the head: a body read may come between head and response */
+    char *reqline;       /* the request line, for the access log (NULL: none parsed) */
+    char *hdr[4];        /* copied header values (HDR_*), NULL when absent */
+    char peer[NI_MAXHOST]; /* the client's address, for the access log */
     char *body;          /* a chunked request body, gathered */
     size_t body_len, body_cap, trailer_bytes;
 } conn;
 
+/* The request headers a file response looks at, copied from the head. */
+enum { HDR_RANGE, HDR_IF_NONE_MATCH, HDR_IF_MODIFIED_SINCE, HDR_IF_RANGE };
+static const char *const hdr_names[4] = {"Range", "If-None-Match", "If-Modified-Since", "If-Range"};
+
 static conn g_conns = {.prev = &g_conns, .next = &g_conns};
 
 static void read_request(conn *c);
+static void arm_idle(conn *c);
 
 /* ---- connection lifetime ------------------------------------------------- */
 
@@ -77,6 +92,16 @@ static void on_idle(ts_ioloop *loop, void *arg)
     (void)loop;
     conn *c = arg;
     c->idle_timer = 0;
+    size_t queued = ts_iostream_write_buffer_size(c->s);
+    /*
+     * A response still going out that made progress since the timer was
+     * armed: the client is reading, which is not idleness (a download may
+     * take longer than the timeout). One that made none is closed.
+     */
+    if (queued && queued != c->idle_queued) {
+        arm_idle(c);
+        return;
+    }
     ts_iostream_close(c->s, TS_ETIMEDOUT);
 }
 
@@ -84,7 +109,19 @@ static void arm_idle(conn *c)
 {
     if (c->idle_timer)
         ts_ioloop_remove_timeout(g_loop, c->idle_timer);
+    c->idle_queued = ts_iostream_write_buffer_size(c->s);
     c->idle_timer = ts_ioloop_call_later(g_loop, g_cfg.idle_timeout, on_idle, c);
+}
+
+static void free_request(conn *c)
+{
+    free(c->method);
+    free(c->reqline);
+    c->method = c->path = c->reqline = NULL;
+    for (int i = 0; i < 4; i++) {
+        free(c->hdr[i]);
+        c->hdr[i] = NULL;
+    }
 }
 
 /* The close callback runs once, after every pending callback was told: free the connection here. */
@@ -93,9 +130,7 @@ static void on_close(ts_iostream *s, void *arg)
     conn *c = arg;
     if (c->idle_timer)
         ts_ioloop_remove_timeout(g_loop, c->idle_timer);
-    if (c->file_fd >= 0)
-        close(c->file_fd);
-    free(c->method);
+    free_request(c);
     free(c->body);
     c->prev->next = c->next;
     c->next->prev = c->prev;
@@ -109,12 +144,16 @@ static const char *reason(int status)
 {
     switch (status) {
     case 200: return "OK";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 304: return "Not Modified";
     case 400: return "Bad Request";
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 413: return "Content Too Large";
     case 414: return "URI Too Long";
+    case 416: return "Range Not Satisfiable";
     case 417: return "Expectation Failed";
     case 431: return "Request Header Fields Too Large";
     case 501: return "Not Implemented";
@@ -176,116 +215,194 @@ static void finish(conn *c)
         ts_iostream_close(c->s, 0);
 }
 
+/* The Date header's value, formatted once a second. */
+static const char *date_now(void)
+{
+    static char buf[HF_DATE_LEN];
+    static time_t last = -1;
+    time_t now = time(NULL);
+    if (now != last) {
+        hf_http_date(now, buf);
+        last = now;
+    }
+    return buf;
+}
+
+/* One common-log-format line: host ident authuser [date] "request" status bytes. */
+static void log_access(const conn *c, int status, long long bytes)
+{
+    char when[64], req[1024];
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    strftime(when, sizeof when, "%d/%b/%Y:%H:%M:%S %z", &tm);
+    size_t n = 0;
+    for (const char *p = c->reqline ? c->reqline : "-"; *p && n + 5 < sizeof req; p++) {
+        unsigned char ch = (unsigned char)*p;
+        if (ch == '"' || ch == '\\' || ch < 0x20 || ch >= 0x7f)
+            n += (size_t)snprintf(req + n, sizeof req - n, "\\x%02x", ch);
+        else
+            req[n++] = (char)ch;
+    }
+    req[n] = '\0';
+    if (bytes > 0)
+        fprintf(g_cfg.access_log, "%s - - [%s] \"%s\" %d %lld\n", c->peer, when, req, status, bytes);
+    else
+        fprintf(g_cfg.access_log, "%s - - [%s] \"%s\" %d -\n", c->peer, when, req, status);
+}
+
+/* The status line and headers; @p extra is more header lines (each ending CRLF), or "". */
+static void send_head_extra(conn *c, int status, const char *ctype, long long length, const char *extra)
+{
+    char head[1024], clen[40] = "";
+    if (length >= 0)
+        snprintf(clen, sizeof clen, "Content-Length: %lld\r\n", length);
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 %d %s\r\nServer: libtstream-http_server\r\nDate: %s\r\n%s%s%s%s%s%s\r\n",
+                     status, reason(status), date_now(), ctype ? "Content-Type: " : "", ctype ? ctype : "",
+                     ctype ? "\r\n" : "", clen, extra, c->keep_alive ? "" : "Connection: close\r\n");
+    if (n >= (int)sizeof head) {
+        ts_iostream_close(c->s, TS_EINVAL);
+        return;
+    }
+    ts_iostream_write(c->s, head, (size_t)n, NULL, NULL);
+    if (g_cfg.access_log)
+        log_access(c, status, c->head_only ? 0 : length);
+}
+
 static void send_head(conn *c, int status, const char *ctype, long long length)
 {
-    char head[512];
-    int n = snprintf(head, sizeof head,
-                     "HTTP/1.1 %d %s\r\nServer: libtstream-http_server\r\nContent-Type: %s\r\n"
-                     "Content-Length: %lld\r\n%s\r\n",
-                     status, reason(status), ctype, length, c->keep_alive ? "" : "Connection: close\r\n");
-    ts_iostream_write(c->s, head, (size_t)n, NULL, NULL);
+    send_head_extra(c, status, ctype, length, "");
+}
+
+/* Statuses after which the connection cannot go on: the request's framing is in doubt. */
+static bool ends_connection(int status)
+{
+    return status == 400 || status == 413 || status == 414 || status == 417 || status == 431 || status == 501 ||
+           status == 505 || status >= 500;
+}
+
+static void send_simple_extra(conn *c, int status, const char *ctype, const char *body, size_t len, const char *extra)
+{
+    if (ends_connection(status)) {
+        c->keep_alive = false;
+        c->linger = true;
+    }
+    send_head_extra(c, status, ctype, (long long)len, extra);
+    if (!c->head_only)
+        ts_iostream_write(c->s, body, len, NULL, NULL);
+    finish(c);
 }
 
 static void send_simple(conn *c, int status, const char *body)
 {
-    if (status >= 400 && status != 404 && status != 405) {
-        c->keep_alive = false;
-        c->linger = true;
-    }
-    send_head(c, status, "text/plain; charset=utf-8", (long long)strlen(body));
-    if (!c->head_only)
-        ts_iostream_write(c->s, body, strlen(body), NULL, NULL);
-    finish(c);
+    send_simple_extra(c, status, "text/plain; charset=utf-8", body, strlen(body), "");
 }
 
-static void send_error(conn *c, int status)
+static void send_error_extra(conn *c, int status, const char *extra)
 {
     char body[128];
     snprintf(body, sizeof body, "%d %s\n", status, reason(status));
-    send_simple(c, status, body);
+    send_simple_extra(c, status, "text/plain; charset=utf-8", body, strlen(body), extra);
 }
+
+static void send_error(conn *c, int status) { send_error_extra(c, status, ""); }
 
 /* ---- files ------------------------------------------------------------------ */
 
-static void file_pump(conn *c);
+static const char *hdr(const conn *c, int which) { return c->hdr[which]; }
 
-static void on_chunk_written(ts_iostream *s, int status, void *arg)
+/* If-None-Match, else If-Modified-Since (RFC 9110 13.2.2): whether the client's copy is current. */
+static bool not_modified(const conn *c, const struct stat *st, const char *etag)
 {
-    (void)s;
-    if (status < 0)
-        return; /* closing: on_close cleans up */
-    /*
-     * The client is reading: that is not idleness. Without this, a download
-     * longer than --idle-timeout was cut off midway however fast it went; a
-     * client that stops reading still gets closed one timeout after it stopped.
-     */
-    arm_idle(arg);
-    file_pump(arg);
+    const char *inm = hdr(c, HDR_IF_NONE_MATCH), *ims = hdr(c, HDR_IF_MODIFIED_SINCE);
+    time_t since;
+    if (inm)
+        return hf_etag_listed(inm, strlen(inm), etag);
+    return ims && hf_parse_http_date(ims, strlen(ims), &since) && st->st_mtime <= since;
 }
 
-/* Keeps about two chunks in flight: read one, queue it, continue when it reached the kernel. */
-static void file_pump(conn *c)
+/* If-Range (RFC 9110 13.1.5): the range applies only if the validator still matches. */
+static bool range_applies(const conn *c, const char *etag, const char *last_modified)
 {
-    while (c->file_left > 0) {
-        size_t want = c->file_left < FILE_CHUNK ? (size_t)c->file_left : FILE_CHUNK;
-        char *buf = malloc(want);
-        ssize_t n = buf ? read(c->file_fd, buf, want) : -1;
-        if (n <= 0) {
-            free(buf);
-            ts_iostream_close(c->s, n < 0 ? -errno : TS_EUNSATISFIABLE);
-            return;
-        }
-        c->file_left -= n;
-        bool wait = ts_iostream_write_buffer_size(c->s) + (size_t)n > 2 * FILE_CHUNK;
-        if (ts_iostream_write_owned(c->s, buf, (size_t)n, free, wait ? on_chunk_written : NULL, c) < 0) {
-            free(buf);
-            return;
-        }
-        if (wait)
-            return;
+    const char *ir = hdr(c, HDR_IF_RANGE);
+    if (!ir)
+        return true;
+    if (ir[0] == '"')
+        return !strcmp(ir, etag);
+    return !strcmp(ir, last_modified);
+}
+
+/* A regular file: 200, 206, 304 or 416, the body queued as a file region (never copied through here). */
+static void send_file(conn *c, const char *path, const char *name)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        if (fd >= 0)
+            close(fd);
+        send_error(c, errno == EACCES ? 403 : 404);
+        return;
     }
-    close(c->file_fd);
-    c->file_fd = -1;
+    char etag[HF_ETAG_LEN], lm[HF_DATE_LEN], extra[512];
+    hf_etag(&st, etag);
+    hf_http_date(st.st_mtime, lm);
+    uint64_t size = (uint64_t)st.st_size, first = 0, last = size ? size - 1 : 0;
+    int status = 200;
+    const char *range = hdr(c, HDR_RANGE);
+    hf_range_kind rk = HF_RANGE_NONE;
+    if (not_modified(c, &st, etag))
+        status = 304;
+    else if (range && !c->head_only && range_applies(c, etag, lm))
+        rk = hf_parse_range(range, strlen(range), size, &first, &last);
+    if (rk == HF_RANGE_UNSATISFIABLE) {
+        close(fd);
+        snprintf(extra, sizeof extra, "Content-Range: bytes */%llu\r\n", (unsigned long long)size);
+        send_error_extra(c, 416, extra);
+        return;
+    }
+    int n = snprintf(extra, sizeof extra, "Last-Modified: %s\r\nETag: %s\r\nAccept-Ranges: bytes\r\n", lm, etag);
+    if (rk == HF_RANGE_ONE) {
+        status = 206;
+        snprintf(extra + n, sizeof extra - (size_t)n, "Content-Range: bytes %llu-%llu/%llu\r\n",
+                 (unsigned long long)first, (unsigned long long)last, (unsigned long long)size);
+    }
+    uint64_t len = status == 304 || size == 0 ? 0 : last - first + 1;
+    /* a 304 has no content and no Content-Length: one would have to be the 200's (RFC 9110 8.6) */
+    send_head_extra(c, status, status == 304 ? NULL : hf_mime_type(name), status == 304 ? -1 : (long long)len, extra);
+    if (!c->head_only && len > 0 && ts_iostream_write_file(c->s, fd, first, len, NULL, NULL) < 0)
+        ts_iostream_close(c->s, 0); /* the file changed under us, or no fd left */
+    close(fd); /* the stream keeps its own descriptor until the region is sent */
     finish(c);
 }
 
-static int hexval(int ch)
+/* A directory: 301 to the slash form, its index.html, or a listing. */
+static void send_directory(conn *c, const hf_target *t)
 {
-    return isdigit(ch) ? ch - '0' : isxdigit(ch) ? (tolower(ch) - 'a' + 10) : -1;
-}
-
-/* Maps a request path under --root; returns an open fd or a negative HTTP status. */
-static int open_under_root(const char *path, off_t *size)
-{
-    char decoded[PATH_MAX], full[2 * PATH_MAX], real[PATH_MAX];
-    size_t j = 0;
-    for (size_t i = 0; path[i] && path[i] != '?'; i++) {
-        if (j + 1 == sizeof decoded)
-            return -414; /* never a shortened path: that names another file */
-        if (path[i] == '%' && hexval(path[i + 1]) >= 0 && hexval(path[i + 2]) >= 0) {
-            decoded[j++] = (char)(hexval(path[i + 1]) * 16 + hexval(path[i + 2]));
-            i += 2;
-        } else {
-            decoded[j++] = path[i];
-        }
+    size_t ul = strlen(t->url_path);
+    if (t->url_path[ul - 1] != '/') {
+        char extra[4200];
+        const char *q = strchr(c->path, '?');
+        size_t pl = q ? (size_t)(q - c->path) : strlen(c->path);
+        snprintf(extra, sizeof extra, "Location: %.*s/%s\r\n", (int)pl, c->path, q ? q : "");
+        send_error_extra(c, 301, extra);
+        return;
     }
-    decoded[j] = '\0';
-    if (strlen(decoded) != j || strstr(decoded, "/../") || (j >= 3 && !strcmp(decoded + j - 3, "/..")))
-        return -400;
-    snprintf(full, sizeof full, "%s%s", g_cfg.root, decoded);
-    if (!realpath(full, real))
-        return -404;
-    size_t rl = strlen(g_cfg.root);
-    if (strncmp(real, g_cfg.root, rl) != 0 || (real[rl] != '/' && real[rl] != '\0'))
-        return -403;
-    struct stat st;
-    if (stat(real, &st) < 0 || !S_ISREG(st.st_mode))
-        return -404;
-    int fd = open(real, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -403;
-    *size = st.st_size;
-    return fd;
+    char index[sizeof t->url_path + 16];
+    hf_target it;
+    snprintf(index, sizeof index, "%sindex.html", t->url_path);
+    if (hf_resolve(g_cfg.root, index, &it) == 0 && !it.dir) {
+        send_file(c, it.file, it.file);
+        return;
+    }
+    size_t len = 0;
+    char *html = hf_listing(t->file, t->url_path, &len);
+    if (!html) {
+        send_error(c, errno == EACCES ? 403 : 500);
+        return;
+    }
+    send_simple_extra(c, 200, "text/html; charset=utf-8", html, len, "");
+    free(html);
 }
 
 /* ---- requests ------------------------------------------------------------ */
@@ -294,39 +411,35 @@ static void respond(conn *c, const char *body, size_t body_len)
 {
     bool get = !strcmp(c->method, "GET"), head = !strcmp(c->method, "HEAD");
     c->head_only = head;
-    if (!strcmp(c->path, "/echo") && !strcmp(c->method, "POST")) {
+    if (!strcmp(c->path, "/echo")) {
+        if (strcmp(c->method, "POST") != 0) {
+            send_error_extra(c, 405, "Allow: POST\r\n");
+            return;
+        }
         send_head(c, 200, "application/octet-stream", (long long)body_len);
         ts_iostream_write(c->s, body, body_len, NULL, NULL);
         finish(c);
         return;
     }
     if (!get && !head) {
-        send_error(c, 405);
+        send_error_extra(c, 405, "Allow: GET, HEAD\r\n");
         return;
     }
-    if (!strcmp(c->path, "/") || !g_cfg.root) {
-        if (strcmp(c->path, "/") != 0) {
+    if (!g_cfg.root) {
+        if (strcmp(c->path, "/") != 0 && strncmp(c->path, "/?", 2) != 0)
             send_error(c, 404);
-            return;
-        }
-        send_simple(c, 200, HELLO);
+        else
+            send_simple(c, 200, HELLO);
         return;
     }
-    off_t size = 0;
-    int fd = open_under_root(c->path, &size);
-    if (fd < 0) {
-        send_error(c, -fd);
-        return;
-    }
-    send_head(c, 200, "application/octet-stream", (long long)size);
-    if (head) {
-        close(fd);
-        finish(c);
-        return;
-    }
-    c->file_fd = fd;
-    c->file_left = size;
-    file_pump(c);
+    hf_target t;
+    int status = hf_resolve(g_cfg.root, c->path, &t);
+    if (status)
+        send_error(c, status);
+    else if (t.dir)
+        send_directory(c, &t);
+    else
+        send_file(c, t.file, t.url_path);
 }
 
 static void on_body(ts_iostream *s, int status, const char *data, size_t len, void *arg)
@@ -470,6 +583,26 @@ static hp_str origin_path(hp_str t)
     return (hp_str){t.ptr + i, t.len - i};
 }
 
+/* Keeps the request line (for the log) and the headers a file response needs past this callback. */
+static int copy_request(conn *c, const hp_message *m, const char *head, size_t len)
+{
+    /* skip the empty line a client may send before the request line (RFC 9112 2.2) */
+    while (len && (*head == '\r' || *head == '\n'))
+        head++, len--;
+    const char *nl = memchr(head, '\n', len);
+    size_t line = nl ? (size_t)(nl - head) : len;
+    if (line && head[line - 1] == '\r')
+        line--;
+    if (!(c->reqline = strndup(head, line)))
+        return -1;
+    for (int i = 0; i < 4; i++) {
+        const hp_field *f = hp_find(m, hdr_names[i]);
+        if (f && !(c->hdr[i] = strndup(f->value.ptr, f->value.len)))
+            return -1;
+    }
+    return 0;
+}
+
 static void on_head(ts_iostream *s, int status, const char *data, size_t len, void *arg)
 {
     conn *c = arg;
@@ -483,6 +616,7 @@ static void on_head(ts_iostream *s, int status, const char *data, size_t len, vo
     if (status < 0)
         return;
     arm_idle(c);
+    free_request(c);
     hp_field fields[MAX_FIELDS];
     hp_message m = {.fields = fields, .max_fields = MAX_FIELDS};
     ssize_t rc = hp_parse_request(data, len, &head_limits, &m);
@@ -490,7 +624,6 @@ static void on_head(ts_iostream *s, int status, const char *data, size_t len, vo
         send_error(c, rc < 0 && rc != HP_INCOMPLETE ? hp_status(rc) : 400);
         return;
     }
-    free(c->method);
     hp_str path = origin_path(m.target);
     bool slash = path.len == 0 || path.ptr[0] == '?'; /* "http://host" and "http://host?q" mean "/" */
     if (!(c->method = malloc(m.method.len + path.len + 3))) {
@@ -503,6 +636,10 @@ static void on_head(ts_iostream *s, int status, const char *data, size_t len, vo
     c->path[0] = '/';
     memcpy(c->path + slash, path.ptr, path.len);
     c->path[slash + path.len] = '\0';
+    if (copy_request(c, &m, data, len) < 0) {
+        ts_iostream_close(s, TS_ENOMEM);
+        return;
+    }
     c->keep_alive = m.keep_alive;
     const hp_field *expect = hp_find(&m, "Expect");
     bool body = m.framing != HP_BODY_NONE && (m.framing != HP_BODY_LENGTH || m.length <= MAX_BODY);
@@ -539,12 +676,13 @@ static void read_request(conn *c)
 static int on_stream(ts_tcpserver *server, ts_iostream *s, const struct sockaddr *addr, socklen_t addrlen,
                      void *arg)
 {
-    (void)server, (void)addr, (void)addrlen, (void)arg;
+    (void)server, (void)arg;
     conn *c = calloc(1, sizeof *c);
     if (!c)
         return TS_ENOMEM;
     c->s = s;
-    c->file_fd = -1;
+    if (getnameinfo(addr, addrlen, c->peer, sizeof c->peer, NULL, 0, NI_NUMERICHOST) != 0)
+        snprintf(c->peer, sizeof c->peer, "-"); /* e.g. a unix socket */
     c->next = g_conns.next;
     c->prev = &g_conns;
     g_conns.next->prev = c;
@@ -574,19 +712,27 @@ static void usage(FILE *out, const char *prog)
 {
     fprintf(out,
             "usage: %s PORT [options]\n"
-            "A keep-alive HTTP/1.1 server. GET / answers a short greeting; with --root,\n"
-            "other paths serve files under DIR; POST /echo returns the request body.\n"
+            "A keep-alive HTTP/1.1 server. Without --root, GET / answers a short greeting;\n"
+            "with it, files and directories under DIR are served (index.html or a listing,\n"
+            "single byte ranges, ETag / Last-Modified and 304s, HEAD). POST /echo returns\n"
+            "the request body. Paths never leave DIR: \"..\" above it is a 400, and a\n"
+            "symbolic link is followed only to a file inside DIR (else 403).\n"
             "  --address ADDR       address to listen on (default 127.0.0.1)\n"
             "  --root DIR           serve files from DIR\n"
             "  --tls CERT KEY       serve HTTPS with this certificate and key (PEM)\n"
             "  --processes N        fork N processes sharing the port (0: one per CPU)\n"
-            "  --idle-timeout S     close connections idle for S seconds (default 30)\n",
+            "  --idle-timeout S     close connections idle for S seconds (default 30)\n"
+            "  --access-log FILE    one common-log-format line per request to FILE (-: stdout)\n"
+            "  --mime-types FILE    media types by extension (default /etc/mime.types;\n"
+            "                       a small built-in table covers what it lacks)\n",
             prog);
 }
 
 int main(int argc, char **argv)
 {
-    const char *address = "127.0.0.1", *cert = NULL, *key = NULL, *root = NULL;
+    const char *address = "127.0.0.1", *cert = NULL, *key = NULL, *root = NULL, *log_path = NULL;
+    const char *mime_path = "/etc/mime.types";
+    bool mime_given = false;
     int port = -1, processes = 1;
     const char *prog = "http_server";
     for (int i = 1; i < argc; i++) {
@@ -612,6 +758,13 @@ int main(int argc, char **argv)
             if (!(v = ex_option_value(prog, argc, argv, &i)) ||
                 ex_parse_seconds(prog, "--idle-timeout", v, &g_cfg.idle_timeout) < 0)
                 return EX_USAGE_STATUS;
+        } else if (!strcmp(a, "--access-log")) {
+            if (!(log_path = ex_option_value(prog, argc, argv, &i)))
+                return EX_USAGE_STATUS;
+        } else if (!strcmp(a, "--mime-types")) {
+            if (!(mime_path = ex_option_value(prog, argc, argv, &i)))
+                return EX_USAGE_STATUS;
+            mime_given = true;
         } else if (a[0] == '-' && a[1]) {
             return ex_usage_error(prog, "unknown option '%s'", a);
         } else if (port >= 0) {
@@ -629,6 +782,18 @@ int main(int argc, char **argv)
             return 2;
         }
         g_cfg.root = root_real;
+    }
+    if (hf_mime_load(mime_path) < 0 && mime_given) {
+        fprintf(stderr, "http_server: --mime-types %s: %s\n", mime_path, strerror(errno));
+        return 2;
+    }
+    if (log_path) {
+        g_cfg.access_log = strcmp(log_path, "-") ? fopen(log_path, "ae") : stdout;
+        if (!g_cfg.access_log) {
+            fprintf(stderr, "http_server: --access-log %s: %s\n", log_path, strerror(errno));
+            return 2;
+        }
+        setvbuf(g_cfg.access_log, NULL, _IOLBF, 0); /* whole lines, as they happen */
     }
     SSL_CTX *ctx = NULL;
     if (cert) {
@@ -674,5 +839,8 @@ int main(int argc, char **argv)
         ts_future_unref(never);
     }
     ts_ioloop_free(g_loop, false);
+    hf_mime_free();
+    if (g_cfg.access_log && g_cfg.access_log != stdout)
+        fclose(g_cfg.access_log);
     return 0;
 }

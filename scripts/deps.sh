@@ -37,6 +37,7 @@ TEST_PACKAGES=(
     iproute2     # `ip`: the http_client test's network-namespace cases
     util-linux   # unshare, taskset
     bsdutils     # script: the progress-bar check runs under a pseudo-terminal
+    media-types  # /etc/mime.types: http_server's media types (tests/http_server_files.sh)
     clang        # make fuzz (libFuzzer) and make tsan
     libclang-rt-14-dev  # clang's fuzzer and sanitizer runtimes
     valgrind     # make valgrind

@@ -104,6 +104,12 @@ ts_future *ts_iostream_write_future(ts_iostream *s, const void *data, size_t len
     return f ? started(f, ts_iostream_write(s, data, len, on_done, f)) : NULL;
 }
 
+ts_future *ts_iostream_write_file_future(ts_iostream *s, int fd, uint64_t offset, uint64_t length)
+{
+    ts_future *f = prepare(s);
+    return f ? started(f, ts_iostream_write_file(s, fd, offset, length, on_done, f)) : NULL;
+}
+
 ts_future *ts_iostream_connect_future(ts_iostream *s, const struct sockaddr *addr, socklen_t addrlen)
 {
     ts_future *f = prepare(s);

@@ -123,7 +123,7 @@ typedef struct ts__writebuf {
 } ts__writebuf;
 
 void ts__writebuf_init(ts__writebuf *wb);
-/** Frees every chunk (owned data through its free function) and the markers, without running any. */
+/** Frees every chunk (owned data through its free function, file regions' fds closed) and the markers, without running any. */
 void ts__writebuf_free(ts__writebuf *wb);
 static inline size_t ts__writebuf_size(const ts__writebuf *wb) { return wb->size; }
 /** Queues a copy of @p data (coalesced into the tail chunk when it fits). 0 or TS_ENOMEM (nothing queued). */
@@ -152,6 +152,30 @@ static inline void ts__wowner_release(const ts__wowner *own)
  */
 int ts__writebuf_append_owned(ts__writebuf *wb, const void *data, size_t len, const ts__wowner *own);
 /**
+ * Queues the region [@p off, @p off + @p len) of the file open on @p fd,
+ * which the buffer then owns: it is closed when the region has been written
+ * or the buffer is cleared. @p len must be > 0. 0 or TS_ENOMEM (nothing
+ * queued, @p fd left open).
+ */
+int ts__writebuf_append_file(ts__writebuf *wb, int fd, uint64_t off, size_t len);
+/**
+ * Whether the head chunk is a file region with nothing staged at its next
+ * byte; if so, *fd, *off (the file offset of that byte) and *left (the
+ * region's bytes not yet written) are set. The core then sends from the
+ * file itself (sendfile, then ts__writebuf_advance) or stages bytes.
+ */
+bool ts__writebuf_head_file(const ts__writebuf *wb, int *fd, uint64_t *off, size_t *left);
+/**
+ * Where to read the head file region's next bytes (at most *room, set here:
+ * up to TS__WB_CHUNK) so ts__writebuf_iov() hands them out like copied
+ * bytes; they stay until written, so a transport that must retry a write
+ * with the same bytes (TLS) gets them. Only after ts__writebuf_head_file()
+ * said true. NULL when out of memory.
+ */
+char *ts__writebuf_stage_begin(ts__writebuf *wb, size_t *room);
+/** Records that @p n (> 0, <= room) bytes were read into the staging block. */
+void ts__writebuf_stage_commit(ts__writebuf *wb, size_t n);
+/**
  * Counts @p n bytes as written without queueing them (they went out inline
  * before being buffered), keeping the indexes consistent. Only valid while
  * the buffer is empty.
@@ -170,7 +194,10 @@ void ts__writebuf_lose(ts__writebuf *wb, size_t n);
 int ts__writebuf_reserve_mark(ts__writebuf *wb);
 /** Adds a marker at the current end (total_index). 0 or TS_ENOMEM. */
 int ts__writebuf_add_mark(ts__writebuf *wb, ts_iostream_write_cb cb, void *arg);
-/** Fills up to @p max_iov entries, at most @p max_bytes in all, from the head. Returns the count. */
+/**
+ * Fills up to @p max_iov entries, at most @p max_bytes in all, from the head,
+ * stopping at a file region's bytes that are not staged. Returns the count.
+ */
 int ts__writebuf_iov(const ts__writebuf *wb, struct iovec *iov, int max_iov, size_t max_bytes);
 /** Marks @p n bytes (<= size) written: frees finished chunks, advances done_index. */
 void ts__writebuf_advance(ts__writebuf *wb, size_t n);

@@ -6,8 +6,19 @@
  * written reach each write's end index.
  *
  * Buffer bookkeeping is writebuf.c's; the bytes themselves go through
- * ops->write_to_fd.
+ * ops->write_to_fd. A queued file region (ts_iostream_write_file) goes out
+ * with sendfile on the built-in socket and pipe transports; any other
+ * transport gets its bytes read (pread) into a staging block in the write
+ * buffer and written like copied bytes.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "iostream_core.h"
 
 static bool write_blocked(ts_iostream *s, ssize_t r)
@@ -43,6 +54,76 @@ static void shutdown_write(ts_iostream *s)
 }
 
 /*
+ * sendfile has no MSG_NOSIGNAL: a socket whose peer is gone raises SIGPIPE.
+ * The signal is blocked around the call and, if the call raised it, taken
+ * back, so a library never kills its process (nor runs its handler).
+ */
+static ssize_t send_file(int out, int in, uint64_t off, size_t len)
+{
+    sigset_t pipe_set, old, pending;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+    sigpending(&pending);
+    bool was_pending = sigismember(&pending, SIGPIPE);
+    off_t o = (off_t)off;
+    ssize_t r;
+    do
+        r = sendfile(out, in, &o, len);
+    while (r < 0 && errno == EINTR);
+    int err = errno;
+    /* Even a call that sent some bytes may have raised it, on the part that failed. */
+    if (!was_pending && sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE)) {
+        const struct timespec zero = {0, 0};
+        sigtimedwait(&pipe_set, NULL, &zero);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (r >= 0)
+        return r;
+    return (err == EAGAIN || err == EWOULDBLOCK) ? TS_EAGAIN : -err;
+}
+
+/*
+ * sendfile writes to the fd past write_to_fd: only for the built-in socket
+ * and pipe transports, which write the fd unchanged (made inline, and they
+ * read the fd directly). A user transport may transform what it writes,
+ * even one that reads its fd directly (TS_STREAM_OPS_SHORT_READ_DRAINED).
+ */
+static bool can_sendfile(const ts_iostream *s)
+{
+    return (s->flags & (TS__F_INLINE_T | TS__F_PLAIN_FD)) == (TS__F_INLINE_T | TS__F_PLAIN_FD);
+}
+
+/*
+ * The head of the queue is a file region with nothing staged: send up to
+ * @p budget of it. Returns bytes the transport took (> 0), 0 when bytes were
+ * only staged (the caller goes on to write them), or a negative code:
+ * TS_EAGAIN and friends, -ENODATA when the file ended before the region did
+ * (it shrank), another error from the file or the fd.
+ */
+static ssize_t flush_file(ts_iostream *s, int fd, uint64_t off, size_t left, size_t budget)
+{
+    if (can_sendfile(s)) {
+        ssize_t r = send_file(s->ops->fileno(s->transport), fd, off, TS__MIN(left, budget));
+        if (r != -EINVAL && r != -ENOSYS && r != -EOPNOTSUPP)
+            return r == 0 ? -ENODATA : r;
+        /* A file sendfile cannot read from (or an fd it cannot write to): staged like the others. */
+    }
+    size_t room;
+    char *buf = ts__writebuf_stage_begin(&s->wb, &room);
+    if (!buf)
+        return TS_ENOMEM;
+    ssize_t r;
+    do
+        r = pread(fd, buf, room, (off_t)off);
+    while (r < 0 && errno == EINTR);
+    if (r <= 0)
+        return r == 0 ? -ENODATA : -errno;
+    ts__writebuf_stage_commit(&s->wb, (size_t)r);
+    return 0;
+}
+
+/*
  * What may still be written now: TS__WRITE_EVENT_CAP bytes per run, across
  * every flush and direct write it makes (an API call outside a run counts
  * on its own). Past it the stream waits for the next poll, as if blocked:
@@ -70,8 +151,18 @@ void ts__io_flush(ts_iostream *s)
         size_t left = write_budget(s);
         if (!left)
             return;
-        int cnt = ts__writebuf_iov(&s->wb, iov, TS__IOV_CAP, left);
-        ssize_t r = s->ops->write_to_fd(s->transport, iov, cnt);
+        ssize_t r;
+        int fd;
+        uint64_t off;
+        size_t file_left;
+        if (ts__writebuf_head_file(&s->wb, &fd, &off, &file_left)) {
+            r = flush_file(s, fd, off, file_left, left);
+            if (r == 0)
+                continue; /* staged: written through the transport next */
+        } else {
+            int cnt = ts__writebuf_iov(&s->wb, iov, TS__IOV_CAP, left);
+            r = s->ops->write_to_fd(s->transport, iov, cnt);
+        }
         if (r > 0) {
             ts__writebuf_advance(&s->wb, (size_t)r);
             s->run_written += (size_t)r;
@@ -111,21 +202,31 @@ static ssize_t write_direct(ts_iostream *s, const char *data, size_t len)
     return (ssize_t)done;
 }
 
-/* @p own: the caller's memory is queued without a copy (NULL: copy it). */
-static int queue_write(ts_iostream *s, const void *data, size_t len, const ts__wowner *own, ts_iostream_write_cb cb,
-                       void *arg)
+/* Whether a write of @p len bytes may be queued now (0), or why not; makes room for its marker. */
+static int write_refused(ts_iostream *s, uint64_t len, ts_iostream_write_cb cb)
 {
     if (s->flags & TS__F_CLOSED)
         return TS_ECLOSED;
     if (s->flags & (TS__F_SHUT_REQ | TS__F_SHUT_DONE))
         return TS_ESTATE; /* the write side is (being) shut */
-    if (len && !data)
-        return TS_EINVAL;
     /* As Tornado: the write is refused and nothing else happens; the caller may wait for the queue to drain. */
-    if (s->max_write_buffer_size && ts__writebuf_size(&s->wb) + len > s->max_write_buffer_size)
+    if (s->max_write_buffer_size && (len > s->max_write_buffer_size ||
+                                     ts__writebuf_size(&s->wb) > s->max_write_buffer_size - len))
         return TS_EBUFFERFULL;
     if (cb && ts__writebuf_reserve_mark(&s->wb))
         return TS_ENOMEM; /* nothing happened yet */
+    return 0;
+}
+
+/* @p own: the caller's memory is queued without a copy (NULL: copy it). */
+static int queue_write(ts_iostream *s, const void *data, size_t len, const ts__wowner *own, ts_iostream_write_cb cb,
+                       void *arg)
+{
+    int refused = write_refused(s, len, cb);
+    if (refused)
+        return refused;
+    if (len && !data)
+        return TS_EINVAL;
     size_t done = 0;
     bool closed = false;
     if (len && ts__writebuf_size(&s->wb) == 0 && ts__io_ready_for_io(s) && !(s->flags & TS__F_WBLOCKED) &&
@@ -193,6 +294,55 @@ int ts_iostream_write_ref(ts_iostream *s, const void *data, size_t len, ts_iostr
 {
     ts__wowner own = {.data = data, .len = len, .release = release, .release_arg = release_arg};
     return queue_write(s, data, len, &own, cb, arg);
+}
+
+/* The region's length once checked against the file: 0 or a negative code. */
+static int file_region(int fd, uint64_t offset, uint64_t *length)
+{
+    struct stat st;
+    if (fd < 0)
+        return TS_EINVAL;
+    if (fstat(fd, &st) < 0)
+        return -errno;
+    if (!S_ISREG(st.st_mode))
+        return TS_EINVAL; /* sendfile and pread need a regular file */
+    uint64_t size = (uint64_t)st.st_size;
+    if (*length == TS_WRITE_FILE_TO_END)
+        *length = offset <= size ? size - offset : 0;
+    if (offset > size || *length > size - offset)
+        return -ENODATA;
+    if (*length > SIZE_MAX)
+        return TS_EINVAL; /* more than the write buffer can count (32-bit builds) */
+    return 0;
+}
+
+int ts_iostream_write_file(ts_iostream *s, int fd, uint64_t offset, uint64_t length, ts_iostream_write_cb cb,
+                           void *arg)
+{
+    int r = write_refused(s, 0, NULL); /* the stream's state first: a closed stream says so */
+    if (!r)
+        r = file_region(fd, offset, &length);
+    if (!r)
+        r = write_refused(s, length, cb);
+    if (r)
+        return r;
+    if (length) {
+        int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        if (own < 0)
+            return -errno;
+        if (ts__writebuf_append_file(&s->wb, own, offset, (size_t)length)) {
+            close(own);
+            return TS_ENOMEM;
+        }
+    }
+    if (cb)
+        ts__writebuf_add_mark(&s->wb, cb, arg); /* room reserved above */
+    if (s->flags & TS__F_IN_RUN)
+        return 0; /* run() flushes on its way out */
+    if (ts__writebuf_mark_ready(&s->wb))
+        ts__io_schedule(s);
+    ts__io_update_interest(s);
+    return 0;
 }
 
 int ts_iostream_shutdown(ts_iostream *s, ts_iostream_write_cb cb, void *arg)

@@ -5,22 +5,38 @@
  *
  * Small copies are coalesced into TS__WB_CHUNK-byte chunks so many small
  * writes cost one writev entry per chunk, not one each; owned (zero-copy)
- * data is referenced. Each chunk records the index where it ends, each
+ * data is referenced, and so is a region of a file (its own descriptor,
+ * closed with the chunk). Each chunk records the index where it ends, each
  * marker the index where its write ends; a marker is done once done_index
  * reaches it. This file does no I/O and runs no callbacks: the core asks it
  * for an iovec, reports how much went out, and pops the finished markers.
+ * A file region enters the iovec only through its staging block, which the
+ * core fills (pread) for transports that cannot sendfile.
  */
 #include <string.h>
+#include <unistd.h>
 
 #include "iostream_int.h"
 
+/* A file region: the chunk's bytes are the file's [off, off + len). */
+typedef struct ts__wfile {
+    int fd;             /* the chunk's own descriptor, closed with it */
+    uint64_t off;       /* file offset of the chunk's first byte */
+    ts__wchunk *stage;  /* a copy chunk holding bytes read for the transport (NULL: none yet) */
+    size_t stage_pos;   /* chunk offset of stage's first byte */
+} ts__wfile;
+
 struct ts__wchunk {
     ts__wchunk *next;
-    char *data;
+    char *data;   /* file chunks: NULL */
     size_t len;
-    size_t cap;   /* copy chunks: room for appends; owned chunks: 0 */
+    size_t cap;   /* copy chunks: room for appends; owned and file chunks: 0 */
     uint64_t end; /* total_index at the chunk's last byte */
-    ts__wowner own; /* owned chunks: how the caller's memory goes back */
+    bool is_file;
+    union {
+        ts__wowner own; /* owned chunks: how the caller's memory goes back */
+        ts__wfile file;
+    } u;
     /* copy chunks: the bytes follow */
 };
 
@@ -32,7 +48,13 @@ static void chunk_free(ts__writebuf *wb, ts__wchunk *c)
         ts__pool_put(wb->pool, c);
         return;
     }
-    ts__wowner_release(&c->own);
+    if (c->is_file) {
+        close(c->u.file.fd);
+        if (c->u.file.stage)
+            chunk_free(wb, c->u.file.stage);
+    } else {
+        ts__wowner_release(&c->u.own);
+    }
     ts__free(c);
 }
 
@@ -44,6 +66,17 @@ static void push_chunk(ts__writebuf *wb, ts__wchunk *c)
     else
         wb->head = c;
     wb->tail = c;
+}
+
+/* Queues a referenced chunk (owned memory or a file region) of @p len bytes. */
+static void push_sized(ts__writebuf *wb, ts__wchunk *c, size_t len)
+{
+    c->len = len;
+    c->cap = 0;
+    wb->total_index += len;
+    wb->size += len;
+    c->end = wb->total_index;
+    push_chunk(wb, c);
 }
 
 void ts__writebuf_clear(ts__writebuf *wb)
@@ -79,7 +112,8 @@ static ts__wchunk *new_copy_chunk(ts__writebuf *wb, size_t cap)
     c->data = (char *)(c + 1);
     c->len = 0;
     c->cap = cap;
-    c->own = (ts__wowner){0};
+    c->is_file = false;
+    c->u.own = (ts__wowner){0};
     return c;
 }
 
@@ -136,15 +170,58 @@ int ts__writebuf_append_owned(ts__writebuf *wb, const void *data, size_t len, co
     if (!c)
         return TS_ENOMEM;
     c->data = (char *)data;
-    c->own = *own;
-    c->len = len;
-    c->cap = 0;
-    wb->total_index += len;
-    wb->size += len;
-    c->end = wb->total_index;
-    push_chunk(wb, c);
+    c->is_file = false;
+    c->u.own = *own;
+    push_sized(wb, c, len);
     return 0;
 }
+
+int ts__writebuf_append_file(ts__writebuf *wb, int fd, uint64_t off, size_t len)
+{
+    ts__wchunk *c = ts__malloc(sizeof(*c));
+    if (!c)
+        return TS_ENOMEM;
+    c->data = NULL;
+    c->is_file = true;
+    c->u.file = (ts__wfile){.fd = fd, .off = off};
+    push_sized(wb, c, len);
+    return 0;
+}
+
+/* The staged bytes of file chunk @p c from chunk offset @p off (0 when none are staged there). */
+static size_t staged_at(const ts__wchunk *c, size_t off, const char **p)
+{
+    const ts__wfile *f = &c->u.file;
+    if (!f->stage || off < f->stage_pos || off >= f->stage_pos + f->stage->len)
+        return 0;
+    *p = f->stage->data + (off - f->stage_pos);
+    return f->stage_pos + f->stage->len - off;
+}
+
+bool ts__writebuf_head_file(const ts__writebuf *wb, int *fd, uint64_t *off, size_t *left)
+{
+    const ts__wchunk *c = wb->head;
+    const char *p;
+    if (!c || !c->is_file || staged_at(c, wb->head_off, &p))
+        return false;
+    *fd = c->u.file.fd;
+    *off = c->u.file.off + wb->head_off;
+    *left = c->len - wb->head_off;
+    return true;
+}
+
+char *ts__writebuf_stage_begin(ts__writebuf *wb, size_t *room)
+{
+    ts__wfile *f = &wb->head->u.file;
+    if (!f->stage && !(f->stage = new_copy_chunk(wb, TS__WB_CHUNK)))
+        return NULL;
+    f->stage->len = 0;
+    f->stage_pos = wb->head_off;
+    *room = TS__MIN((size_t)TS__WB_CHUNK, wb->head->len - wb->head_off);
+    return f->stage->data;
+}
+
+void ts__writebuf_stage_commit(ts__writebuf *wb, size_t n) { wb->head->u.file.stage->len = n; }
 
 void ts__writebuf_lose(ts__writebuf *wb, size_t n) { wb->total_index += n; }
 
@@ -184,11 +261,21 @@ int ts__writebuf_iov(const ts__writebuf *wb, struct iovec *iov, int max_iov, siz
     int n = 0;
     size_t off = wb->head_off;
     for (ts__wchunk *c = wb->head; c && n < max_iov && max_bytes > 0; c = c->next) {
-        size_t l = TS__MIN(c->len - off, max_bytes);
-        iov[n].iov_base = c->data + off;
+        const char *p = NULL;
+        size_t avail = c->len - off;
+        if (!c->is_file)
+            p = c->data + off;
+        else
+            avail = staged_at(c, off, &p); /* only the staged part; 0: the core sends it (sendfile) or stages it */
+        if (avail == 0)
+            break;
+        size_t l = TS__MIN(avail, max_bytes);
+        iov[n].iov_base = (void *)p;
         iov[n].iov_len = l;
         n++;
         max_bytes -= l;
+        if (l < c->len - off)
+            break; /* the rest of this chunk is not staged yet (or the byte cap is reached) */
         off = 0;
     }
     return n;

@@ -41,6 +41,9 @@ expect_usage http_server /nonexistent-dir 8080 --root /nonexistent-dir
 expect_usage http_server --idle-timeout 8080 --idle-timeout 0
 expect_usage http_server --idle-timeout 8080 --idle-timeout 5s
 expect_usage http_server --processes 8080 --processes two
+expect_usage http_server /nonexistent-types 8080 --mime-types /nonexistent-types
+expect_usage http_server /nonexistent-dir/log 8080 --access-log /nonexistent-dir/log
+expect_usage http_server --access-log 8080 --access-log
 expect_usage echo_server --processes 8080 --processes -3
 expect_usage echo_server --tls 8080 --tls only-cert
 expect_usage http_client --bogus --bogus http://127.0.0.1/

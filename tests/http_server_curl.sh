@@ -9,6 +9,8 @@ SRV=$TS_BUILD_DIR/examples/http_server
 mkdir -p "$TMP/root/sub"
 head -c $((100 * 1024 * 1024)) /dev/urandom >"$TMP/root/big.bin"
 echo "small file" >"$TMP/root/sub/small.txt"
+# with --root, / is the root directory: its index.html is the greeting the checks expect
+printf 'Hello from libtstream!\n' >"$TMP/root/index.html"
 make_certs "$TMP/certs"
 
 P=$(free_port)

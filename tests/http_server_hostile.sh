@@ -14,6 +14,8 @@ SRV=${HOSTILE_SERVER:-$TS_BUILD_DIR/examples/http_server}
 
 mkdir -p "$TMP/root/sub"
 echo "small file" >"$TMP/root/sub/small.txt"
+# with --root, / is the root directory: its index.html is the greeting the checks expect
+printf 'Hello from libtstream!\n' >"$TMP/root/index.html"
 P=$(free_port)
 start http "$SRV" "$P" --root "$TMP/root"
 wait_port "$P"

@@ -36,6 +36,8 @@ RSS_BOUND_KB=$((64 * 1024))
 mkdir -p "$TMP/root"
 head -c $BIG /dev/urandom >"$TMP/root/big.bin"
 head -c 65536 /dev/urandom >"$TMP/root/med.bin"
+# with --root, / is the root directory: its index.html is the greeting the checks expect
+printf 'Hello from libtstream!\n' >"$TMP/root/index.html"
 make_certs "$TMP/certs"
 CERT=("$TMP/certs/server.pem" "$TMP/certs/server.key")
 

@@ -1,4 +1,4 @@
-/* The write buffer as a plain data structure: no loop, no fds. */
+/* The write buffer as a plain data structure: no loop, no I/O (file regions hold /dev/null). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -6,6 +6,7 @@
 
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -308,6 +309,72 @@ static void test_out_of_memory(void **state)
     ts__writebuf_free(&wb);
 }
 
+/* A file region: the iovec stops before it until bytes are staged; staged bytes go out like copies; its fd is closed. */
+static void test_file_region_staging(void **state)
+{
+    (void)state;
+    ts__writebuf wb;
+    ts__writebuf_init(&wb);
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(ts__writebuf_append(&wb, "ab", 2), 0);
+    assert_int_equal(ts__writebuf_append_file(&wb, fd, 100, 40000), 0);
+    assert_int_equal(ts__writebuf_append(&wb, "cd", 2), 0); /* a new copy chunk: a file chunk takes no copies */
+    assert_int_equal(ts__writebuf_size(&wb), 40004);
+    assert_int_equal(ts__writebuf_nchunks(&wb), 3);
+    int got_fd;
+    uint64_t off;
+    size_t left;
+    assert_false(ts__writebuf_head_file(&wb, &got_fd, &off, &left));
+    struct iovec iov[8];
+    assert_int_equal(ts__writebuf_iov(&wb, iov, 8, SIZE_MAX), 1);
+    assert_int_equal(iov[0].iov_len, 2);
+    ts__writebuf_advance(&wb, 2);
+    size_t sent = 0;
+    for (int round = 0; round < 3; round++) {
+        assert_true(ts__writebuf_head_file(&wb, &got_fd, &off, &left));
+        assert_int_equal(got_fd, fd);
+        assert_int_equal(off, 100 + sent);
+        assert_int_equal(left, 40000 - sent);
+        size_t room;
+        char *buf = ts__writebuf_stage_begin(&wb, &room);
+        assert_non_null(buf);
+        assert_int_equal(room, left < TS__WB_CHUNK ? left : TS__WB_CHUNK);
+        memset(buf, 'a' + round, room);
+        ts__writebuf_stage_commit(&wb, room);
+        assert_false(ts__writebuf_head_file(&wb, &got_fd, &off, &left));
+        int n = ts__writebuf_iov(&wb, iov, 8, SIZE_MAX);
+        assert_int_equal(n, round < 2 ? 1 : 2); /* the last stage reaches the region's end: "cd" follows */
+        assert_int_equal(iov[0].iov_len, room);
+        assert_int_equal(((char *)iov[0].iov_base)[room - 1], 'a' + round);
+        /* a short write keeps the rest staged, the same bytes, for the retry */
+        ts__writebuf_advance(&wb, 1000);
+        assert_int_equal(ts__writebuf_iov(&wb, iov, 8, SIZE_MAX), n);
+        assert_int_equal(iov[0].iov_len, room - 1000);
+        ts__writebuf_advance(&wb, room - 1000);
+        sent += room;
+    }
+    assert_int_equal(sent, 40000);
+    assert_int_equal(ts__writebuf_iov(&wb, iov, 8, SIZE_MAX), 1);
+    assert_memory_equal(iov[0].iov_base, "cd", 2);
+    assert_int_equal(fcntl(fd, F_GETFD), -1); /* closed with its chunk */
+    ts__writebuf_advance(&wb, 2);
+    assert_int_equal(ts__writebuf_size(&wb), 0);
+    ts__writebuf_free(&wb);
+}
+
+/* Clearing the buffer closes a queued region's fd. */
+static void test_clear_closes_file(void **state)
+{
+    (void)state;
+    ts__writebuf wb;
+    ts__writebuf_init(&wb);
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    assert_int_equal(ts__writebuf_append_file(&wb, fd, 0, 10), 0);
+    ts__writebuf_free(&wb);
+    assert_int_equal(fcntl(fd, F_GETFD), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -321,6 +388,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_skip_keeps_indexes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_random_against_model, setup, teardown),
         cmocka_unit_test_setup_teardown(test_out_of_memory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_file_region_staging, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_clear_closes_file, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

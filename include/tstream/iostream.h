@@ -628,6 +628,58 @@ typedef void (*ts_iostream_release_cb)(const void *data, size_t len, void *arg);
 TS_EXPORT int ts_iostream_write_ref(ts_iostream *s, const void *data, size_t len, ts_iostream_release_cb release,
                                     void *release_arg, ts_iostream_write_cb cb, void *arg);
 
+/** ts_iostream_write_file()'s @p length for "from @p offset to the end of the file". */
+#define TS_WRITE_FILE_TO_END UINT64_MAX
+
+/**
+ * Zero-copy write of a region of a file (libevent's evbuffer_add_file):
+ * queues bytes [@p offset, @p offset + @p length) of the regular file open
+ * on @p fd, in order with the other writes. On the built-in socket and pipe
+ * transports they go from the page cache to the fd with sendfile(2), never
+ * through user memory; TLS and user transports (ts_iostream_new()) get them
+ * read (pread) into a 16 KiB staging block and written through their
+ * write_to_fd. The file's bytes are read as they are sent, not at this call.
+ *
+ * The stream keeps its own descriptor for the file (a duplicate of @p fd,
+ * close-on-exec) until the region has been sent or the stream closed, so
+ * the caller may close @p fd as soon as this returns, and may queue the
+ * same fd again (e.g. several ranges). The duplicate shares @p fd's file
+ * offset, which is neither used nor moved (pread / sendfile with an
+ * offset).
+ *
+ * The region counts towards ts_iostream_write_buffer_size() and
+ * max_write_buffer_size like any queued write (a 2 GiB file queues 2 GiB),
+ * and @p cb runs, in order with the other writes' callbacks, once its last
+ * byte reached the kernel. If the file turns out shorter than the region
+ * while it is sent (it was truncated), the stream closes with -ENODATA:
+ * the peer got a prefix, this write's callback and every later one get
+ * -ENODATA, and the peer sees the connection end. A read error of the file
+ * closes the stream with that error (-errno).
+ *
+ * @param s      the stream
+ * @param fd     an open regular file; it stays the caller's (see above)
+ * @param offset the region's first byte in the file
+ * @param length its length in bytes (0 is allowed: @p cb runs once earlier
+ *               writes are done), or TS_WRITE_FILE_TO_END
+ * @param cb     runs once the region reached the kernel (0) or the stream
+ *               closed first (its status); may be NULL
+ * @param arg    passed to @p cb
+ * @return 0 when queued (@p cb, if given, will run once); on an error
+ *         nothing is queued and @p cb never runs
+ * @retval TS_ECLOSED     the stream is closed
+ * @retval TS_ESTATE      ts_iostream_shutdown() was called on the stream
+ * @retval TS_EINVAL      @p fd is negative or not a regular file, or the
+ *                        region is larger than SIZE_MAX (32-bit builds)
+ * @retval -ENODATA       the file, as it is now, ends before the region
+ * @retval TS_EBUFFERFULL the region would pass max_write_buffer_size: the
+ *                        stream stays open
+ * @retval TS_ENOMEM      out of memory
+ * @retval -EMFILE        no descriptor left for the stream's duplicate
+ *                        (or another -errno from fstat / fcntl)
+ */
+TS_EXPORT int ts_iostream_write_file(ts_iostream *s, int fd, uint64_t offset, uint64_t length,
+                                     ts_iostream_write_cb cb, void *arg);
+
 /**
  * Flush, then half-close (libuv's uv_shutdown): once everything queued
  * before this call has gone out, ends the write side through the
@@ -704,6 +756,18 @@ TS_EXPORT ts_future *ts_iostream_shutdown_future(ts_iostream *s);
  *         failed with the error; NULL when out of memory
  */
 TS_EXPORT ts_future *ts_iostream_write_future(ts_iostream *s, const void *data, size_t len);
+
+/**
+ * Future form of ts_iostream_write_file().
+ *
+ * @param s      the stream
+ * @param fd     an open regular file (the stream keeps a duplicate)
+ * @param offset the region's first byte
+ * @param length its length, or TS_WRITE_FILE_TO_END
+ * @return a future resolved with NULL once the region reached the kernel,
+ *         or failed with the error; NULL when out of memory
+ */
+TS_EXPORT ts_future *ts_iostream_write_file_future(ts_iostream *s, int fd, uint64_t offset, uint64_t length);
 
 /**
  * Closes the stream, recording @p err (0 for a plain close) as
