@@ -16,6 +16,7 @@
 
 typedef struct request {
     char text[512];
+    char peer[TS_SOCKADDR_STRLEN]; /* the address connected to, for messages */
     int status;
 } request;
 
@@ -63,7 +64,7 @@ static void send_request(ts_iostream *s, int status, void *arg)
 {
     request *req = arg;
     if (status < 0) {
-        fprintf(stderr, "callback_client: connect: %s\n", ts_strerror(status));
+        fprintf(stderr, "callback_client: connect to %s: %s\n", req->peer, ts_strerror(status));
         stop(s, req, 1);
         return;
     }
@@ -93,6 +94,7 @@ int main(int argc, char **argv)
     }
     request req = {.status = 1};
     snprintf(req.text, sizeof req.text, "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", argc > 3 ? argv[3] : "/", argv[1]);
+    ts_sockaddr_str(ai->ai_addr, ai->ai_addrlen, req.peer, sizeof req.peer);
     ts_ioloop *loop = ts_ioloop_new();
     int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     ts_iostream *s = fd >= 0 ? ts_iostream_new_socket(loop, fd, NULL) : NULL;

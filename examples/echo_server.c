@@ -18,6 +18,7 @@
 #include <tstream/ssl.h>
 #include <tstream/tcpserver.h>
 
+#include "example_addr.h"
 #include "example_args.h"
 #include "example_flow.h"
 
@@ -201,7 +202,7 @@ int main(int argc, char **argv)
     if (rc == 0)
         rc = ts_tcpserver_start(server, processes, 100);
     if (rc < 0) {
-        fprintf(stderr, "echo_server: cannot listen on %s:%d: %s\n", address, port, ts_strerror(rc));
+        fprintf(stderr, "echo_server: cannot listen on %s port %d: %s\n", address, port, ts_strerror(rc));
         ts_tcpserver_free(server);
         ts_ioloop_free(g_loop, false);
         return 1;
@@ -210,8 +211,9 @@ int main(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    char where[EX_LISTEN_MAX * TS_SOCKADDR_STRLEN];
     if (ts_task_id() <= 0)
-        fprintf(stderr, "echo_server: listening on %s:%d%s\n", address, ts_tcpserver_port(server),
+        fprintf(stderr, "echo_server: listening on %s%s\n", ex_listen_addresses(server, where, sizeof where),
                 ctx ? " (TLS)" : "");
     ts_ioloop_start(g_loop);
     ts_tcpserver_free(server);

@@ -44,6 +44,7 @@
 #include <tstream/netutil.h>
 #include <tstream/tcpclient.h>
 
+#include "example_addr.h"
 #include "http_parse.h"
 
 /* Exit codes; usage() says what each means. */
@@ -612,14 +613,10 @@ static void connect_failed(client *c, int status, const char *detail)
 
 static void note_connected(client *c, ts_iostream *s)
 {
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    char ip[NI_MAXHOST], port[NI_MAXSERV];
+    char peer[TS_SOCKADDR_STRLEN];
     if (!c->opt->verbose)
         return;
-    if (ts_iostream_peer_address(s, &ss, &sl) == 0 &&
-        !getnameinfo((struct sockaddr *)&ss, sl, ip, sizeof ip, port, sizeof port, NI_NUMERICHOST | NI_NUMERICSERV))
-        note(c, "* Connected to %s (%s) port %s", c->url.host, ip, port);
+    note(c, "* Connected to %s (%s)", c->url.host, ex_peer_address(s, peer, sizeof peer));
     if (ts_iostream_is_ssl(s)) {
         ts_bytes *subject = ts_iostream_ssl_peer_subject(s);
         const char *alpn = ts_iostream_ssl_alpn_protocol(s);

@@ -17,6 +17,7 @@
 #include <tstream.h>
 #include <tstream/tcpserver.h>
 
+#include "example_addr.h"
 #include "example_args.h"
 #include "example_flow.h"
 
@@ -139,7 +140,7 @@ int main(int argc, char **argv)
     ts_tcpserver *server = ts_tcpserver_new(g_loop, on_stream, NULL, NULL);
     int rc = ts_tcpserver_listen(server, port, address);
     if (rc < 0) {
-        fprintf(stderr, "tcp_server: cannot listen on %s:%d: %s\n", address, port, ts_strerror(rc));
+        fprintf(stderr, "tcp_server: cannot listen on %s port %d: %s\n", address, port, ts_strerror(rc));
         ts_tcpserver_free(server);
         ts_ioloop_free(g_loop, false);
         return 1;
@@ -148,7 +149,8 @@ int main(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
-    printf("tcp_server: listening on %s:%d\n", address, ts_tcpserver_port(server));
+    char where[EX_LISTEN_MAX * TS_SOCKADDR_STRLEN];
+    printf("tcp_server: listening on %s\n", ex_listen_addresses(server, where, sizeof where));
     fflush(stdout);
     ts_ioloop_start(g_loop);
     ts_tcpserver_free(server);
