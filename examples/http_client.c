@@ -45,7 +45,11 @@
 #include <tstream/tcpclient.h>
 
 #include "example_addr.h"
+#include "example_args.h"
 #include "http_parse.h"
+
+/* The name the program was run as (tstream-http-client when installed), for its messages. */
+static const char *g_prog = "http_client";
 
 /* Exit codes; usage() says what each means. */
 enum {
@@ -128,7 +132,7 @@ typedef struct client {
 
 static _Noreturn void oom(void)
 {
-    fputs("http_client: out of memory\n", stderr);
+    fprintf(stderr, "%s: out of memory\n", g_prog);
     exit(HC_INTERNAL);
 }
 
@@ -425,7 +429,7 @@ static void finish(client *c, int code, const char *fmt, ...)
         bar_clear(c);
         va_list ap;
         va_start(ap, fmt);
-        fputs("http_client: ", stderr);
+        fprintf(stderr, "%s: ", g_prog);
         vfprintf(stderr, fmt, ap);
         fputc('\n', stderr);
         va_end(ap);
@@ -598,13 +602,13 @@ static void connect_failed(client *c, int status, const char *detail)
     else if (status == TS_ETIMEDOUT)
         finish(c, HC_TIMEOUT, "timed out after %g s while connecting to %s", c->opt->timeout, c->authority);
     else if (status == TS_ESSL && !c->opt->insecure && (!detail || strcasestr(detail, "certificate")))
-        finish(c, HC_TLS, "TLS handshake with %s failed: %s\nhttp_client: server certificate verification failed: %s",
-               c->authority, why,
+        finish(c, HC_TLS, "TLS handshake with %s failed: %s\n%s: server certificate verification failed: %s",
+               c->authority, why, g_prog,
                detail && strcasestr(detail, "mismatch") ? "it is not for this host; --insecure skips checks"
                                                         : "--cacert FILE trusts another CA, --insecure skips checks");
     else if (status == TS_ESSL && not_tls(detail))
-        finish(c, HC_TLS, "TLS handshake with %s failed: %s\nhttp_client: the server does not speak TLS on this port "
-               "(is it plain http://%s%s?)", c->authority, why, c->authority, c->url.target);
+        finish(c, HC_TLS, "TLS handshake with %s failed: %s\n%s: the server does not speak TLS on this port "
+               "(is it plain http://%s%s?)", c->authority, why, g_prog, c->authority, c->url.target);
     else if (status == TS_ESSL)
         finish(c, HC_TLS, "TLS handshake with %s failed: %s", c->authority, why);
     else
@@ -992,8 +996,8 @@ static void on_trailer(ts_iostream *s, int status, const char *data, size_t len,
 
 static void usage(FILE *f)
 {
-    fputs("usage: http_client [options] URL\n"
-          "\n"
+    fprintf(f, "usage: %s [options] URL\n", g_prog);
+    fputs("\n"
           "Fetches URL (http:// or https://) with one HTTP/1.1 request and writes the\n"
           "body to standard output as it arrives.\n"
           "\n"
@@ -1046,9 +1050,7 @@ static int usage_error(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fputs("http_client: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputs("\nhttp_client: try 'http_client --help'\n", stderr);
+    ex_usage_verror(g_prog, fmt, ap);
     va_end(ap);
     return HC_USAGE;
 }
@@ -1131,19 +1133,18 @@ static int parse_args(int argc, char **argv, options *opt)
             errno = 0;
             opt->timeout = strtod(optarg, &end);
             if (errno || end == optarg || *end || !(opt->timeout > 0 && opt->timeout < 1e7)) {
-                fprintf(stderr, "http_client: --timeout wants a positive number of seconds, not '%s'\n", optarg);
-                return HC_USAGE;
+                return usage_error("--timeout wants a positive number of seconds, not '%s'", optarg);
             }
             break;
         case 'h': usage(stdout); return HC_OK;
-        default: fputs("http_client: try 'http_client --help'\n", stderr); return HC_USAGE;
+        default: fprintf(stderr, "Try '%s --help'.\n", g_prog); return HC_USAGE;
         }
     }
     if (optind != argc - 1)
         return usage_error("%s", optind == argc ? "no URL given" : "more than one URL given");
     opt->url = argv[optind];
     if (opt->method && !hp_is_token(opt->method, strlen(opt->method))) {
-        fprintf(stderr, "http_client: invalid method '%s'\n", opt->method);
+        fprintf(stderr, "%s: invalid method '%s'\n", g_prog, opt->method);
         return HC_USAGE;
     }
     if (opt->use_remote_name && opt->outfile)
@@ -1183,7 +1184,7 @@ static bool read_data_file(options *opt)
             break;
     }
     if (!f || ferror(f)) {
-        fprintf(stderr, "http_client: cannot read the request body from %s: %s\n", path, strerror(errno));
+        fprintf(stderr, "%s: cannot read the request body from %s: %s\n", g_prog, path, strerror(errno));
         if (f)
             fclose(f);
         free(buf);
@@ -1199,14 +1200,17 @@ static bool read_data_file(options *opt)
 static void on_log(ts_log_level level, const char *msg, void *arg)
 {
     bar_clear(arg);
-    fprintf(stderr, "%s tstream: %s\n", level >= TS_LOG_ERROR ? "http_client:" : "*", msg);
+    if (level >= TS_LOG_ERROR)
+        fprintf(stderr, "%s: tstream: %s\n", g_prog, msg);
+    else
+        fprintf(stderr, "* tstream: %s\n", msg);
 }
 
 /* Flushes and closes the output: a late write error still fails a good fetch. */
 static int close_output(client *c)
 {
     if (c->out && (c->out == stdout ? fflush(stdout) : fclose(c->out)) != 0 && c->exit_code == HC_OK) {
-        fprintf(stderr, "http_client: cannot write to %s: %s\n", out_name(c), strerror(errno));
+        fprintf(stderr, "%s: cannot write to %s: %s\n", g_prog, out_name(c), strerror(errno));
         c->exit_code = HC_WRITE;
     }
     c->out = NULL;
@@ -1216,13 +1220,16 @@ static int close_output(client *c)
 int main(int argc, char **argv)
 {
     options opt = {0};
+    g_prog = ex_prog_name(argc, argv, g_prog);
+    if (argc > 0)
+        argv[0] = (char *)g_prog; /* getopt's own messages name the program so too */
     int rc = parse_args(argc, argv, &opt);
     if (rc >= 0)
         return rc;
     client cl = {.opt = &opt, .exit_code = HC_INTERNAL, .phase = "starting"}, *c = &cl;
     const char *why = NULL;
     if (parse_url(opt.url, &c->url, &why) < 0) {
-        fprintf(stderr, "http_client: bad URL '%s': %s\n", opt.url, why);
+        fprintf(stderr, "%s: bad URL '%s': %s\n", g_prog, opt.url, why);
         url_free(&c->url);
         return HC_USAGE;
     }
@@ -1234,7 +1241,7 @@ int main(int argc, char **argv)
     if (opt.data && !opt.data_buf)
         opt.data_len = strlen(opt.data);
     if (opt.use_remote_name && !(opt.outfile = opt.remote_name = remote_name(c->url.target))) {
-        fprintf(stderr, "http_client: -O: the URL '%s' has no file name to save under\n", opt.url);
+        fprintf(stderr, "%s: -O: the URL '%s' has no file name to save under\n", g_prog, opt.url);
         url_free(&c->url);
         free(opt.headers);
         free(opt.data_buf);
