@@ -22,6 +22,7 @@
  * What it does not do: keep-alive, compression, cookies, authentication
  * other than Basic, proxies, HTTP/2.
  */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
@@ -73,6 +74,8 @@ typedef struct options {
     const char *user, *agent;        /* -u user:password, -A */
     const char **headers;            /* -H, as given (checked) */
     size_t nheaders;
+    const char **resolves;           /* --resolve, as given (checked) */
+    size_t nresolves;
     double timeout;                  /* 0: none */
     int max_redirs;
     bool follow, include, fail, verbose, silent, insecure, head, use_remote_name;
@@ -91,7 +94,7 @@ typedef struct client {
     const options *opt;
     ts_ioloop *loop;
     ts_tcpclient *tcp;
-    ts_resolver *resolver, *resolver_base; /* -v: the default one, telling what it found */
+    ts_resolver *resolver, *resolver_base; /* -v, --resolve: ours, in front of the default one */
     SSL_CTX *ssl_ctx; /* made on the first https hop */
     FILE *out;        /* opened with the first byte of output */
 
@@ -526,6 +529,15 @@ static bool make_ssl_ctx(client *c)
     return false;
 }
 
+/* -v: each address as the TCP client tries it (its on_attempt hook). */
+static void note_attempt(const struct sockaddr *addr, socklen_t addrlen, void *arg)
+{
+    client *c = arg;
+    char text[TS_SOCKADDR_STRLEN];
+    ts_sockaddr_str(addr, addrlen, text, sizeof text);
+    note(c, "* Trying %s...", text);
+}
+
 static void start_request(client *c)
 {
     free(c->authority);
@@ -535,6 +547,10 @@ static void start_request(client *c)
         return;
     ts_tcpclient_options o = {.size = sizeof o, .server_hostname = c->url.host};
     o.ssl_ctx = c->url.tls ? c->ssl_ctx : NULL;
+    if (c->opt->verbose) {
+        o.on_attempt = note_attempt;
+        o.on_attempt_arg = c;
+    }
     if (c->opt->timeout > 0 && (o.timeout = c->deadline - ts_ioloop_time(c->loop)) <= 0) {
         finish(c, HC_TIMEOUT, "timed out after %g s before connecting to %s", c->opt->timeout, c->authority);
         return;
@@ -543,13 +559,84 @@ static void start_request(client *c)
     check_started(c, ts_tcpclient_connect(c->tcp, c->url.host, c->url.port, &o, on_connect, c), "connect to");
 }
 
-/* ---- -v: what the lookup found, and the first address tried --------------------- */
+/* ---- the lookup: --resolve, and -v telling what it found -------------------------- */
 
 typedef struct lookup {
     client *c;
     ts_resolve_cb cb;
     void *arg;
+    ts_addrlist *pinned; /* --resolve's addresses, delivered from the loop */
 } lookup;
+
+/* An IP literal and a port as a connectable address. */
+static bool set_address(ts_address *a, const char *ip, int port)
+{
+    struct sockaddr_in *in = (struct sockaddr_in *)&a->addr;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&a->addr;
+    memset(a, 0, sizeof *a);
+    if (inet_pton(AF_INET, ip, &in->sin_addr) == 1) {
+        in->sin_family = AF_INET;
+        in->sin_port = htons((uint16_t)port);
+        a->addrlen = sizeof *in;
+    } else if (inet_pton(AF_INET6, ip, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)port);
+        a->addrlen = sizeof *in6;
+    } else {
+        return false;
+    }
+    a->family = a->addr.ss_family;
+    return true;
+}
+
+/*
+ * --resolve HOST:PORT:ADDR[,ADDR]... (curl's): false (with *why) when @p arg
+ * is malformed. With @p out: *out gets the addresses, in order, when @p arg
+ * names @p host and @p port, else stays NULL.
+ */
+static bool parse_resolve(const char *arg, const char *host, int port, ts_addrlist **out, const char **why)
+{
+    const char *c1 = strchr(arg, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+    char *end = NULL;
+    long p = c2 ? strtol(c1 + 1, &end, 10) : 0;
+    if (!c2 || c1 == arg || end != c2 || p < 1 || p > 65535 || !c2[1]) {
+        *why = "it wants HOST:PORT:ADDR[,ADDR]...";
+        return false;
+    }
+    bool match = out && p == port && strlen(host) == (size_t)(c1 - arg) && !strncasecmp(arg, host, (size_t)(c1 - arg));
+    size_t n = 1;
+    for (const char *a = c2 + 1; *a; a++)
+        n += *a == ',';
+    ts_addrlist *l = match ? ts_addrlist_new(n) : NULL;
+    if (match && !l)
+        oom();
+    const char *a = c2 + 1;
+    for (size_t i = 0; i < n; i++, a++) {
+        size_t len = strcspn(a, ",");
+        bool bracket = len >= 2 && a[0] == '[' && a[len - 1] == ']';
+        char ip[INET6_ADDRSTRLEN];
+        ts_address one;
+        int w = snprintf(ip, sizeof ip, "%.*s", (int)len - 2 * bracket, a + bracket);
+        if (w < 0 || (size_t)w >= sizeof ip || !set_address(l ? &l->addrs[i] : &one, ip, (int)p)) {
+            ts_addrlist_free(l);
+            *why = "an address that is not an IP literal";
+            return false;
+        }
+        a += len;
+    }
+    if (out)
+        *out = l;
+    return true;
+}
+
+static void on_resolved(int status, ts_addrlist *addrs, const char *detail, void *arg);
+
+static void deliver_pinned(ts_ioloop *loop, void *arg)
+{
+    (void)loop;
+    lookup *l = arg;
+    on_resolved(0, l->pinned, NULL, l);
+}
 
 static void on_resolved(int status, ts_addrlist *addrs, const char *detail, void *arg)
 {
@@ -563,29 +650,33 @@ static void on_resolved(int status, ts_addrlist *addrs, const char *detail, void
         }
         if (addrs->count > 1)
             note(l->c, "* Resolved %s to %s", l->c->url.host, list);
-        ts_sockaddr_str((struct sockaddr *)&addrs->addrs[0].addr, addrs->addrs[0].addrlen, one, sizeof one);
-        note(l->c, "* Trying %s...", one); /* the TCPClient starts with the first address */
     }
     l->cb(status, addrs, detail, l->arg);
     free(l);
 }
 
-static int verbose_resolve(void *impl, ts_ioloop *loop, const char *host, int port, int family, ts_resolve_cb cb,
-                           void *arg)
+/* The first --resolve naming HOST:PORT answers (the client asks for any family); else the default resolver. */
+static int client_resolve(void *impl, ts_ioloop *loop, const char *host, int port, int family, ts_resolve_cb cb,
+                          void *arg)
 {
     client *c = impl;
+    const char *why;
     lookup *l = malloc(sizeof *l);
     if (!l)
         return TS_ENOMEM;
-    *l = (lookup){c, cb, arg};
-    int rc = ts_resolver_resolve(c->resolver_base, loop, host, port, family, on_resolved, l);
-    if (rc < 0)
+    *l = (lookup){c, cb, arg, NULL};
+    for (size_t i = 0; i < c->opt->nresolves && !l->pinned; i++)
+        parse_resolve(c->opt->resolves[i], host, port, &l->pinned, &why);
+    int rc = l->pinned ? ts_ioloop_add_callback(loop, deliver_pinned, l)
+                       : ts_resolver_resolve(c->resolver_base, loop, host, port, family, on_resolved, l);
+    if (rc < 0) {
+        ts_addrlist_free(l->pinned);
         free(l);
+    }
     return rc;
 }
 
-static const ts_resolver_ops verbose_resolver_ops = {.size = sizeof verbose_resolver_ops,
-                                                     .resolve = verbose_resolve};
+static const ts_resolver_ops client_resolver_ops = {.size = sizeof client_resolver_ops, .resolve = client_resolve};
 
 /* A TLS handshake answered by something that is not TLS, as OpenSSL words it. */
 static bool not_tls(const char *detail)
@@ -1020,11 +1111,14 @@ static void usage(FILE *f)
           "                         (not along redirects to another host)\n"
           "  -f, --fail             on status 400 or above: no body, exit 8\n"
           "      --timeout SECONDS  give up on the whole fetch after SECONDS\n"
+          "      --resolve HOST:PORT:ADDR[,ADDR]...\n"
+          "                         connect to these addresses, in this order, for\n"
+          "                         HOST:PORT instead of looking HOST up (repeatable)\n"
           "      --cacert FILE      verify the server against the CA certificates in FILE\n"
           "                         (PEM) instead of the system store\n"
           "  -k, --insecure         do not verify the server's certificate\n"
-          "  -v, --verbose          show on stderr the addresses found, the one tried\n"
-          "                         first, TLS, the request and the response head\n"
+          "  -v, --verbose          show on stderr the addresses found, each one as it\n"
+          "                         is tried, TLS, the request and the response head\n"
           "  -s, --silent           no progress bar (one is drawn on stderr when it is a\n"
           "                         terminal and the body does not go to that terminal)\n"
           "  -h, --help             show this help\n"
@@ -1075,7 +1169,7 @@ static int add_header_option(options *opt, const char *arg)
 /* Returns -1 to go on, or the exit code to end with at once. */
 static int parse_args(int argc, char **argv, options *opt)
 {
-    enum { OPT_TIMEOUT = 256, OPT_CACERT, OPT_MAX_REDIRS };
+    enum { OPT_TIMEOUT = 256, OPT_CACERT, OPT_MAX_REDIRS, OPT_RESOLVE };
     static const struct option longopts[] = {
         {"output", required_argument, NULL, 'o'}, {"include", no_argument, NULL, 'i'},
         {"location", no_argument, NULL, 'L'},     {"request", required_argument, NULL, 'X'},
@@ -1088,6 +1182,7 @@ static int parse_args(int argc, char **argv, options *opt)
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"cacert", required_argument, NULL, OPT_CACERT},
         {"max-redirs", required_argument, NULL, OPT_MAX_REDIRS},
+        {"resolve", required_argument, NULL, OPT_RESOLVE},
         {NULL, 0, NULL, 0}};
     char *end;
     long n;
@@ -1117,6 +1212,17 @@ static int parse_args(int argc, char **argv, options *opt)
                     return usage_error("a control character in the -A value");
             opt->agent = optarg;
             break;
+        case OPT_RESOLVE: {
+            const char *why = NULL;
+            if (!parse_resolve(optarg, NULL, 0, NULL, &why))
+                return usage_error("invalid --resolve '%s': %s", optarg, why);
+            const char **r = realloc(opt->resolves, (opt->nresolves + 1) * sizeof *r);
+            if (!r)
+                oom();
+            opt->resolves = r;
+            opt->resolves[opt->nresolves++] = optarg;
+            break;
+        }
         case 'u':
             if (!strchr(optarg, ':'))
                 return usage_error("-u wants USER:PASSWORD");
@@ -1224,18 +1330,24 @@ int main(int argc, char **argv)
     if (argc > 0)
         argv[0] = (char *)g_prog; /* getopt's own messages name the program so too */
     int rc = parse_args(argc, argv, &opt);
-    if (rc >= 0)
+    if (rc >= 0) {
+        free(opt.headers);
+        free(opt.resolves);
         return rc;
+    }
     client cl = {.opt = &opt, .exit_code = HC_INTERNAL, .phase = "starting"}, *c = &cl;
     const char *why = NULL;
     if (parse_url(opt.url, &c->url, &why) < 0) {
         fprintf(stderr, "%s: bad URL '%s': %s\n", g_prog, opt.url, why);
         url_free(&c->url);
+        free(opt.headers);
+        free(opt.resolves);
         return HC_USAGE;
     }
     if (opt.data && opt.data[0] == '@' && !read_data_file(&opt)) {
         url_free(&c->url);
         free(opt.headers);
+        free(opt.resolves);
         return HC_READ;
     }
     if (opt.data && !opt.data_buf)
@@ -1244,6 +1356,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: -O: the URL '%s' has no file name to save under\n", g_prog, opt.url);
         url_free(&c->url);
         free(opt.headers);
+        free(opt.resolves);
         free(opt.data_buf);
         return HC_USAGE;
     }
@@ -1257,9 +1370,9 @@ int main(int argc, char **argv)
     ts_log_set_handler(on_log, c, opt.verbose ? TS_LOG_INFO : TS_LOG_ERROR);
 
     c->loop = ts_ioloop_new();
-    if (c->loop && opt.verbose) {
+    if (c->loop && (opt.verbose || opt.nresolves)) {
         c->resolver_base = ts_resolver_new_default();
-        c->resolver = c->resolver_base ? ts_resolver_new(&verbose_resolver_ops, c) : NULL;
+        c->resolver = c->resolver_base ? ts_resolver_new(&client_resolver_ops, c) : NULL;
         if (!c->resolver)
             oom();
     }
@@ -1300,6 +1413,7 @@ int main(int argc, char **argv)
     free(c->origin);
     free(c->location);
     free(opt.headers);
+    free(opt.resolves);
     free(opt.data_buf);
     free(opt.remote_name);
     return close_output(c);
