@@ -14,8 +14,14 @@
 
 #include <tstream.h>
 
+#include "example_args.h"
+
+/* The name the program was run as, for its messages. */
+static const char *g_prog = "callback_client";
+
 typedef struct request {
     char text[512];
+    char peer[TS_SOCKADDR_STRLEN]; /* the address connected to, for messages */
     int status;
 } request;
 
@@ -28,7 +34,7 @@ static void stop(ts_iostream *s, request *req, int status)
 static void on_body(ts_iostream *s, int status, const char *data, size_t len, void *arg)
 {
     if (status < 0) {
-        fprintf(stderr, "callback_client: reading the body: %s\n", ts_strerror(status));
+        fprintf(stderr, "%s: reading the body: %s\n", g_prog, ts_strerror(status));
         stop(s, arg, 1);
         return;
     }
@@ -39,7 +45,7 @@ static void on_body(ts_iostream *s, int status, const char *data, size_t len, vo
 static void on_headers(ts_iostream *s, int status, const char *data, size_t len, void *arg)
 {
     if (status < 0) {
-        fprintf(stderr, "callback_client: reading the headers: %s\n", ts_strerror(status));
+        fprintf(stderr, "%s: reading the headers: %s\n", g_prog, ts_strerror(status));
         stop(s, arg, 1);
         return;
     }
@@ -52,7 +58,7 @@ static void on_headers(ts_iostream *s, int status, const char *data, size_t len,
             length = atoll(p + 15);
     }
     if (length < 0) {
-        fprintf(stderr, "callback_client: the response has no Content-Length\n");
+        fprintf(stderr, "%s: the response has no Content-Length\n", g_prog);
         stop(s, arg, 1);
         return;
     }
@@ -63,7 +69,7 @@ static void send_request(ts_iostream *s, int status, void *arg)
 {
     request *req = arg;
     if (status < 0) {
-        fprintf(stderr, "callback_client: connect: %s\n", ts_strerror(status));
+        fprintf(stderr, "%s: connect to %s: %s\n", g_prog, req->peer, ts_strerror(status));
         stop(s, req, 1);
         return;
     }
@@ -73,33 +79,35 @@ static void send_request(ts_iostream *s, int status, void *arg)
 
 static void on_timeout(ts_ioloop *loop, void *arg)
 {
-    fprintf(stderr, "callback_client: no answer within 30 seconds\n");
+    fprintf(stderr, "%s: no answer within 30 seconds\n", g_prog);
     ((request *)arg)->status = 1;
     ts_ioloop_stop(loop);
 }
 
 int main(int argc, char **argv)
 {
+    g_prog = ex_prog_name(argc, argv, g_prog);
     if (argc < 3 || !strcmp(argv[1], "--help")) {
         printf("usage: %s HOST PORT [PATH]\nFetches PATH (default /) with HTTP/1.0 through a callback chain.\n",
-               argv[0]);
+               g_prog);
         return argc < 3 && (argc < 2 || strcmp(argv[1], "--help")) ? 2 : 0;
     }
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai;
     int gai = getaddrinfo(argv[1], argv[2], &hints, &ai);
     if (gai != 0) {
-        fprintf(stderr, "callback_client: %s: %s\n", argv[1], gai_strerror(gai));
+        fprintf(stderr, "%s: %s: %s\n", g_prog, argv[1], gai_strerror(gai));
         return 1;
     }
     request req = {.status = 1};
     snprintf(req.text, sizeof req.text, "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", argc > 3 ? argv[3] : "/", argv[1]);
+    ts_sockaddr_str(ai->ai_addr, ai->ai_addrlen, req.peer, sizeof req.peer);
     ts_ioloop *loop = ts_ioloop_new();
     int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     ts_iostream *s = fd >= 0 ? ts_iostream_new_socket(loop, fd, NULL) : NULL;
     int rc = s ? ts_iostream_connect(s, ai->ai_addr, ai->ai_addrlen, send_request, &req) : TS_ENOMEM;
     freeaddrinfo(ai);
     if (rc < 0) {
-        fprintf(stderr, "callback_client: %s\n", ts_strerror(rc));
+        fprintf(stderr, "%s: %s\n", g_prog, ts_strerror(rc));
     } else {
         ts_ioloop_call_later(loop, 30, on_timeout, &req);
         ts_ioloop_start(loop);

@@ -18,6 +18,7 @@
 #include <tstream/ssl.h>
 #include <tstream/tcpserver.h>
 
+#include "example_addr.h"
 #include "example_args.h"
 #include "example_flow.h"
 
@@ -153,11 +154,11 @@ int main(int argc, char **argv)
 {
     const char *address = "127.0.0.1", *cert = NULL, *key = NULL;
     int port = -1, processes = 1;
-    const char *prog = "echo_server";
+    const char *prog = ex_prog_name(argc, argv, "echo_server");
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout, argv[0]);
+            usage(stdout, prog);
             return 0;
         } else if (!strcmp(a, "--address")) {
             if (!(address = ex_option_value(prog, argc, argv, &i)))
@@ -187,7 +188,7 @@ int main(int argc, char **argv)
         ts_ssl_context_options o = {.size = sizeof o, .server_side = true, .cert_file = cert, .key_file = key};
         ctx = ts_ssl_context_new(&o, &err);
         if (!ctx) {
-            fprintf(stderr, "echo_server: TLS setup failed: %s (%s)\n", ts_strerror(err),
+            fprintf(stderr, "%s: TLS setup failed: %s (%s)\n", prog, ts_strerror(err),
                     ts_ssl_last_error_detail() ? ts_ssl_last_error_detail() : "");
             return 1;
         }
@@ -201,7 +202,7 @@ int main(int argc, char **argv)
     if (rc == 0)
         rc = ts_tcpserver_start(server, processes, 100);
     if (rc < 0) {
-        fprintf(stderr, "echo_server: cannot listen on %s:%d: %s\n", address, port, ts_strerror(rc));
+        fprintf(stderr, "%s: cannot listen on %s port %d: %s\n", prog, address, port, ts_strerror(rc));
         ts_tcpserver_free(server);
         ts_ioloop_free(g_loop, false);
         return 1;
@@ -210,8 +211,9 @@ int main(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    char where[EX_LISTEN_MAX * TS_SOCKADDR_STRLEN];
     if (ts_task_id() <= 0)
-        fprintf(stderr, "echo_server: listening on %s:%d%s\n", address, ts_tcpserver_port(server),
+        fprintf(stderr, "%s: listening on %s%s\n", prog, ex_listen_addresses(server, where, sizeof where),
                 ctx ? " (TLS)" : "");
     ts_ioloop_start(g_loop);
     ts_tcpserver_free(server);

@@ -19,15 +19,35 @@
 /** Exit status of a usage error. */
 #define EX_USAGE_STATUS 2
 
+/*
+ * The name a program was run as, for its usage and error lines: the last
+ * part of argv[0] ("tstream-http-client" when installed, "http_client" in the
+ * build tree), or @p fallback when argv[0] is missing or empty.
+ */
+static inline const char *ex_prog_name(int argc, char **argv, const char *fallback)
+{
+    if (argc < 1 || !argv[0] || !argv[0][0])
+        return fallback;
+    const char *slash = strrchr(argv[0], '/');
+    return slash && slash[1] ? slash + 1 : argv[0];
+}
+
+/* ex_usage_error() with a va_list, for a program's own variadic wrapper. */
+static inline int ex_usage_verror(const char *prog, const char *fmt, va_list ap)
+{
+    fprintf(stderr, "%s: ", prog);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\nTry '%s --help'.\n", prog);
+    return EX_USAGE_STATUS;
+}
+
 /* Prints "PROG: message" and a pointer to --help on stderr; returns EX_USAGE_STATUS. */
 static inline int ex_usage_error(const char *prog, const char *fmt, ...)
 {
     va_list ap;
-    fprintf(stderr, "%s: ", prog);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    ex_usage_verror(prog, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "\nTry '%s --help'.\n", prog);
     return EX_USAGE_STATUS;
 }
 

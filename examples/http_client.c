@@ -22,6 +22,7 @@
  * What it does not do: keep-alive, compression, cookies, authentication
  * other than Basic, proxies, HTTP/2.
  */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
@@ -44,7 +45,12 @@
 #include <tstream/netutil.h>
 #include <tstream/tcpclient.h>
 
+#include "example_addr.h"
+#include "example_args.h"
 #include "http_parse.h"
+
+/* The name the program was run as (tstream-http-client when installed), for its messages. */
+static const char *g_prog = "http_client";
 
 /* Exit codes; usage() says what each means. */
 enum {
@@ -68,6 +74,8 @@ typedef struct options {
     const char *user, *agent;        /* -u user:password, -A */
     const char **headers;            /* -H, as given (checked) */
     size_t nheaders;
+    const char **resolves;           /* --resolve, as given (checked) */
+    size_t nresolves;
     double timeout;                  /* 0: none */
     int max_redirs;
     bool follow, include, fail, verbose, silent, insecure, head, use_remote_name;
@@ -86,7 +94,7 @@ typedef struct client {
     const options *opt;
     ts_ioloop *loop;
     ts_tcpclient *tcp;
-    ts_resolver *resolver, *resolver_base; /* -v: the default one, telling what it found */
+    ts_resolver *resolver, *resolver_base; /* -v, --resolve: ours, in front of the default one */
     SSL_CTX *ssl_ctx; /* made on the first https hop */
     FILE *out;        /* opened with the first byte of output */
 
@@ -127,7 +135,7 @@ typedef struct client {
 
 static _Noreturn void oom(void)
 {
-    fputs("http_client: out of memory\n", stderr);
+    fprintf(stderr, "%s: out of memory\n", g_prog);
     exit(HC_INTERNAL);
 }
 
@@ -424,7 +432,7 @@ static void finish(client *c, int code, const char *fmt, ...)
         bar_clear(c);
         va_list ap;
         va_start(ap, fmt);
-        fputs("http_client: ", stderr);
+        fprintf(stderr, "%s: ", g_prog);
         vfprintf(stderr, fmt, ap);
         fputc('\n', stderr);
         va_end(ap);
@@ -521,6 +529,15 @@ static bool make_ssl_ctx(client *c)
     return false;
 }
 
+/* -v: each address as the TCP client tries it (its on_attempt hook). */
+static void note_attempt(const struct sockaddr *addr, socklen_t addrlen, void *arg)
+{
+    client *c = arg;
+    char text[TS_SOCKADDR_STRLEN];
+    ts_sockaddr_str(addr, addrlen, text, sizeof text);
+    note(c, "* Trying %s...", text);
+}
+
 static void start_request(client *c)
 {
     free(c->authority);
@@ -530,6 +547,10 @@ static void start_request(client *c)
         return;
     ts_tcpclient_options o = {.size = sizeof o, .server_hostname = c->url.host};
     o.ssl_ctx = c->url.tls ? c->ssl_ctx : NULL;
+    if (c->opt->verbose) {
+        o.on_attempt = note_attempt;
+        o.on_attempt_arg = c;
+    }
     if (c->opt->timeout > 0 && (o.timeout = c->deadline - ts_ioloop_time(c->loop)) <= 0) {
         finish(c, HC_TIMEOUT, "timed out after %g s before connecting to %s", c->opt->timeout, c->authority);
         return;
@@ -538,13 +559,84 @@ static void start_request(client *c)
     check_started(c, ts_tcpclient_connect(c->tcp, c->url.host, c->url.port, &o, on_connect, c), "connect to");
 }
 
-/* ---- -v: what the lookup found, and the first address tried --------------------- */
+/* ---- the lookup: --resolve, and -v telling what it found -------------------------- */
 
 typedef struct lookup {
     client *c;
     ts_resolve_cb cb;
     void *arg;
+    ts_addrlist *pinned; /* --resolve's addresses, delivered from the loop */
 } lookup;
+
+/* An IP literal and a port as a connectable address. */
+static bool set_address(ts_address *a, const char *ip, int port)
+{
+    struct sockaddr_in *in = (struct sockaddr_in *)&a->addr;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&a->addr;
+    memset(a, 0, sizeof *a);
+    if (inet_pton(AF_INET, ip, &in->sin_addr) == 1) {
+        in->sin_family = AF_INET;
+        in->sin_port = htons((uint16_t)port);
+        a->addrlen = sizeof *in;
+    } else if (inet_pton(AF_INET6, ip, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)port);
+        a->addrlen = sizeof *in6;
+    } else {
+        return false;
+    }
+    a->family = a->addr.ss_family;
+    return true;
+}
+
+/*
+ * --resolve HOST:PORT:ADDR[,ADDR]... (curl's): false (with *why) when @p arg
+ * is malformed. With @p out: *out gets the addresses, in order, when @p arg
+ * names @p host and @p port, else stays NULL.
+ */
+static bool parse_resolve(const char *arg, const char *host, int port, ts_addrlist **out, const char **why)
+{
+    const char *c1 = strchr(arg, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+    char *end = NULL;
+    long p = c2 ? strtol(c1 + 1, &end, 10) : 0;
+    if (!c2 || c1 == arg || end != c2 || p < 1 || p > 65535 || !c2[1]) {
+        *why = "it wants HOST:PORT:ADDR[,ADDR]...";
+        return false;
+    }
+    bool match = out && p == port && strlen(host) == (size_t)(c1 - arg) && !strncasecmp(arg, host, (size_t)(c1 - arg));
+    size_t n = 1;
+    for (const char *a = c2 + 1; *a; a++)
+        n += *a == ',';
+    ts_addrlist *l = match ? ts_addrlist_new(n) : NULL;
+    if (match && !l)
+        oom();
+    const char *a = c2 + 1;
+    for (size_t i = 0; i < n; i++, a++) {
+        size_t len = strcspn(a, ",");
+        bool bracket = len >= 2 && a[0] == '[' && a[len - 1] == ']';
+        char ip[INET6_ADDRSTRLEN];
+        ts_address one;
+        int w = snprintf(ip, sizeof ip, "%.*s", (int)len - 2 * bracket, a + bracket);
+        if (w < 0 || (size_t)w >= sizeof ip || !set_address(l ? &l->addrs[i] : &one, ip, (int)p)) {
+            ts_addrlist_free(l);
+            *why = "an address that is not an IP literal";
+            return false;
+        }
+        a += len;
+    }
+    if (out)
+        *out = l;
+    return true;
+}
+
+static void on_resolved(int status, ts_addrlist *addrs, const char *detail, void *arg);
+
+static void deliver_pinned(ts_ioloop *loop, void *arg)
+{
+    (void)loop;
+    lookup *l = arg;
+    on_resolved(0, l->pinned, NULL, l);
+}
 
 static void on_resolved(int status, ts_addrlist *addrs, const char *detail, void *arg)
 {
@@ -558,29 +650,33 @@ static void on_resolved(int status, ts_addrlist *addrs, const char *detail, void
         }
         if (addrs->count > 1)
             note(l->c, "* Resolved %s to %s", l->c->url.host, list);
-        ts_sockaddr_str((struct sockaddr *)&addrs->addrs[0].addr, addrs->addrs[0].addrlen, one, sizeof one);
-        note(l->c, "* Trying %s...", one); /* the TCPClient starts with the first address */
     }
     l->cb(status, addrs, detail, l->arg);
     free(l);
 }
 
-static int verbose_resolve(void *impl, ts_ioloop *loop, const char *host, int port, int family, ts_resolve_cb cb,
-                           void *arg)
+/* The first --resolve naming HOST:PORT answers (the client asks for any family); else the default resolver. */
+static int client_resolve(void *impl, ts_ioloop *loop, const char *host, int port, int family, ts_resolve_cb cb,
+                          void *arg)
 {
     client *c = impl;
+    const char *why;
     lookup *l = malloc(sizeof *l);
     if (!l)
         return TS_ENOMEM;
-    *l = (lookup){c, cb, arg};
-    int rc = ts_resolver_resolve(c->resolver_base, loop, host, port, family, on_resolved, l);
-    if (rc < 0)
+    *l = (lookup){c, cb, arg, NULL};
+    for (size_t i = 0; i < c->opt->nresolves && !l->pinned; i++)
+        parse_resolve(c->opt->resolves[i], host, port, &l->pinned, &why);
+    int rc = l->pinned ? ts_ioloop_add_callback(loop, deliver_pinned, l)
+                       : ts_resolver_resolve(c->resolver_base, loop, host, port, family, on_resolved, l);
+    if (rc < 0) {
+        ts_addrlist_free(l->pinned);
         free(l);
+    }
     return rc;
 }
 
-static const ts_resolver_ops verbose_resolver_ops = {.size = sizeof verbose_resolver_ops,
-                                                     .resolve = verbose_resolve};
+static const ts_resolver_ops client_resolver_ops = {.size = sizeof client_resolver_ops, .resolve = client_resolve};
 
 /* A TLS handshake answered by something that is not TLS, as OpenSSL words it. */
 static bool not_tls(const char *detail)
@@ -597,13 +693,13 @@ static void connect_failed(client *c, int status, const char *detail)
     else if (status == TS_ETIMEDOUT)
         finish(c, HC_TIMEOUT, "timed out after %g s while connecting to %s", c->opt->timeout, c->authority);
     else if (status == TS_ESSL && !c->opt->insecure && (!detail || strcasestr(detail, "certificate")))
-        finish(c, HC_TLS, "TLS handshake with %s failed: %s\nhttp_client: server certificate verification failed: %s",
-               c->authority, why,
+        finish(c, HC_TLS, "TLS handshake with %s failed: %s\n%s: server certificate verification failed: %s",
+               c->authority, why, g_prog,
                detail && strcasestr(detail, "mismatch") ? "it is not for this host; --insecure skips checks"
                                                         : "--cacert FILE trusts another CA, --insecure skips checks");
     else if (status == TS_ESSL && not_tls(detail))
-        finish(c, HC_TLS, "TLS handshake with %s failed: %s\nhttp_client: the server does not speak TLS on this port "
-               "(is it plain http://%s%s?)", c->authority, why, c->authority, c->url.target);
+        finish(c, HC_TLS, "TLS handshake with %s failed: %s\n%s: the server does not speak TLS on this port "
+               "(is it plain http://%s%s?)", c->authority, why, g_prog, c->authority, c->url.target);
     else if (status == TS_ESSL)
         finish(c, HC_TLS, "TLS handshake with %s failed: %s", c->authority, why);
     else
@@ -612,14 +708,10 @@ static void connect_failed(client *c, int status, const char *detail)
 
 static void note_connected(client *c, ts_iostream *s)
 {
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    char ip[NI_MAXHOST], port[NI_MAXSERV];
+    char peer[TS_SOCKADDR_STRLEN];
     if (!c->opt->verbose)
         return;
-    if (ts_iostream_peer_address(s, &ss, &sl) == 0 &&
-        !getnameinfo((struct sockaddr *)&ss, sl, ip, sizeof ip, port, sizeof port, NI_NUMERICHOST | NI_NUMERICSERV))
-        note(c, "* Connected to %s (%s) port %s", c->url.host, ip, port);
+    note(c, "* Connected to %s (%s)", c->url.host, ex_peer_address(s, peer, sizeof peer));
     if (ts_iostream_is_ssl(s)) {
         ts_bytes *subject = ts_iostream_ssl_peer_subject(s);
         const char *alpn = ts_iostream_ssl_alpn_protocol(s);
@@ -995,8 +1087,8 @@ static void on_trailer(ts_iostream *s, int status, const char *data, size_t len,
 
 static void usage(FILE *f)
 {
-    fputs("usage: http_client [options] URL\n"
-          "\n"
+    fprintf(f, "usage: %s [options] URL\n", g_prog);
+    fputs("\n"
           "Fetches URL (http:// or https://) with one HTTP/1.1 request and writes the\n"
           "body to standard output as it arrives.\n"
           "\n"
@@ -1019,11 +1111,14 @@ static void usage(FILE *f)
           "                         (not along redirects to another host)\n"
           "  -f, --fail             on status 400 or above: no body, exit 8\n"
           "      --timeout SECONDS  give up on the whole fetch after SECONDS\n"
+          "      --resolve HOST:PORT:ADDR[,ADDR]...\n"
+          "                         connect to these addresses, in this order, for\n"
+          "                         HOST:PORT instead of looking HOST up (repeatable)\n"
           "      --cacert FILE      verify the server against the CA certificates in FILE\n"
           "                         (PEM) instead of the system store\n"
           "  -k, --insecure         do not verify the server's certificate\n"
-          "  -v, --verbose          show on stderr the addresses found, the one tried\n"
-          "                         first, TLS, the request and the response head\n"
+          "  -v, --verbose          show on stderr the addresses found, each one as it\n"
+          "                         is tried, TLS, the request and the response head\n"
           "  -s, --silent           no progress bar (one is drawn on stderr when it is a\n"
           "                         terminal and the body does not go to that terminal)\n"
           "  -h, --help             show this help\n"
@@ -1049,9 +1144,7 @@ static int usage_error(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fputs("http_client: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputs("\nhttp_client: try 'http_client --help'\n", stderr);
+    ex_usage_verror(g_prog, fmt, ap);
     va_end(ap);
     return HC_USAGE;
 }
@@ -1076,7 +1169,7 @@ static int add_header_option(options *opt, const char *arg)
 /* Returns -1 to go on, or the exit code to end with at once. */
 static int parse_args(int argc, char **argv, options *opt)
 {
-    enum { OPT_TIMEOUT = 256, OPT_CACERT, OPT_MAX_REDIRS };
+    enum { OPT_TIMEOUT = 256, OPT_CACERT, OPT_MAX_REDIRS, OPT_RESOLVE };
     static const struct option longopts[] = {
         {"output", required_argument, NULL, 'o'}, {"include", no_argument, NULL, 'i'},
         {"location", no_argument, NULL, 'L'},     {"request", required_argument, NULL, 'X'},
@@ -1089,6 +1182,7 @@ static int parse_args(int argc, char **argv, options *opt)
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"cacert", required_argument, NULL, OPT_CACERT},
         {"max-redirs", required_argument, NULL, OPT_MAX_REDIRS},
+        {"resolve", required_argument, NULL, OPT_RESOLVE},
         {NULL, 0, NULL, 0}};
     char *end;
     long n;
@@ -1118,6 +1212,17 @@ static int parse_args(int argc, char **argv, options *opt)
                     return usage_error("a control character in the -A value");
             opt->agent = optarg;
             break;
+        case OPT_RESOLVE: {
+            const char *why = NULL;
+            if (!parse_resolve(optarg, NULL, 0, NULL, &why))
+                return usage_error("invalid --resolve '%s': %s", optarg, why);
+            const char **r = realloc(opt->resolves, (opt->nresolves + 1) * sizeof *r);
+            if (!r)
+                oom();
+            opt->resolves = r;
+            opt->resolves[opt->nresolves++] = optarg;
+            break;
+        }
         case 'u':
             if (!strchr(optarg, ':'))
                 return usage_error("-u wants USER:PASSWORD");
@@ -1134,19 +1239,18 @@ static int parse_args(int argc, char **argv, options *opt)
             errno = 0;
             opt->timeout = strtod(optarg, &end);
             if (errno || end == optarg || *end || !(opt->timeout > 0 && opt->timeout < 1e7)) {
-                fprintf(stderr, "http_client: --timeout wants a positive number of seconds, not '%s'\n", optarg);
-                return HC_USAGE;
+                return usage_error("--timeout wants a positive number of seconds, not '%s'", optarg);
             }
             break;
         case 'h': usage(stdout); return HC_OK;
-        default: fputs("http_client: try 'http_client --help'\n", stderr); return HC_USAGE;
+        default: fprintf(stderr, "Try '%s --help'.\n", g_prog); return HC_USAGE;
         }
     }
     if (optind != argc - 1)
         return usage_error("%s", optind == argc ? "no URL given" : "more than one URL given");
     opt->url = argv[optind];
     if (opt->method && !hp_is_token(opt->method, strlen(opt->method))) {
-        fprintf(stderr, "http_client: invalid method '%s'\n", opt->method);
+        fprintf(stderr, "%s: invalid method '%s'\n", g_prog, opt->method);
         return HC_USAGE;
     }
     if (opt->use_remote_name && opt->outfile)
@@ -1186,7 +1290,7 @@ static bool read_data_file(options *opt)
             break;
     }
     if (!f || ferror(f)) {
-        fprintf(stderr, "http_client: cannot read the request body from %s: %s\n", path, strerror(errno));
+        fprintf(stderr, "%s: cannot read the request body from %s: %s\n", g_prog, path, strerror(errno));
         if (f)
             fclose(f);
         free(buf);
@@ -1202,14 +1306,17 @@ static bool read_data_file(options *opt)
 static void on_log(ts_log_level level, const char *msg, void *arg)
 {
     bar_clear(arg);
-    fprintf(stderr, "%s tstream: %s\n", level >= TS_LOG_ERROR ? "http_client:" : "*", msg);
+    if (level >= TS_LOG_ERROR)
+        fprintf(stderr, "%s: tstream: %s\n", g_prog, msg);
+    else
+        fprintf(stderr, "* tstream: %s\n", msg);
 }
 
 /* Flushes and closes the output: a late write error still fails a good fetch. */
 static int close_output(client *c)
 {
     if (c->out && (c->out == stdout ? fflush(stdout) : fclose(c->out)) != 0 && c->exit_code == HC_OK) {
-        fprintf(stderr, "http_client: cannot write to %s: %s\n", out_name(c), strerror(errno));
+        fprintf(stderr, "%s: cannot write to %s: %s\n", g_prog, out_name(c), strerror(errno));
         c->exit_code = HC_WRITE;
     }
     c->out = NULL;
@@ -1219,27 +1326,37 @@ static int close_output(client *c)
 int main(int argc, char **argv)
 {
     options opt = {0};
+    g_prog = ex_prog_name(argc, argv, g_prog);
+    if (argc > 0)
+        argv[0] = (char *)g_prog; /* getopt's own messages name the program so too */
     int rc = parse_args(argc, argv, &opt);
-    if (rc >= 0)
+    if (rc >= 0) {
+        free(opt.headers);
+        free(opt.resolves);
         return rc;
+    }
     client cl = {.opt = &opt, .exit_code = HC_INTERNAL, .phase = "starting"}, *c = &cl;
     const char *why = NULL;
     if (parse_url(opt.url, &c->url, &why) < 0) {
-        fprintf(stderr, "http_client: bad URL '%s': %s\n", opt.url, why);
+        fprintf(stderr, "%s: bad URL '%s': %s\n", g_prog, opt.url, why);
         url_free(&c->url);
+        free(opt.headers);
+        free(opt.resolves);
         return HC_USAGE;
     }
     if (opt.data && opt.data[0] == '@' && !read_data_file(&opt)) {
         url_free(&c->url);
         free(opt.headers);
+        free(opt.resolves);
         return HC_READ;
     }
     if (opt.data && !opt.data_buf)
         opt.data_len = strlen(opt.data);
     if (opt.use_remote_name && !(opt.outfile = opt.remote_name = remote_name(c->url.target))) {
-        fprintf(stderr, "http_client: -O: the URL '%s' has no file name to save under\n", opt.url);
+        fprintf(stderr, "%s: -O: the URL '%s' has no file name to save under\n", g_prog, opt.url);
         url_free(&c->url);
         free(opt.headers);
+        free(opt.resolves);
         free(opt.data_buf);
         return HC_USAGE;
     }
@@ -1253,9 +1370,9 @@ int main(int argc, char **argv)
     ts_log_set_handler(on_log, c, opt.verbose ? TS_LOG_INFO : TS_LOG_ERROR);
 
     c->loop = ts_ioloop_new();
-    if (c->loop && opt.verbose) {
+    if (c->loop && (opt.verbose || opt.nresolves)) {
         c->resolver_base = ts_resolver_new_default();
-        c->resolver = c->resolver_base ? ts_resolver_new(&verbose_resolver_ops, c) : NULL;
+        c->resolver = c->resolver_base ? ts_resolver_new(&client_resolver_ops, c) : NULL;
         if (!c->resolver)
             oom();
     }
@@ -1296,6 +1413,7 @@ int main(int argc, char **argv)
     free(c->origin);
     free(c->location);
     free(opt.headers);
+    free(opt.resolves);
     free(opt.data_buf);
     free(opt.remote_name);
     return close_output(c);

@@ -11,6 +11,8 @@
 
 #include <tstream.h>
 
+#include "example_args.h"
+
 typedef struct demo {
     ts_ioloop *loop;
     double t0;
@@ -84,13 +86,14 @@ static void finish(ts_ioloop *loop, void *arg)
 
 int main(int argc, char **argv)
 {
+    const char *prog = ex_prog_name(argc, argv, "loop_demo");
     if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        printf("usage: %s\nRuns a short tour of the libtstream event loop and exits.\n", argv[0]);
+        printf("usage: %s\nRuns a short tour of the libtstream event loop and exits.\n", prog);
         return 0;
     }
     demo d = {.loop = ts_ioloop_new()};
     if (!d.loop) {
-        fprintf(stderr, "loop_demo: cannot create a loop\n");
+        fprintf(stderr, "%s: cannot create a loop\n", prog);
         return 1;
     }
     d.t0 = ts_ioloop_time(d.loop);

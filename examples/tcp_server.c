@@ -17,6 +17,7 @@
 #include <tstream.h>
 #include <tstream/tcpserver.h>
 
+#include "example_addr.h"
 #include "example_args.h"
 #include "example_flow.h"
 
@@ -113,14 +114,14 @@ int main(int argc, char **argv)
 {
     const char *address = "127.0.0.1";
     int port = -1;
-    const char *prog = "tcp_server";
+    const char *prog = ex_prog_name(argc, argv, "tcp_server");
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             printf("usage: %s PORT [--address ADDR]\n"
                    "Echoes messages that end with \"" TERMINATOR "\"; a bare \"" TERMINATOR "\" ends the "
                    "connection.\n",
-                   argv[0]);
+                   prog);
             return 0;
         } else if (!strcmp(a, "--address")) {
             if (!(address = ex_option_value(prog, argc, argv, &i)))
@@ -139,7 +140,7 @@ int main(int argc, char **argv)
     ts_tcpserver *server = ts_tcpserver_new(g_loop, on_stream, NULL, NULL);
     int rc = ts_tcpserver_listen(server, port, address);
     if (rc < 0) {
-        fprintf(stderr, "tcp_server: cannot listen on %s:%d: %s\n", address, port, ts_strerror(rc));
+        fprintf(stderr, "%s: cannot listen on %s port %d: %s\n", prog, address, port, ts_strerror(rc));
         ts_tcpserver_free(server);
         ts_ioloop_free(g_loop, false);
         return 1;
@@ -148,12 +149,13 @@ int main(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
-    printf("tcp_server: listening on %s:%d\n", address, ts_tcpserver_port(server));
+    char where[EX_LISTEN_MAX * TS_SOCKADDR_STRLEN];
+    printf("%s: listening on %s\n", prog, ex_listen_addresses(server, where, sizeof where));
     fflush(stdout);
     ts_ioloop_start(g_loop);
     ts_tcpserver_free(server);
     ts_ioloop_free(g_loop, false);
     if (g_open > 0)
-        fprintf(stderr, "tcp_server: stopped with %d connection(s) open\n", g_open);
+        fprintf(stderr, "%s: stopped with %d connection(s) open\n", prog, g_open);
     return 0;
 }

@@ -62,6 +62,8 @@ struct connector {
     struct sockaddr_storage src;
     bool has_src_ip;
     int source_port;
+    ts_tcpclient_attempt_cb on_attempt;
+    void *on_attempt_arg;
     /* the race */
     ts_addrlist *addrs;
     size_t *list[2];
@@ -206,6 +208,8 @@ static void try_connect(connector *c, int which)
             return;
         }
         const ts_address *addr = &c->addrs->addrs[c->list[which][c->pos[which]++]];
+        if (c->on_attempt)
+            c->on_attempt((const struct sockaddr *)&addr->addr, addr->addrlen, c->on_attempt_arg);
         int rc = start_attempt(c, which, addr);
         if (rc == 0)
             return;
@@ -397,6 +401,11 @@ static int copy_options(connector *c, const ts_tcpclient_options *o)
     c->max_buffer_size = o->max_buffer_size;
     c->read_chunk_size = o->read_chunk_size;
     c->source_port = o->source_port;
+    /* A program built before on_attempt existed passes a smaller size: no hook. */
+    if (o->size >= offsetof(ts_tcpclient_options, on_attempt_arg) + sizeof(o->on_attempt_arg)) {
+        c->on_attempt = o->on_attempt;
+        c->on_attempt_arg = o->on_attempt_arg;
+    }
     if (o->source_ip) {
         struct sockaddr_in *in = (struct sockaddr_in *)&c->src;
         struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&c->src;

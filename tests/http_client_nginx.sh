@@ -202,6 +202,17 @@ hc relredirect 0 -L -v "$H/dir/relative"
 cmp -s "$TMP/relredirect.out" "$WWW/small.txt" || fail "-L relative Location"
 grep -q 'GET /small.txt HTTP/1.1' "$TMP/relredirect.err" || fail "relative Location '../small.txt' not resolved"
 grep -qF "* Trying 127.0.0.1:$P..." "$TMP/relredirect.err" || fail "-v does not show the address tried"
+grep -qF "* Connected to 127.0.0.1 (127.0.0.1:$P)" "$TMP/relredirect.err" || fail "-v does not show the peer address"
+# A name with two addresses, the first refusing (nginx listens on 127.0.0.1
+# only): -v shows each address as it is tried, in order.
+hc tries 0 -v --resolve "two.test:$P:127.0.0.2,127.0.0.1" "http://two.test:$P/small.txt"
+cmp -s "$TMP/tries.out" "$WWW/small.txt" || fail "--resolve: wrong body"
+tried=$(grep '^\* Trying ' "$TMP/tries.err" | tr '\n' '|')
+[ "$tried" = "* Trying 127.0.0.2:$P...|* Trying 127.0.0.1:$P...|" ] || fail "-v attempts: '$tried'"
+grep -qF "* Connected to two.test (127.0.0.1:$P)" "$TMP/tries.err" || fail "--resolve: not connected to the second address"
+hc badresolve 2 --resolve "two.test:$P:not-an-ip" "http://two.test:$P/"
+err_has badresolve "not an IP literal"
+pass "-v shows every address tried (refused 127.0.0.2, then 127.0.0.1); --resolve"
 hc fakerel 0 -L "$F/relative"
 [ "$(cat "$TMP/fakerel.out")" = "relative!" ] || fail "Location with dot segments: $(cat "$TMP/fakerel.out")"
 hc https_hop 0 -L --cacert "$CA" "$H/to-https"

@@ -4,6 +4,7 @@
 #   development  headers, libtstream.so link, libtstream.a, libtstream.pc, the
 #                CMake package; man3 pages when the docs were generated
 #   tools        tstream-* programs and their man1 pages (TS_INSTALL_EXAMPLES)
+# Man pages are gzip-compressed (Debian policy), without a name or time stamp.
 # Also: the three together are exactly a plain `cmake --install`, and the
 # library exports exactly the public API (scripts/check_exports.sh).
 # Uses TS_BUILD_DIR (any configured build tree; tests run it on build-test/).
@@ -19,6 +20,7 @@ mandir="$(sed -n 's/^CMAKE_INSTALL_MANDIR:[A-Z]*=//p' "$BUILD/CMakeCache.txt")"
 mandir="${mandir:-share/man}"   # an empty cache entry means DATAROOTDIR/man
 examples="$(sed -n 's/^TS_INSTALL_EXAMPLES:[A-Z]*=//p' "$BUILD/CMakeCache.txt")"
 [[ -n $libdir && -n $mandir ]] || fail "no GNUInstallDirs paths in $BUILD/CMakeCache.txt"
+command -v gzip >/dev/null || fail "gzip is needed (the man pages are compressed with it)"
 
 listing() {  # component -> sorted file list (relative)
     local dest="$TMP/$1"
@@ -69,8 +71,10 @@ grep -q '^Libs.private: .*-lev' "$pc" || fail "libtstream.pc lacks -lev in Libs.
 grep -q '^Requires.private: .*libpcre2-8' "$pc" || fail "libtstream.pc lacks libpcre2-8 in Requires.private"
 if [[ -f $BUILD/docs/man/man3/tstream.h.3 ]]; then
     for h in tstream "tstream_common" "tstream_iostream" "tstream_ssl" "tstream_version"; do
-        grep -qx "$mandir/man3/$h.3" "$TMP/development.txt" || fail "development lacks man page $h(3)"
+        grep -qx "$mandir/man3/$h.3.gz" "$TMP/development.txt" || fail "development lacks man page $h(3) (.gz)"
     done
+    gzip -dc "$TMP/development/$mandir/man3/tstream_iostream.3.gz" | cmp -s - "$BUILD/docs/man/man3/iostream.h.3" ||
+        fail "tstream_iostream.3.gz is not the generated page"
     man3=$(grep -c "^$mandir/man3/" "$TMP/development.txt")
     headers=$(( $(ls "$SRC"/include/tstream/*.h | wc -l) + 2 ))   # + tstream.h + version.h
     [[ $man3 -eq $headers ]] || fail "$man3 man3 pages for $headers headers"
@@ -83,9 +87,11 @@ fi
 if [[ $examples == ON ]]; then
     n=0
     for src in "$SRC"/examples/*.c; do
+        [[ -f ${src%.c}.h ]] && continue   # a module (http_parse.c), not a program
         tool="tstream-$(basename "$src" .c | tr _ -)"
         grep -qx "bin/$tool" "$TMP/tools.txt" || fail "tools lacks bin/$tool"
-        grep -qx "$mandir/man1/$tool.1" "$TMP/tools.txt" || fail "tools lacks $tool(1)"
+        grep -qx "$mandir/man1/$tool.1.gz" "$TMP/tools.txt" || fail "tools lacks $tool(1) (.gz)"
+        gzip -dc "$TMP/tools/$mandir/man1/$tool.1.gz" | cmp -s - "$SRC/docs/man/$tool.1" || fail "$tool.1.gz is not docs/man/$tool.1"
         [[ -x $TMP/tools/bin/$tool ]] || fail "bin/$tool is not executable"
         n=$((n + 1))
     done
@@ -95,6 +101,16 @@ if [[ $examples == ON ]]; then
 else
     [[ ! -s $TMP/tools.txt ]] || fail "tools installs files with TS_INSTALL_EXAMPLES off"
 fi
+
+# Every page compressed, reproducibly: no file name or time stamp in the header.
+if grep -E "/man[0-9]/.*[^z]$" "$TMP/all.txt"; then fail "uncompressed man pages (above)"; fi
+while read -r page; do
+    gzip -lv "$TMP/all/$page" >/dev/null || fail "$page: not gzip"
+    # bytes 4-7 (the time stamp) are zero and the FNAME flag (bit 3 of byte 3) is clear
+    hdr=$(od -An -tu1 -N8 "$TMP/all/$page" | tr -s ' ')
+    read -r _ _ _ flg t0 t1 t2 t3 <<<"$hdr"
+    (( (flg & 8) == 0 && t0 + t1 + t2 + t3 == 0 )) || fail "$page: gzip header holds a name or time stamp ($hdr)"
+done < <(grep "/man[0-9]/" "$TMP/all.txt" || true)
 
 # Together the components are the whole install.
 cat "$TMP/runtime.txt" "$TMP/development.txt" "$TMP/tools.txt" | sort >"$TMP/union.txt"

@@ -395,6 +395,64 @@ static void test_happy_eyeballs_all_fail(void **state)
     ts_resolver_free(nh_static_resolver_get(sr));
 }
 
+/* on_attempt: what the hook saw, in order. */
+typedef struct attempt_log {
+    int n;
+    char addr[4][TS_SOCKADDR_STRLEN];
+    conn_rec *conn; /* the connect's own callback has not run yet at each attempt */
+} attempt_log;
+
+static void on_attempt(const struct sockaddr *addr, socklen_t addrlen, void *arg)
+{
+    attempt_log *log = arg;
+    assert_true(log->n < 4);
+    assert_false(log->conn->done);
+    assert_true(ts_sockaddr_str(addr, addrlen, log->addr[log->n], sizeof log->addr[0]) > 0);
+    log->n++;
+}
+
+/* The hook sees each address as it is tried: the refusing first one, then the one that answers. */
+static void test_on_attempt_sees_each_address(void **state)
+{
+    fixture *fx = *state;
+    bool v6 = nh_have_ipv6();
+    int dead = closed_port(v6 ? AF_INET6 : AF_INET);
+    char want[2][TS_SOCKADDR_STRLEN];
+    snprintf(want[0], sizeof want[0], v6 ? "[::1]:%d" : "127.0.0.1:%d", dead);
+    snprintf(want[1], sizeof want[1], "127.0.0.1:%d", fx->port);
+    nh_static_resolver *sr = nh_static_resolver_new();
+    nh_static_resolver_add(sr, "two.test", v6 ? "::1" : "127.0.0.1", dead);
+    nh_static_resolver_add(sr, "two.test", "127.0.0.1", fx->port);
+    ts_tcpclient *cl = ts_tcpclient_new(fx->loop, nh_static_resolver_get(sr));
+
+    conn_rec r = {.loop = fx->loop};
+    attempt_log log = {.conn = &r};
+    ts_tcpclient_options o = {.size = sizeof o, .on_attempt = on_attempt, .on_attempt_arg = &log};
+    assert_int_equal(ts_tcpclient_connect(cl, "two.test", 80, &o, on_connected, &r), 0);
+    assert_int_equal(log.n, 0); /* never inside the call */
+    tu_run_until_flag(fx->loop, &r.done, 5);
+    assert_int_equal(r.status, 0);
+    printf("# attempts: %s, then %s\n", log.addr[0], log.addr[1]);
+    assert_int_equal(log.n, 2);
+    assert_string_equal(log.addr[0], want[0]);
+    assert_string_equal(log.addr[1], want[1]);
+    ts_iostream_free(r.stream);
+
+    /* A program built before the hook existed (size up to timeout): the fields past it are not read. */
+    conn_rec r2 = {.loop = fx->loop};
+    attempt_log log2 = {.conn = &r2};
+    o.size = offsetof(ts_tcpclient_options, timeout) + sizeof(double);
+    o.on_attempt_arg = &log2;
+    assert_int_equal(ts_tcpclient_connect(cl, "two.test", 80, &o, on_connected, &r2), 0);
+    tu_run_until_flag(fx->loop, &r2.done, 5);
+    assert_int_equal(r2.status, 0);
+    assert_int_equal(log2.n, 0);
+    assert_int_equal(log.n, 2);
+    ts_iostream_free(r2.stream);
+    ts_tcpclient_free(cl);
+    ts_resolver_free(nh_static_resolver_get(sr));
+}
+
 /* Both families blackholed: the overall timeout ends it and closes every attempt. */
 static void test_happy_eyeballs_timeout_closes_attempts(void **state)
 {
@@ -543,6 +601,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_happy_eyeballs_same_family_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_happy_eyeballs_all_fail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_happy_eyeballs_timeout_closes_attempts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_on_attempt_sees_each_address, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_client_while_connecting, setup, teardown),
         cmocka_unit_test(test_connect_out_of_memory_sweep),
         cmocka_unit_test_setup_teardown(test_tls_server_and_client, setup, teardown),

@@ -40,6 +40,21 @@ extern "C" {
 /** A TCP client. Opaque. Used on one loop's thread. */
 typedef struct ts_tcpclient ts_tcpclient;
 
+/**
+ * A connection attempt is starting (ts_tcpclient_options.on_attempt): the
+ * client is about to connect to @p addr, one of the resolved addresses, in
+ * the order the race tries them (both families interleave as described in
+ * the file comment). Called on the loop's thread, from the loop (never inside
+ * ts_tcpclient_connect()), once per attempt, before the connect's own
+ * callback; not called for addresses the race never reaches. For logging
+ * ("Trying 127.0.0.1:8080..."): it must not free the client or the loop.
+ *
+ * @param addr    the address about to be tried (valid during the call only)
+ * @param addrlen its length
+ * @param arg     ts_tcpclient_options.on_attempt_arg
+ */
+typedef void (*ts_tcpclient_attempt_cb)(const struct sockaddr *addr, socklen_t addrlen, void *arg);
+
 /** Connection options. Zero-initialise, set `size = sizeof(ts_tcpclient_options)`. */
 typedef struct ts_tcpclient_options {
     /** sizeof(ts_tcpclient_options). */
@@ -84,6 +99,14 @@ typedef struct ts_tcpclient_options {
      * kernel gives up).
      */
     double timeout;
+    /**
+     * Called as each attempt starts, with the address tried (see
+     * ts_tcpclient_attempt_cb). NULL: not called. Read only when @p size
+     * covers it and on_attempt_arg (older programs get none).
+     */
+    ts_tcpclient_attempt_cb on_attempt;
+    /** Passed to on_attempt. */
+    void *on_attempt_arg;
 } ts_tcpclient_options;
 
 /**
