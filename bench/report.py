@@ -446,7 +446,7 @@ def main():
         b, e = "<!-- results:begin -->", "<!-- results:end -->"
         if b in text and e in text:
             block = ["", "Run of " + META.get("date", "?") + "; full output in "
-                     "[bench/results/latest.md](../bench/results/latest.md).", ""] + conditions() + [""]
+                     "`bench/results/latest.md` (not part of the API reference, so a path, not a link).", ""] + conditions() + [""]
             block += ["Notes (skipped peers, failed runs, fixes): " + ("none" if not notes else "")] + [f"- {n}" for n in notes] + [""]
             block += [ln.replace("## ", "### ", 1) if ln.startswith("## ") else
                       (ln.replace("### ", "#### ", 1) if ln.startswith("### ") else ln) for ln in summary]
