@@ -139,8 +139,24 @@ static int find_pos(ts_iostream *s, bool final, size_t *pos, bool *chunk)
     }
 }
 
-/* Marks the read ready if it can complete (or fail); returns whether it is ready. */
-static bool evaluate(ts_iostream *s, bool final)
+static bool evaluate_slow(ts_iostream *s, bool final);
+
+/*
+ * Marks the read ready if it can complete (or fail); returns whether it is
+ * ready. The common "nothing buffered yet" case of a delimiter or pattern
+ * read is answered inline: such a read never completes on an empty buffer
+ * (documented for empty regex matches), and it is asked once or twice per
+ * line while the stream waits for the next one.
+ */
+static inline bool evaluate(ts_iostream *s, bool final)
+{
+    const ts__read *rd = &s->rd;
+    if (!final && s->rb.len == 0 && !rd->ready && (rd->kind == TS__RK_UNTIL || rd->kind == TS__RK_REGEX))
+        return false;
+    return evaluate_slow(s, final);
+}
+
+static bool evaluate_slow(ts_iostream *s, bool final)
 {
     ts__read *rd = &s->rd;
     if (rd->kind == TS__RK_NONE || rd->ready)
