@@ -119,10 +119,18 @@ static int find_pos(ts_iostream *s, bool final, size_t *pos, bool *chunk)
         /* Data cut short by our own limit is not "everything until close". */
         if (s->error == TS_EBUFFERFULL || s->error == TS_ENOMEM)
             return s->error;
+        /*
+         * Nor is more than the limit, kept after a clean close (the byte
+         * that proves the buffer full, left by a read answered within it):
+         * the answer would be cut to max_buffer_size bytes.
+         */
+        if (!rd->streaming && s->rb.len > s->max_buffer_size)
+            return TS_EBUFFERFULL;
         *pos = rd->streaming ? 0 : len;
         return 1;
     case TS__RK_INTO: {
-        size_t k = TS__MIN(len, rd->n - rd->filled);
+        /* The caller's buffer takes it: every buffered byte counts, the limit's extra one too. */
+        size_t k = TS__MIN(s->rb.len, rd->n - rd->filled);
         bool done = rd->filled + k == rd->n || (rd->partial && rd->filled + k > 0);
         if (final && !done)
             return 0; /* the read fails: what is buffered stays for the next read, not lost in the caller's buffer */

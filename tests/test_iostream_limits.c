@@ -32,6 +32,13 @@ static void on_line(ts_iostream *s, int status, const char *data, size_t len, vo
 
 static bool got_it(void *arg) { return ((got *)arg)->status != 1; }
 
+/* read_into's completion: its status, or the byte count when it succeeded. */
+static void on_into(ts_iostream *s, int status, size_t n, void *arg)
+{
+    (void)s;
+    ((got *)arg)->status = status < 0 ? status : (int)n;
+}
+
 /*
  * max_buffer_size = SIZE_MAX, the natural "unlimited": max - len + 1 wrapped
  * to 0, the stream asked the kernel for 0 bytes, took the 0 for EOF and
@@ -58,6 +65,47 @@ static void test_unlimited_max_buffer_size_reads(void **state)
         ts_iostream_free(s);
         close(fds[0]);
     }
+    tu_fixture_end(loop);
+}
+
+/*
+ * More than max_buffer_size bytes left buffered at a clean close (one read
+ * took the limit plus the byte that proves it full, and the pending read, an
+ * empty regex match, was answered within it; then the stream was closed, as
+ * at the peer's EOF): read_until_close must not answer with the first
+ * max_buffer_size of them as if they were everything. Found by
+ * fuzz_read_model.
+ */
+static void test_until_close_past_limit_after_clean_close(void **state)
+{
+    (void)state;
+    ts_ioloop *loop = tu_fixture_begin(20);
+    int fds[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+    ts_iostream_options o = {.size = sizeof o, .max_buffer_size = 64};
+    ts_iostream *s = ts_iostream_new_socket(loop, fds[1], &o);
+    assert_non_null(s);
+    char data[65];
+    memset(data, 'a', sizeof data);
+    assert_int_equal(write(fds[0], data, sizeof data), (ssize_t)sizeof data);
+    close(fds[0]);
+    got g = {.status = 1};
+    assert_int_equal(ts_iostream_read_until_regex(s, "x*", 0, on_line, &g), 0);
+    assert_true(tu_run_until(loop, got_it, &g, 5));
+    assert_int_equal(g.status, 0);
+    ts_iostream_close(s, 0);
+    size_t kept = ts_iostream_read_buffer_size(s);
+    assert_true(kept == 65); /* one read took it all: the limit and the byte past it */
+    /* the whole stream until close does not fit the limit: refused, not cut short */
+    assert_int_equal(ts_iostream_read_until_close(s, on_line, &g), TS_ECLOSED);
+    /* read_into fills the caller's buffer, so all 65 bytes still come out of it */
+    char into[65];
+    g.status = 1;
+    assert_int_equal(ts_iostream_read_into(s, into, sizeof into, false, on_into, &g), 0);
+    assert_true(tu_run_until(loop, got_it, &g, 5));
+    assert_int_equal(g.status, 65);
+    assert_memory_equal(into, data, sizeof into);
+    ts_iostream_free(s);
     tu_fixture_end(loop);
 }
 
@@ -91,6 +139,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unlimited_max_buffer_size_reads),
         cmocka_unit_test(test_unlimited_through_tcpserver),
+        cmocka_unit_test(test_until_close_past_limit_after_clean_close),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
