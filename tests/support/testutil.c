@@ -297,11 +297,12 @@ static void bytes_add(long n)
 
 /*
  * Counted by usable size, so blocks allocated before the hooks went in may
- * be freed through them (the count is relative to that moment).
+ * be freed through them (the count is relative to that moment). Threads
+ * allocate through them too: only the atomic counters are touched.
  */
 static void *b_malloc(size_t n)
 {
-    void *p = c_malloc(n);
+    void *p = malloc(n);
     if (p)
         bytes_add((long)malloc_usable_size(p));
     return p;
@@ -309,7 +310,7 @@ static void *b_malloc(size_t n)
 static void *b_realloc(void *q, size_t n)
 {
     long old = q ? (long)malloc_usable_size(q) : 0;
-    void *p = c_realloc(q, n);
+    void *p = realloc(q, n);
     if (p)
         bytes_add((long)malloc_usable_size(p) - old);
     return p;

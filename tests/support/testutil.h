@@ -91,9 +91,9 @@ void tu_set_nonblock(int fd);
 /* ---- memory in bytes, loop iterations, CPU time ------------------------- */
 
 /**
- * Routes the library's allocations through malloc, counting them
- * (tu_alloc_count) and the bytes live and their peak by usable size
- * (thread-safe). It may be installed at any time: blocks from before may be
+ * Routes the library's allocations through malloc, counting the bytes live
+ * and their peak by usable size (thread-safe; no failure injection, no
+ * tu_alloc_count). It may be installed at any time: blocks from before may be
  * freed through it, so the byte count is relative to the moment it went in.
  * tu_restore_allocator() takes it out.
  */
