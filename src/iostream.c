@@ -270,6 +270,7 @@ static void on_loop_orphan(ts__loop_member *m)
     ts_iostream *s = (ts_iostream *)m;
     s->flags |= TS__F_ORPHAN; /* from here on nothing is scheduled */
     ts__io_close(s, 0, false);
+    /* A stream closed by ts__iostream_detach_fd() kept its timers: none may outlive the loop. */
     disarm_handshake_timer(s);
     ts__io_timeouts_free(s);
     if (s->flags & TS__F_SCHEDULED) {

@@ -217,32 +217,97 @@ static void test_bulk_flood_does_not_starve_timer_or_other_clients(void **state)
 }
 
 /*
- * A transport that always has more: every read comes back full, as from a
- * peer faster than the loop. Its fd (one end of a socketpair with a byte
- * never read) is always readable, so the level-triggered poller brings the
- * stream back after each capped run. Without the cap, the first run never
- * ends and the watchdog fires.
+ * A user transport faster than any loop: every read comes back full (of 'z',
+ * or of "x\n" lines), every write is taken whole. Its fd (one end of a
+ * socketpair with a byte never read) is always readable, so the
+ * level-triggered poller brings the stream back after each capped run. It
+ * counts reads and bytes written per loop iteration (an ev_prepare starts
+ * each count).
  */
-typedef struct endless {
-    int fd;
+typedef struct fake {
+    int fd, peer;
+    bool lines;
     int reads_this_iteration, max_reads_per_iteration;
-} endless;
+    size_t written_this_iteration, max_written_per_iteration;
+    long answered; /* lines the test answered */
+    ev_prepare iteration;
+} fake;
 
-static int e_fileno(void *t) { return ((endless *)t)->fd; }
-static ssize_t e_read(void *t, void *buf, size_t len)
+static int f_fileno(void *t) { return ((fake *)t)->fd; }
+static ssize_t f_read(void *t, void *buf, size_t len)
 {
-    endless *e = t;
-    if (++e->reads_this_iteration > e->max_reads_per_iteration)
-        e->max_reads_per_iteration = e->reads_this_iteration;
-    memset(buf, 'z', len);
-    return (ssize_t)len;
+    fake *f = t;
+    if (++f->reads_this_iteration > f->max_reads_per_iteration)
+        f->max_reads_per_iteration = f->reads_this_iteration;
+    if (!f->lines) {
+        memset(buf, 'z', len);
+        return (ssize_t)len;
+    }
+    char *p = buf;
+    for (size_t i = 0; i + 1 < len; i += 2)
+        p[i] = 'x', p[i + 1] = '\n';
+    return (ssize_t)(len & ~(size_t)1);
+}
+static ssize_t f_write(void *t, const struct iovec *iov, int n)
+{
+    fake *f = t;
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += iov[i].iov_len;
+    f->written_this_iteration += total;
+    if (f->written_this_iteration > f->max_written_per_iteration)
+        f->max_written_per_iteration = f->written_this_iteration;
+    return (ssize_t)total;
+}
+static void f_close(void *t)
+{
+    fake *f = t;
+    if (f->fd >= 0)
+        close(f->fd);
+    f->fd = -1;
 }
 
-/* Each loop iteration starts a new count. */
+static const ts_stream_ops fake_ops = {
+    .size = sizeof(ts_stream_ops),
+    .name = "fake",
+    .fileno = f_fileno,
+    .read_from_fd = f_read,
+    .write_to_fd = f_write,
+    .close_fd = f_close,
+};
+
 static void on_iteration(struct ev_loop *ev, ev_prepare *w, int revents)
 {
     (void)ev, (void)revents;
-    ((endless *)w->data)->reads_this_iteration = 0;
+    fake *f = w->data;
+    f->reads_this_iteration = 0;
+    f->written_this_iteration = 0;
+}
+
+/* A stream over a new fake transport on @p loop, counting from the next iteration. */
+static ts_iostream *fake_stream(ts_ioloop *loop, fake *f, bool lines, const ts_iostream_options *opts)
+{
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    assert_int_equal(write(sv[1], "x", 1), 1); /* always readable */
+    memset(f, 0, sizeof *f);
+    f->fd = sv[0];
+    f->peer = sv[1];
+    f->lines = lines;
+    ev_prepare_init(&f->iteration, on_iteration);
+    f->iteration.data = f;
+    ev_prepare_start(ts_ioloop_ev(loop), &f->iteration);
+    ts_iostream *s = ts_iostream_new(loop, &fake_ops, f, opts);
+    assert_non_null(s);
+    return s;
+}
+
+/* Stops the counting and frees the stream and the socketpair's other end. */
+static void fake_end(ts_ioloop *loop, fake *f, ts_iostream *s)
+{
+    ev_prepare_stop(ts_ioloop_ev(loop), &f->iteration);
+    ts_iostream_free(s);
+    close(f->peer);
 }
 
 typedef struct fail_rec {
@@ -256,30 +321,6 @@ static void on_fail(ts_iostream *s, int status, const char *data, size_t len, vo
     r->calls++;
     r->status = status;
 }
-static ssize_t e_write(void *t, const struct iovec *iov, int n)
-{
-    (void)t;
-    size_t total = 0;
-    for (int i = 0; i < n; i++)
-        total += iov[i].iov_len;
-    return (ssize_t)total;
-}
-static void e_close(void *t)
-{
-    endless *e = t;
-    if (e->fd >= 0)
-        close(e->fd);
-    e->fd = -1;
-}
-
-static const ts_stream_ops endless_ops = {
-    .size = sizeof(ts_stream_ops),
-    .name = "endless",
-    .fileno = e_fileno,
-    .read_from_fd = e_read,
-    .write_to_fd = e_write,
-    .close_fd = e_close,
-};
 
 static void test_endless_source_is_read_in_bounded_runs(void **state)
 {
@@ -287,30 +328,18 @@ static void test_endless_source_is_read_in_bounded_runs(void **state)
     signal(SIGALRM, on_alarm);
     alarm(20);
     ts_ioloop *loop = tu_fixture_begin(15);
-    int sv[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-    assert_int_equal(write(sv[1], "x", 1), 1);
-    static endless e;
-    memset(&e, 0, sizeof e);
-    e.fd = sv[0];
-    ev_prepare prep;
-    ev_prepare_init(&prep, on_iteration);
-    prep.data = &e;
-    ev_prepare_start(ts_ioloop_ev(loop), &prep);
+    static fake e;
     /* A delimiter that never comes, into a big buffer: 512 full reads before it is full. */
     ts_iostream_options o = {.size = sizeof o, .max_buffer_size = 32u << 20};
-    ts_iostream *s = ts_iostream_new(loop, &endless_ops, &e, &o);
-    assert_non_null(s);
+    ts_iostream *s = fake_stream(loop, &e, false, &o);
     fail_rec r = {0};
     assert_int_equal(ts_iostream_read_until(s, "\n", 1, 0, on_fail, &r), 0);
     tu_run_until_count(loop, &r.calls, 1, 10);
-    ev_prepare_stop(ts_ioloop_ev(loop), &prep);
+    fake_end(loop, &e, s);
     print_message("endless source: at most %d reads per loop iteration\n", e.max_reads_per_iteration);
     assert_int_equal(r.status, TS_EBUFFERFULL);
     /* One capped run from the poll, perhaps one more from the deferred list. */
     assert_true(e.max_reads_per_iteration <= 2 * 32);
-    ts_iostream_free(s);
-    close(sv[1]);
     tu_run_for(loop, 0.05);
     tu_fixture_end(loop);
     alarm(0);
@@ -322,55 +351,6 @@ static void test_endless_source_is_read_in_bounded_runs(void **state)
  * sink that takes everything. Before, each large write had its own 4 MiB
  * bound and one run could write until its 1,024 callbacks were done.
  */
-typedef struct lines_sink {
-    int fd;
-    size_t written_this_iteration, max_written_per_iteration;
-    long lines;
-} lines_sink;
-
-static ssize_t ls_read(void *t, void *buf, size_t len)
-{
-    (void)t;
-    char *p = buf;
-    for (size_t i = 0; i + 1 < len; i += 2)
-        p[i] = 'x', p[i + 1] = '\n';
-    return (ssize_t)(len & ~(size_t)1);
-}
-static ssize_t ls_write(void *t, const struct iovec *iov, int n)
-{
-    lines_sink *k = t;
-    size_t total = 0;
-    for (int i = 0; i < n; i++)
-        total += iov[i].iov_len;
-    k->written_this_iteration += total;
-    if (k->written_this_iteration > k->max_written_per_iteration)
-        k->max_written_per_iteration = k->written_this_iteration;
-    return (ssize_t)total;
-}
-static int ls_fileno(void *t) { return ((lines_sink *)t)->fd; }
-static void ls_close(void *t)
-{
-    lines_sink *k = t;
-    if (k->fd >= 0)
-        close(k->fd);
-    k->fd = -1;
-}
-
-static const ts_stream_ops lines_sink_ops = {
-    .size = sizeof(ts_stream_ops),
-    .name = "lines-sink",
-    .fileno = ls_fileno,
-    .read_from_fd = ls_read,
-    .write_to_fd = ls_write,
-    .close_fd = ls_close,
-};
-
-static void on_sink_iteration(struct ev_loop *ev, ev_prepare *w, int revents)
-{
-    (void)ev, (void)revents;
-    ((lines_sink *)w->data)->written_this_iteration = 0;
-}
-
 static char g_mib[1 << 20];
 
 static void answer_line(ts_iostream *s, int status, const char *data, size_t len, void *arg);
@@ -385,10 +365,10 @@ static void answer_written(ts_iostream *s, int status, void *arg)
 static void answer_line(ts_iostream *s, int status, const char *data, size_t len, void *arg)
 {
     (void)data, (void)len;
-    lines_sink *k = arg;
+    fake *k = arg;
     if (status < 0)
         return;
-    k->lines++;
+    k->answered++;
     assert_int_equal(ts_iostream_write(s, g_mib, sizeof g_mib, answer_written, k), 0);
 }
 
@@ -398,28 +378,16 @@ static void test_writes_per_run_are_bounded(void **state)
     signal(SIGALRM, on_alarm);
     alarm(20);
     ts_ioloop *loop = tu_fixture_begin(15);
-    int sv[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-    assert_int_equal(write(sv[1], "x", 1), 1); /* always readable */
-    static lines_sink k;
-    memset(&k, 0, sizeof k);
-    k.fd = sv[0];
-    ev_prepare prep;
-    ev_prepare_init(&prep, on_sink_iteration);
-    prep.data = &k;
-    ev_prepare_start(ts_ioloop_ev(loop), &prep);
-    ts_iostream *s = ts_iostream_new(loop, &lines_sink_ops, &k, NULL);
-    assert_non_null(s);
+    static fake k;
+    ts_iostream *s = fake_stream(loop, &k, true, NULL);
     assert_int_equal(ts_iostream_read_until(s, "\n", 1, 0, answer_line, &k), 0);
     tu_run_for(loop, 0.3);
-    ev_prepare_stop(ts_ioloop_ev(loop), &prep);
-    print_message("lines answered: %ld; at most %zu KiB written per loop iteration\n", k.lines,
+    fake_end(loop, &k, s);
+    print_message("lines answered: %ld; at most %zu KiB written per loop iteration\n", k.answered,
                   k.max_written_per_iteration / 1024);
-    assert_true(k.lines > 8);
+    assert_true(k.answered > 8);
     /* One run from the poll and perhaps one from the deferred list, 4 MiB each. */
     assert_true(k.max_written_per_iteration <= 2 * (4u << 20));
-    ts_iostream_free(s);
-    close(sv[1]);
     tu_run_for(loop, 0.05);
     tu_fixture_end(loop);
     alarm(0);

@@ -100,6 +100,16 @@ static void test_slow_clients_keep_what_they_buffer(void **state)
     assert_int_equal(tu_count_fds(), fds_before);
 }
 
+/* A stream over one end of a new socketpair; sv[1], the peer's end, is non-blocking. */
+static ts_iostream *socket_stream(ts_ioloop *loop, int sv[2])
+{
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    tu_set_nonblock(sv[1]);
+    ts_iostream *s = ts_iostream_new_socket(loop, sv[0], NULL);
+    assert_non_null(s);
+    return s;
+}
+
 typedef struct fail_rec {
     int calls, status;
 } fail_rec;
@@ -119,10 +129,7 @@ static void test_undelimited_flood_stays_under_max_bytes(void **state)
     int fds_before = tu_count_fds();
     ts_ioloop *loop = tu_loop_new(30);
     int sv[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-    tu_set_nonblock(sv[1]);
-    ts_iostream *s = ts_iostream_new_socket(loop, sv[0], NULL);
-    assert_non_null(s);
+    ts_iostream *s = socket_stream(loop, sv);
     const size_t max_bytes = 1u << 20;
     fail_rec r = {0};
     tu_use_byte_allocator();
@@ -192,10 +199,7 @@ static void test_steady_echo_allocates_nothing(void **state)
     int fds_before = tu_count_fds();
     ts_ioloop *loop = tu_loop_new(30);
     int sv[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-    tu_set_nonblock(sv[1]);
-    ts_iostream *s = ts_iostream_new_socket(loop, sv[0], NULL);
-    assert_non_null(s);
+    ts_iostream *s = socket_stream(loop, sv);
     int lines = 0;
     start_line(s, &lines);
     char batch[16 * 64];

@@ -463,6 +463,29 @@ static void start2_manager(int port_fd)
     _exit(0);
 }
 
+/*
+ * Forks a manager process (its own process group) that runs @p manager,
+ * which writes the port it listens on to the fd it is given; returns its
+ * pid and stores the port.
+ */
+static pid_t spawn_manager(void (*manager)(int port_fd), int *port)
+{
+    int pp[2];
+    assert_int_equal(pipe2(pp, O_CLOEXEC), 0);
+    fflush(stdout);
+    pid_t mgr = fork();
+    assert_true(mgr >= 0);
+    if (mgr == 0) {
+        close(pp[0]);
+        manager(pp[1]);
+    }
+    setpgid(mgr, mgr);
+    close(pp[1]);
+    assert_int_equal(nh_read(pp[0], port, sizeof(*port), 10), (ssize_t)sizeof(*port));
+    close(pp[0]);
+    return mgr;
+}
+
 /* ---- a thread pool started before the fork ------------------------------- */
 
 static void *job_answer(void *arg, int *err)
@@ -519,20 +542,8 @@ static void pool_manager(int port_fd)
 static void test_children_get_their_own_thread_pool(void **state)
 {
     (void)state;
-    int pp[2];
-    assert_int_equal(pipe2(pp, O_CLOEXEC), 0);
-    fflush(stdout);
-    pid_t mgr = fork();
-    assert_true(mgr >= 0);
-    if (mgr == 0) {
-        close(pp[0]);
-        pool_manager(pp[1]);
-    }
-    setpgid(mgr, mgr);
-    close(pp[1]);
     int port = 0;
-    assert_int_equal(nh_read(pp[0], &port, sizeof(port), 10), (ssize_t)sizeof(port));
-    close(pp[0]);
+    pid_t mgr = spawn_manager(pool_manager, &port);
     int answered = 0;
     for (int i = 0; i < 6; i++) {
         int c = nh_connect(AF_INET, port, 2);
@@ -568,20 +579,8 @@ static int ask_task(int port, const char *cmd, int *pid, bool *bye)
 static void test_start_two_processes(void **state)
 {
     (void)state;
-    int pp[2];
-    assert_int_equal(pipe2(pp, O_CLOEXEC), 0);
-    fflush(stdout);
-    pid_t mgr = fork();
-    assert_true(mgr >= 0);
-    if (mgr == 0) {
-        close(pp[0]);
-        start2_manager(pp[1]);
-    }
-    setpgid(mgr, mgr);
-    close(pp[1]);
     int port = 0;
-    assert_int_equal(nh_read(pp[0], &port, sizeof(port), 10), (ssize_t)sizeof(port));
-    close(pp[0]);
+    pid_t mgr = spawn_manager(start2_manager, &port);
 
     /* Both task ids answer (hold one connection open so the other worker takes the next). */
     bool seen[2] = {false, false};
