@@ -117,6 +117,15 @@ void ts__ioloop_after_fork(ts_ioloop *loop);
  */
 char *ts__ioloop_rdbuf_take(ts_ioloop *loop);
 void ts__ioloop_rdbuf_give(ts_ioloop *loop);
+/*
+ * The stream holding the block keeps it between its runs (an unfinished
+ * message sits in it and more is on the way): a take by another stream first
+ * calls @p reclaim(@p keeper), which must give the block back (moving the
+ * keeper's bytes out). ts__ioloop_rdbuf_use() ends the rest when the keeper
+ * works in it again; giving the block back ends it too.
+ */
+void ts__ioloop_rdbuf_rest(ts_ioloop *loop, void (*reclaim)(void *keeper), void *keeper);
+void ts__ioloop_rdbuf_use(ts_ioloop *loop);
 
 /*
  * Free blocks of one size kept for reuse (the write buffers' copy chunks),
@@ -127,7 +136,11 @@ typedef struct ts__pool {
     void *free; /* singly linked through each block's first word */
     uint32_t n, max;
 } ts__pool;
-ts__pool *ts__ioloop_chunk_pool(ts_ioloop *loop);
+/* A loop's write-buffer pools: TS__WB_CHUNK copy chunks, and the headers of referencing chunks. */
+typedef struct ts__wpools {
+    ts__pool chunks, heads;
+} ts__wpools;
+ts__wpools *ts__ioloop_write_pools(ts_ioloop *loop);
 /** A block from the pool (NULL: empty). */
 static inline void *ts__pool_get(ts__pool *p)
 {

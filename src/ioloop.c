@@ -294,7 +294,8 @@ static ts_ioloop *loop_init(struct ev_loop *ev, bool owns)
     }
     pthread_mutex_init(&loop->xlock, NULL);
     loop->members.prev = loop->members.next = &loop->members;
-    loop->wpool.max = 16; /* 256 KiB of write chunks at most */
+    loop->wpools.chunks.max = 16; /* 256 KiB of write chunks at most */
+    loop->wpools.heads.max = 64;
 
     ev_prepare_init(&loop->prepare, prepare_cb);
     ev_check_init(&loop->check, check_cb);
@@ -368,6 +369,11 @@ void ts__ioloop_after_fork(ts_ioloop *loop) { ev_loop_fork(loop->ev); }
 
 char *ts__ioloop_rdbuf_take(ts_ioloop *loop)
 {
+    if (loop->rdbuf_lent && loop->rdbuf_reclaim) {
+        void (*reclaim)(void *) = loop->rdbuf_reclaim;
+        loop->rdbuf_reclaim = NULL;
+        reclaim(loop->rdbuf_keeper); /* gives it back */
+    }
     if (loop->rdbuf_lent)
         return NULL;
     if (!loop->rdbuf && !(loop->rdbuf = ts__malloc(TS__LOOP_RDBUF)))
@@ -376,9 +382,21 @@ char *ts__ioloop_rdbuf_take(ts_ioloop *loop)
     return loop->rdbuf;
 }
 
-void ts__ioloop_rdbuf_give(ts_ioloop *loop) { loop->rdbuf_lent = false; }
+void ts__ioloop_rdbuf_give(ts_ioloop *loop)
+{
+    loop->rdbuf_lent = false;
+    loop->rdbuf_reclaim = NULL;
+}
 
-ts__pool *ts__ioloop_chunk_pool(ts_ioloop *loop) { return &loop->wpool; }
+void ts__ioloop_rdbuf_rest(ts_ioloop *loop, void (*reclaim)(void *keeper), void *keeper)
+{
+    loop->rdbuf_reclaim = reclaim;
+    loop->rdbuf_keeper = keeper;
+}
+
+void ts__ioloop_rdbuf_use(ts_ioloop *loop) { loop->rdbuf_reclaim = NULL; }
+
+ts__wpools *ts__ioloop_write_pools(ts_ioloop *loop) { return &loop->wpools; }
 
 void ts__pool_drain(ts__pool *p)
 {
@@ -464,7 +482,8 @@ void ts_ioloop_free(ts_ioloop *loop, bool all_fds)
     ts__free(loop->handlers);
     ts__timers_free(loop);
     ts__free(loop->rdbuf);
-    ts__pool_drain(&loop->wpool);
+    ts__pool_drain(&loop->wpools.chunks);
+    ts__pool_drain(&loop->wpools.heads);
 
     ev_ref(loop->ev);
     ev_ref(loop->ev);

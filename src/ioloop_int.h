@@ -97,7 +97,9 @@ struct ts_ioloop {
     ts__loop_member members; /* list head of the streams on this loop (see ts__ioloop_attach) */
     char *rdbuf;             /* the shared read block (ts__ioloop_rdbuf_take) */
     bool rdbuf_lent;
-    ts__pool wpool;          /* write-buffer copy chunks for reuse */
+    void (*rdbuf_reclaim)(void *); /* set while the holder rests (ts__ioloop_rdbuf_rest) */
+    void *rdbuf_keeper;
+    ts__wpools wpools;       /* write-buffer chunks and chunk headers for reuse */
 };
 
 #define TS__NO_SLOT UINT32_MAX

@@ -70,7 +70,7 @@ static void init_stream(ts_iostream *s, ts_ioloop *loop, const ts_stream_ops *op
     s->hs_timeout = hs > 0 ? hs : 0;
     ts__readbuf_init(&s->rb);
     ts__writebuf_init(&s->wb);
-    s->wb.pool = ts__ioloop_chunk_pool(loop);
+    s->wb.pool = ts__ioloop_write_pools(loop);
     if (TS__OP(s, handshake))
         /* Nothing may touch the fd before the handshake; it starts once the fd is connected. */
         s->flags |= TS__F_HANDSHAKING;
@@ -554,6 +554,8 @@ static void run(ts_iostream *s, int events, bool inline_io)
 {
     s->refs++;
     s->flags |= TS__F_IN_RUN;
+    if (s->rb.lent)
+        ts__ioloop_rdbuf_use(s->loop); /* kept since the last run: nobody may reclaim it under this one */
     /* A kick only asks for this run; a deferred run is inline, so the read is retried. */
     s->flags &= ~(TS__F_RDRAINED | TS__F_WBLOCKED | TS__F_KICK);
     s->run_reads = 0;
@@ -584,16 +586,45 @@ static void run(ts_iostream *s, int events, bool inline_io)
  * bytes must stay valid until it returns. The release then happens when
  * run() settles interest on its way out (destroy() frees the rest).
  */
-static void release_read_memory(ts_iostream *s)
+static void settle_read_memory(ts_iostream *s)
 {
-    if ((s->flags & TS__F_VIEW) || !s->rb.base)
-        return;
     /* The loop's block goes back; an idle stream keeps no read memory, a busy one what it holds. */
     bool lost;
     if (ts__readbuf_settle(&s->rb, &lost))
         ts__ioloop_rdbuf_give(s->loop);
     if (lost)
         ts__io_close(s, TS_ENOMEM, false);
+}
+
+/* Another stream wants the loop's block this stream kept between runs. */
+static void reclaim_read_block(void *keeper) { settle_read_memory(keeper); }
+
+/*
+ * Whether the stream keeps the loop's block until its next run: it holds
+ * buffered bytes worth a copy (the unfinished part of a large message, or
+ * messages its reader paused on, e.g. waiting for its writes to drain).
+ * Moving them out at every run and back in at the next would copy each such
+ * tail twice; kept, they are copied only if another stream asks for the
+ * block meanwhile (reclaim_read_block). The block is the loop's either way:
+ * keeping it costs no memory.
+ */
+static bool keeps_read_block(const ts_iostream *s)
+{
+    return s->rb.lent && s->rb.len >= TS__KEEP_BLOCK_MIN && !(s->flags & (TS__F_CLOSED | TS__F_READ_EOF));
+}
+
+static void release_read_memory(ts_iostream *s)
+{
+    if ((s->flags & TS__F_VIEW) || !s->rb.base)
+        return;
+    /* Echoes still queued by reference are copied: their bytes are about to move. */
+    if (ts__writebuf_has_views(&s->wb))
+        ts__io_pin_views(s, false);
+    if (keeps_read_block(s)) {
+        ts__ioloop_rdbuf_rest(s->loop, reclaim_read_block, s);
+        return;
+    }
+    settle_read_memory(s);
 }
 
 void ts__io_update_interest(ts_iostream *s)

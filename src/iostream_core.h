@@ -150,6 +150,8 @@ struct ts_iostream {
  * transport's pending bytes bring it back, after the loop served the rest.
  */
 #define TS__READS_PER_RUN 32
+/* Unfinished messages at least this long keep the loop's read block between runs (see release_read_memory). */
+#define TS__KEEP_BLOCK_MIN 4096u
 /* Most iovec entries per write_to_fd call (IOV_MAX on Linux). */
 #define TS__IOV_CAP 1024
 
@@ -250,6 +252,25 @@ void ts__io_flush(ts_iostream *s);
 bool ts__io_write_deliver(ts_iostream *s);
 /** Runs the ts_iostream_shutdown() callback once owed (once closed, with the close status). Returns whether it ran. */
 bool ts__io_shutdown_deliver(ts_iostream *s);
+/*
+ * Whether @p len bytes at @p data lie in the stream's read buffer while one
+ * of its read callbacks holds a view into it: an echo of what it was handed.
+ * Such a write is queued by reference (ts__writebuf_append_view), and the
+ * read buffer keeps that memory still until ts__io_pin_views() ran.
+ */
+static inline bool ts__io_is_view(const ts_iostream *s, const void *data, size_t len)
+{
+    uintptr_t p = (uintptr_t)data, b = (uintptr_t)s->rb.base;
+    size_t used = s->rb.start + s->rb.len;
+    return (s->flags & TS__F_VIEW) && b && len && p >= b && len <= used && p - b <= used - len;
+}
+/**
+ * Called before the read buffer moves or lends out its memory while views
+ * are queued: with @p flush they are offered to the transport first, and
+ * what it did not take is copied. Returns false if the stream closed (a
+ * write failed, or the copy could not be made: TS_ENOMEM).
+ */
+bool ts__io_pin_views(ts_iostream *s, bool flush);
 /** Whether the write side has work: queued bytes, or a shutdown waiting to happen. */
 static inline bool ts__io_write_pending(const ts_iostream *s)
 {

@@ -119,7 +119,8 @@ typedef struct ts__writebuf {
     uint64_t done_index;  /* bytes ever written */
     ts__wmark *marks;     /* ring of pending markers */
     uint32_t mcap, mhead, mcount;
-    ts__pool *pool;       /* where TS__WB_CHUNK copy chunks come from and go back to (NULL: the allocator) */
+    uint32_t nviews;      /* view chunks queued (ts__writebuf_append_view) */
+    ts__wpools *pool;     /* where copy chunks and chunk headers come from and go back to (NULL: the allocator) */
 } ts__writebuf;
 
 void ts__writebuf_init(ts__writebuf *wb);
@@ -151,6 +152,24 @@ static inline void ts__wowner_release(const ts__wowner *own)
  * must be > 0. 0 or TS_ENOMEM (nothing queued, nothing released).
  */
 int ts__writebuf_append_owned(ts__writebuf *wb, const void *data, size_t len, const ts__wowner *own);
+/**
+ * Queues @p len (> 0) bytes at @p data by reference, with nothing to give
+ * back: bytes of the stream's own read buffer (a read callback's view),
+ * which stay put only until the read buffer next moves its memory, so the
+ * core calls ts__writebuf_own_views() before that. A view that continues
+ * the tail view extends it: an echo of consecutive lines is one iovec
+ * entry. 0 or TS_ENOMEM (nothing queued).
+ */
+int ts__writebuf_append_view(ts__writebuf *wb, const void *data, size_t len);
+/** Whether view chunks are queued. */
+static inline bool ts__writebuf_has_views(const ts__writebuf *wb) { return wb->nviews != 0; }
+/**
+ * Copies the unwritten bytes of every queued view into chunks of the
+ * buffer's own, in place (order, indexes and markers unchanged), so the
+ * memory the views pointed into may change. 0, or TS_ENOMEM (the views not
+ * copied stay queued; the caller must not let their memory change).
+ */
+int ts__writebuf_own_views(ts__writebuf *wb);
 /**
  * Queues the region [@p off, @p off + @p len) of the file open on @p fd,
  * which the buffer then owns: it is closed when the region has been written

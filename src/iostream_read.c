@@ -190,9 +190,10 @@ void ts__io_read_finalize(ts_iostream *s) { evaluate(s, true); }
 static void log_read_error(ts_iostream *s, int err);
 
 /*
- * Where the next read lands. A stream with room left in its own block (the
- * tail of an unfinished message) reads there; otherwise it borrows the
- * loop's shared block, bringing along the few bytes it kept, and settles
+ * Where the next read lands. A stream whose own block has room for a whole
+ * read (the tail of an unfinished message) reads there; otherwise it
+ * borrows the loop's shared block, bringing along the bytes it kept (the
+ * copy growing or compacting its own block would have made), and settles
  * (keeps only the unconsumed tail) when it is done: arrivals that complete
  * reads allocate nothing, and a stream holds memory in proportion to what it
  * buffers. A read too big for the shared block grows a block of its own.
@@ -200,7 +201,7 @@ static void log_read_error(ts_iostream *s, int err);
 static void borrow_block(ts_iostream *s, size_t want)
 {
     ts__readbuf *rb = &s->rb;
-    if (rb->lent || (rb->base && rb->cap - rb->start - rb->len > 0) || rb->len + want > TS__LOOP_RDBUF / 2 ||
+    if (rb->lent || (rb->base && rb->cap - rb->start - rb->len >= want) || rb->len + want > TS__LOOP_RDBUF / 2 ||
         (s->flags & TS__F_VIEW))
         return;
     char *block = ts__ioloop_rdbuf_take(s->loop);
@@ -230,6 +231,9 @@ static ssize_t read_once(ts_iostream *s)
         dst = rd->into + rd->filled;
         room = rd->n - rd->filled;
     } else {
+        /* Reading may move the buffer's bytes: echoes queued by reference go out (or are copied) first. */
+        if (ts__writebuf_has_views(&s->wb) && !ts__io_pin_views(s, true))
+            return -1;
         if (s->rb.len > s->max_buffer_size) {
             /* Full, and the pending read needs more (read_step asked). */
             ts__io_close(s, TS_EBUFFERFULL, false);

@@ -180,6 +180,18 @@ void ts__io_flush(ts_iostream *s)
         ts__io_close(s, 0, true); /* the half-close rule: everything queued went out */
 }
 
+bool ts__io_pin_views(ts_iostream *s, bool flush)
+{
+    if (flush && ts__io_ready_for_io(s) && !(s->flags & TS__F_WBLOCKED))
+        ts__io_flush(s);
+    if (s->flags & TS__F_CLOSED)
+        return false; /* closing dropped the queue, views with it */
+    if (!ts__writebuf_has_views(&s->wb) || ts__writebuf_own_views(&s->wb) == 0)
+        return true;
+    ts__io_close(s, TS_ENOMEM, false);
+    return false;
+}
+
 /* Writes straight from the caller's memory. Returns bytes written, or -1 if that closed the stream. */
 static ssize_t write_direct(ts_iostream *s, const char *data, size_t len)
 {
@@ -227,6 +239,17 @@ static int queue_write(ts_iostream *s, const void *data, size_t len, const ts__w
         return refused;
     if (len && !data)
         return TS_EINVAL;
+    if (!own && ts__io_is_view(s, data, len)) {
+        /* An echo of the callback's view: referenced, and flushed before that memory moves. */
+        int r = ts__writebuf_append_view(&s->wb, data, len);
+        if (r) {
+            ts__io_close(s, r, false);
+            return r;
+        }
+        if (cb)
+            ts__writebuf_add_mark(&s->wb, cb, arg); /* room reserved above */
+        return 0; /* only from a read callback, so inside a run: it flushes on its way out */
+    }
     size_t done = 0;
     bool closed = false;
     if (len && ts__writebuf_size(&s->wb) == 0 && ts__io_ready_for_io(s) && !(s->flags & TS__F_WBLOCKED) &&
@@ -277,9 +300,15 @@ int ts_iostream_write(ts_iostream *s, const void *data, size_t len, ts_iostream_
      */
     const unsigned mask = TS__F_IN_RUN | TS__F_CLOSED | TS__F_CONNECTING | TS__F_HANDSHAKING | TS__F_SHUT_REQ |
                           TS__F_SHUT_DONE;
-    if (!cb && data && len < TS__WB_CHUNK && (s->flags & mask) == TS__F_IN_RUN && !s->max_write_buffer_size &&
-        ts__writebuf_append(&s->wb, data, len) == 0)
-        return 0;
+    if (!cb && data && (s->flags & mask) == TS__F_IN_RUN && !s->max_write_buffer_size) {
+        if (ts__io_is_view(s, data, len)) {
+            /* An echo of what the read callback was handed: queued by reference, no copy. */
+            if (ts__writebuf_append_view(&s->wb, data, len) == 0)
+                return 0;
+        } else if (len < TS__WB_CHUNK && ts__writebuf_append(&s->wb, data, len) == 0) {
+            return 0;
+        }
+    }
     return queue_write(s, data, len, NULL, cb, arg);
 }
 

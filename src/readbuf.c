@@ -108,13 +108,15 @@ char *ts__readbuf_reserve(ts__readbuf *rb, size_t want, size_t max_cap, size_t *
         rb->start = 0;
     size_t tail = rb->cap - rb->start - rb->len;
     /*
-     * A consumed prefix past half the block is compacted even when the tail
-     * is big enough: otherwise a stream that consumes as fast as it reads
-     * would walk the live bytes toward the end and keep growing the block.
-     * The copy is bounded by the live bytes, which are then under half the
-     * block, so the cost is amortised over the bytes consumed.
+     * Live bytes move to the front only when the tail is too short and the
+     * consumed prefix makes up for it: a stream keeps reading into the rest
+     * of its block first, so a block is compacted once per filling, and the
+     * bytes moved are the unfinished message left at its end (the reads
+     * waiting here want more bytes, so what is live is one partial
+     * message). A prefix too short to help is left for the growth below,
+     * which moves the bytes anyway.
      */
-    if (rb->start > 0 && (tail < want || rb->start > rb->cap / 2)) {
+    if (tail < want && rb->start > 0 && tail + rb->start >= want) {
         compact(rb);
         tail = rb->cap - rb->len;
     }

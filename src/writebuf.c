@@ -6,7 +6,10 @@
  * Small copies are coalesced into TS__WB_CHUNK-byte chunks so many small
  * writes cost one writev entry per chunk, not one each; owned (zero-copy)
  * data is referenced, and so is a region of a file (its own descriptor,
- * closed with the chunk). Each chunk records the index where it ends, each
+ * closed with the chunk). A view (bytes of the stream's own read buffer
+ * that a read callback echoes) is referenced too, until the core asks for it
+ * to be copied (ts__writebuf_own_views) because that memory is about to
+ * change. Each chunk records the index where it ends, each
  * marker the index where its write ends; a marker is done once done_index
  * reaches it. This file does no I/O and runs no callbacks: the core asks it
  * for an iovec, reports how much went out, and pops the finished markers.
@@ -33,6 +36,7 @@ struct ts__wchunk {
     size_t cap;   /* copy chunks: room for appends; owned and file chunks: 0 */
     uint64_t end; /* total_index at the chunk's last byte */
     bool is_file;
+    bool is_view; /* references the read buffer: nothing to give back */
     union {
         ts__wowner own; /* owned chunks: how the caller's memory goes back */
         ts__wfile file;
@@ -42,20 +46,36 @@ struct ts__wchunk {
 
 void ts__writebuf_init(ts__writebuf *wb) { memset(wb, 0, sizeof(*wb)); }
 
+static ts__pool *chunk_pool(const ts__writebuf *wb) { return wb->pool ? &wb->pool->chunks : NULL; }
+static ts__pool *head_pool(const ts__writebuf *wb) { return wb->pool ? &wb->pool->heads : NULL; }
+
+/* A chunk without bytes of its own (cap 0): owned memory, a view or a file region. */
+static ts__wchunk *new_header(ts__writebuf *wb)
+{
+    ts__wchunk *c = ts__pool_get(head_pool(wb));
+    return c ? c : ts__malloc(sizeof(*c));
+}
+
 static void chunk_free(ts__writebuf *wb, ts__wchunk *c)
 {
     if (c->cap == TS__WB_CHUNK) { /* a standard copy chunk: kept for the next writes */
-        ts__pool_put(wb->pool, c);
+        ts__pool_put(chunk_pool(wb), c);
+        return;
+    }
+    if (c->cap) { /* a copy chunk sized to one large write */
+        ts__free(c);
         return;
     }
     if (c->is_file) {
         close(c->u.file.fd);
         if (c->u.file.stage)
             chunk_free(wb, c->u.file.stage);
+    } else if (c->is_view) {
+        wb->nviews--;
     } else {
         ts__wowner_release(&c->u.own);
     }
-    ts__free(c);
+    ts__pool_put(head_pool(wb), c);
 }
 
 static void push_chunk(ts__writebuf *wb, ts__wchunk *c)
@@ -104,7 +124,7 @@ static ts__wchunk *new_copy_chunk(ts__writebuf *wb, size_t cap)
 {
     if (cap > SIZE_MAX - sizeof(ts__wchunk))
         return NULL;
-    ts__wchunk *c = cap == TS__WB_CHUNK ? ts__pool_get(wb->pool) : NULL;
+    ts__wchunk *c = cap == TS__WB_CHUNK ? ts__pool_get(chunk_pool(wb)) : NULL;
     if (!c)
         c = ts__malloc(sizeof(ts__wchunk) + cap);
     if (!c)
@@ -112,7 +132,7 @@ static ts__wchunk *new_copy_chunk(ts__writebuf *wb, size_t cap)
     c->data = (char *)(c + 1);
     c->len = 0;
     c->cap = cap;
-    c->is_file = false;
+    c->is_file = c->is_view = false;
     c->u.own = (ts__wowner){0};
     return c;
 }
@@ -166,22 +186,73 @@ int ts__writebuf_append(ts__writebuf *wb, const void *data, size_t len)
 
 int ts__writebuf_append_owned(ts__writebuf *wb, const void *data, size_t len, const ts__wowner *own)
 {
-    ts__wchunk *c = ts__malloc(sizeof(*c));
+    ts__wchunk *c = new_header(wb);
     if (!c)
         return TS_ENOMEM;
     c->data = (char *)data;
-    c->is_file = false;
+    c->is_file = c->is_view = false;
     c->u.own = *own;
     push_sized(wb, c, len);
     return 0;
 }
 
+int ts__writebuf_append_view(ts__writebuf *wb, const void *data, size_t len)
+{
+    ts__wchunk *t = wb->tail;
+    if (t && t->is_view && t->data + t->len == (const char *)data) {
+        t->len += len;
+        t->end += len;
+        wb->total_index += len;
+        wb->size += len;
+        return 0;
+    }
+    ts__wchunk *c = new_header(wb);
+    if (!c)
+        return TS_ENOMEM;
+    c->data = (char *)data;
+    c->is_file = false;
+    c->is_view = true;
+    c->u.own = (ts__wowner){0};
+    push_sized(wb, c, len);
+    wb->nviews++;
+    return 0;
+}
+
+int ts__writebuf_own_views(ts__writebuf *wb)
+{
+    ts__wchunk **link = &wb->head;
+    for (ts__wchunk *c = wb->head; c && wb->nviews; c = *link) {
+        if (!c->is_view) {
+            link = &c->next;
+            continue;
+        }
+        size_t off = c == wb->head ? wb->head_off : 0;
+        size_t n = c->len - off;
+        ts__wchunk *copy = new_copy_chunk(wb, TS__MAX(n, (size_t)TS__WB_CHUNK));
+        if (!copy)
+            return TS_ENOMEM;
+        memcpy(copy->data, c->data + off, n);
+        copy->len = n;
+        copy->end = c->end;
+        copy->next = c->next;
+        *link = copy;
+        if (wb->tail == c)
+            wb->tail = copy;
+        if (off)
+            wb->head_off = 0;
+        chunk_free(wb, c);
+        link = &copy->next;
+    }
+    return 0;
+}
+
 int ts__writebuf_append_file(ts__writebuf *wb, int fd, uint64_t off, size_t len)
 {
-    ts__wchunk *c = ts__malloc(sizeof(*c));
+    ts__wchunk *c = new_header(wb);
     if (!c)
         return TS_ENOMEM;
     c->data = NULL;
+    c->is_view = false;
     c->is_file = true;
     c->u.file = (ts__wfile){.fd = fd, .off = off};
     push_sized(wb, c, len);

@@ -90,7 +90,7 @@ static void test_doubling_growth_and_limit(void **state)
     ts__readbuf_free(&rb);
 }
 
-static void test_compaction_when_prefix_passes_half(void **state)
+static void test_compaction_only_when_the_tail_is_short(void **state)
 {
     (void)state;
     ts__readbuf rb;
@@ -110,16 +110,62 @@ static void test_compaction_when_prefix_passes_half(void **state)
     assert_memory_equal(ts__readbuf_data(&rb), data + 40, 60);
     ts__readbuf_commit(&rb, 0);
 
-    /* Prefix past half: compacted even though nothing more is asked for. */
+    /* A prefix past half with room enough at the tail: the bytes stay where they are. */
     ts__readbuf_free(&rb);
-    assert_int_equal(ts__readbuf_append(&rb, data, 100, 100), 0);
+    assert_non_null(ts__readbuf_reserve(&rb, 200, 200, &avail));
+    assert_int_equal(ts__readbuf_append(&rb, data, 100, 200), 0);
     ts__readbuf_consume(&rb, 60);
-    assert_int_equal(rb.start, 60);
-    tail = ts__readbuf_reserve(&rb, 0, 100, &avail);
+    const char *before = ts__readbuf_data(&rb);
+    tail = ts__readbuf_reserve(&rb, 50, 200, &avail);
     assert_non_null(tail);
-    assert_int_equal(rb.start, 0); /* 60 > 100/2 */
-    assert_int_equal(rb.cap, 100);
-    assert_memory_equal(ts__readbuf_data(&rb), data + 60, 40);
+    assert_ptr_equal(ts__readbuf_data(&rb), before);
+    assert_int_equal(rb.start, 60);
+    assert_int_equal(avail, 100);
+
+    /* A prefix too short to make the room asked for is not compacted: the block grows (one move, not two). */
+    ts__readbuf_free(&rb);
+    assert_int_equal(ts__readbuf_append(&rb, data, 100, 1000), 0);
+    ts__readbuf_consume(&rb, 10);
+    assert_non_null(ts__readbuf_reserve(&rb, 50, 1000, &avail));
+    assert_int_equal(rb.cap, 200);
+    assert_int_equal(rb.start, 10); /* realloc kept the offset: nothing was moved inside the block */
+    assert_memory_equal(ts__readbuf_data(&rb), data + 10, 90);
+    ts__readbuf_free(&rb);
+}
+
+/*
+ * Bulk lines through a block of four line lengths, read in pieces as a
+ * socket hands them over and consumed line by line: the bytes compaction
+ * moves stay a small share of those read (each filling of the block moves
+ * at most the one unfinished line at its end). Compacting whenever the
+ * consumed prefix passed half the block moved about one byte per byte.
+ */
+static void test_bulk_lines_move_few_bytes(void **state)
+{
+    (void)state;
+    enum { LINE = 65536, BLOCK = 4 * LINE, TOTAL = 64 * LINE };
+    static const size_t pieces[] = {65536, 40000, 131072, 7000, 90000, 65536, 262144, 1000};
+    ts__readbuf rb;
+    ts__readbuf_init(&rb);
+    size_t avail, read = 0, moved = 0;
+    assert_non_null(ts__readbuf_reserve(&rb, BLOCK, BLOCK, &avail));
+    for (size_t i = 0; read < TOTAL; i++) {
+        const char *before = ts__readbuf_data(&rb);
+        size_t live = ts__readbuf_len(&rb);
+        char *tail = ts__readbuf_reserve(&rb, LINE, BLOCK, &avail);
+        assert_non_null(tail);
+        if (live && ts__readbuf_data(&rb) != before)
+            moved += live;
+        assert_int_equal(rb.cap, BLOCK); /* never grows: one line at most is live */
+        size_t n = TS__MIN(TS__MIN(avail, pieces[i % TS__ARRAY_LEN(pieces)]), (size_t)TOTAL - read);
+        memset(tail, 'x', n);
+        ts__readbuf_commit(&rb, n);
+        read += n;
+        /* Consume every finished line, as a line reader would: the unfinished one stays. */
+        while (ts__readbuf_len(&rb) >= LINE)
+            ts__readbuf_consume(&rb, LINE);
+    }
+    assert_true(moved <= (size_t)TOTAL / 4);
     ts__readbuf_free(&rb);
 }
 
@@ -245,8 +291,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_starts_released, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reserve_commit_consume, setup, teardown),
         cmocka_unit_test_setup_teardown(test_doubling_growth_and_limit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_compaction_when_prefix_passes_half, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_compaction_only_when_the_tail_is_short, setup, teardown),
         cmocka_unit_test_setup_teardown(test_small_prefix_not_compacted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bulk_lines_move_few_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_empty_restarts_at_zero, setup, teardown),
         cmocka_unit_test_setup_teardown(test_append_from_guard_page, setup, teardown),
         cmocka_unit_test_setup_teardown(test_random_ops_match_model, setup, teardown),
