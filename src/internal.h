@@ -107,25 +107,28 @@ void ts__ioloop_detach(ts__loop_member *m); /* no-op when not attached */
 void ts__ioloop_before_fork(ts_ioloop *loop);
 void ts__ioloop_after_fork(ts_ioloop *loop);
 
-/** Size of the loop's shared read block. */
+/** Size of the loop's shared read blocks, and how many there may be at once. */
 #define TS__LOOP_RDBUF (256u * 1024u)
+#define TS__LOOP_RDBUFS 4
 /*
- * The loop's shared read block (TS__LOOP_RDBUF bytes, allocated on first
- * use), lent to one stream at a time: streams read into it and keep only
- * what the pending read leaves unconsumed. NULL while it is lent or when it
- * cannot be allocated (the stream then reads into a block of its own).
+ * The loop's shared read blocks (TS__LOOP_RDBUF bytes each), lent to one
+ * stream at a time: streams read into one and keep only what the pending
+ * read leaves unconsumed. The first is kept for the loop's life; the others
+ * exist while lent (several streams in the middle of large messages at
+ * once). NULL when none is free and none can be reclaimed or allocated (the
+ * stream then reads into a block of its own).
  */
 char *ts__ioloop_rdbuf_take(ts_ioloop *loop);
-void ts__ioloop_rdbuf_give(ts_ioloop *loop);
+void ts__ioloop_rdbuf_give(ts_ioloop *loop, char *block);
 /*
- * The stream holding the block keeps it between its runs (an unfinished
- * message sits in it and more is on the way): a take by another stream first
- * calls @p reclaim(@p keeper), which must give the block back (moving the
- * keeper's bytes out). ts__ioloop_rdbuf_use() ends the rest when the keeper
- * works in it again; giving the block back ends it too.
+ * The stream holding @p block keeps it between its runs (an unfinished
+ * message sits in it and more is on the way): when no block is free, a take
+ * by another stream calls @p reclaim(@p keeper), which must give the block
+ * back (moving the keeper's bytes out). ts__ioloop_rdbuf_use() ends the rest
+ * when the keeper works in it again; giving the block back ends it too.
  */
-void ts__ioloop_rdbuf_rest(ts_ioloop *loop, void (*reclaim)(void *keeper), void *keeper);
-void ts__ioloop_rdbuf_use(ts_ioloop *loop);
+void ts__ioloop_rdbuf_rest(ts_ioloop *loop, char *block, void (*reclaim)(void *keeper), void *keeper);
+void ts__ioloop_rdbuf_use(ts_ioloop *loop, char *block);
 
 /*
  * Free blocks of one size kept for reuse (the write buffers' copy chunks),

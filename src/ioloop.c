@@ -367,34 +367,76 @@ void ts__ioloop_before_fork(ts_ioloop *loop)
 
 void ts__ioloop_after_fork(ts_ioloop *loop) { ev_loop_fork(loop->ev); }
 
+static char *lend_block(ts__rdblock *b)
+{
+    if (!b->base && !(b->base = ts__malloc(TS__LOOP_RDBUF)))
+        return NULL;
+    b->lent = true;
+    return b->base;
+}
+
 char *ts__ioloop_rdbuf_take(ts_ioloop *loop)
 {
-    if (loop->rdbuf_lent && loop->rdbuf_reclaim) {
-        void (*reclaim)(void *) = loop->rdbuf_reclaim;
-        loop->rdbuf_reclaim = NULL;
-        reclaim(loop->rdbuf_keeper); /* gives it back */
+    ts__rdblock *free_slot = NULL;
+    for (int i = 0; i < TS__LOOP_RDBUFS; i++) {
+        ts__rdblock *b = &loop->rdbufs[i];
+        if (b->base && !b->lent)
+            return lend_block(b);
+        if (!b->base && !free_slot)
+            free_slot = b;
     }
-    if (loop->rdbuf_lent)
-        return NULL;
-    if (!loop->rdbuf && !(loop->rdbuf = ts__malloc(TS__LOOP_RDBUF)))
-        return NULL;
-    loop->rdbuf_lent = true;
-    return loop->rdbuf;
+    if (free_slot)
+        return lend_block(free_slot);
+    /* All lent: take one back from a stream resting with it. */
+    for (int i = 0; i < TS__LOOP_RDBUFS; i++) {
+        ts__rdblock *b = &loop->rdbufs[i];
+        if (b->reclaim) {
+            void (*reclaim)(void *) = b->reclaim;
+            b->reclaim = NULL;
+            reclaim(b->keeper); /* gives it back */
+            if (!b->lent && b->base)
+                return lend_block(b);
+        }
+    }
+    return NULL;
 }
 
-void ts__ioloop_rdbuf_give(ts_ioloop *loop)
+static ts__rdblock *find_block(ts_ioloop *loop, const char *block)
 {
-    loop->rdbuf_lent = false;
-    loop->rdbuf_reclaim = NULL;
+    for (int i = 0; i < TS__LOOP_RDBUFS; i++)
+        if (loop->rdbufs[i].base == block)
+            return &loop->rdbufs[i];
+    return NULL;
 }
 
-void ts__ioloop_rdbuf_rest(ts_ioloop *loop, void (*reclaim)(void *keeper), void *keeper)
+void ts__ioloop_rdbuf_give(ts_ioloop *loop, char *block)
 {
-    loop->rdbuf_reclaim = reclaim;
-    loop->rdbuf_keeper = keeper;
+    ts__rdblock *b = find_block(loop, block);
+    if (!b)
+        return;
+    b->lent = false;
+    b->reclaim = NULL;
+    if (b != &loop->rdbufs[0]) { /* only the first outlives its loan */
+        ts__free(b->base);
+        b->base = NULL;
+    }
 }
 
-void ts__ioloop_rdbuf_use(ts_ioloop *loop) { loop->rdbuf_reclaim = NULL; }
+void ts__ioloop_rdbuf_rest(ts_ioloop *loop, char *block, void (*reclaim)(void *keeper), void *keeper)
+{
+    ts__rdblock *b = find_block(loop, block);
+    if (b) {
+        b->reclaim = reclaim;
+        b->keeper = keeper;
+    }
+}
+
+void ts__ioloop_rdbuf_use(ts_ioloop *loop, char *block)
+{
+    ts__rdblock *b = find_block(loop, block);
+    if (b)
+        b->reclaim = NULL;
+}
 
 ts__wpools *ts__ioloop_write_pools(ts_ioloop *loop) { return &loop->wpools; }
 
@@ -481,7 +523,8 @@ void ts_ioloop_free(ts_ioloop *loop, bool all_fds)
     }
     ts__free(loop->handlers);
     ts__timers_free(loop);
-    ts__free(loop->rdbuf);
+    for (int i = 0; i < TS__LOOP_RDBUFS; i++)
+        ts__free(loop->rdbufs[i].base);
     ts__pool_drain(&loop->wpools.chunks);
     ts__pool_drain(&loop->wpools.heads);
 

@@ -53,6 +53,14 @@ typedef struct ts__sigslot {
 
 typedef struct ts__executor ts__executor;
 
+/* A shared read block and whom it is lent to. */
+typedef struct ts__rdblock {
+    char *base; /* NULL: not allocated */
+    bool lent;
+    void (*reclaim)(void *keeper); /* set while its holder rests between runs (ts__ioloop_rdbuf_rest) */
+    void *keeper;
+} ts__rdblock;
+
 struct ts_ioloop {
     struct ev_loop *ev;
     bool owns_ev;
@@ -95,10 +103,7 @@ struct ts_ioloop {
     int executor_threads;
 
     ts__loop_member members; /* list head of the streams on this loop (see ts__ioloop_attach) */
-    char *rdbuf;             /* the shared read block (ts__ioloop_rdbuf_take) */
-    bool rdbuf_lent;
-    void (*rdbuf_reclaim)(void *); /* set while the holder rests (ts__ioloop_rdbuf_rest) */
-    void *rdbuf_keeper;
+    ts__rdblock rdbufs[TS__LOOP_RDBUFS]; /* the shared read blocks (ts__ioloop_rdbuf_take) */
     ts__wpools wpools;       /* write-buffer chunks and chunk headers for reuse */
 };
 

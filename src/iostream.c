@@ -129,7 +129,7 @@ static void destroy(ts_iostream *s)
     disarm_handshake_timer(s);
     ts__io_timeouts_free(s);
     if (s->rb.lent)
-        ts__ioloop_rdbuf_give(s->loop);
+        ts__ioloop_rdbuf_give(s->loop, s->rb.base);
     ts__readbuf_free(&s->rb);
     ts__writebuf_free(&s->wb);
     ts__io_read_free(s);
@@ -555,7 +555,7 @@ static void run(ts_iostream *s, int events, bool inline_io)
     s->refs++;
     s->flags |= TS__F_IN_RUN;
     if (s->rb.lent)
-        ts__ioloop_rdbuf_use(s->loop); /* kept since the last run: nobody may reclaim it under this one */
+        ts__ioloop_rdbuf_use(s->loop, s->rb.base); /* kept since the last run: nobody may reclaim it under this one */
     /* A kick only asks for this run; a deferred run is inline, so the read is retried. */
     s->flags &= ~(TS__F_RDRAINED | TS__F_WBLOCKED | TS__F_KICK);
     s->run_reads = 0;
@@ -590,8 +590,9 @@ static void settle_read_memory(ts_iostream *s)
 {
     /* The loop's block goes back; an idle stream keeps no read memory, a busy one what it holds. */
     bool lost;
+    char *block = s->rb.base;
     if (ts__readbuf_settle(&s->rb, &lost))
-        ts__ioloop_rdbuf_give(s->loop);
+        ts__ioloop_rdbuf_give(s->loop, block);
     if (lost)
         ts__io_close(s, TS_ENOMEM, false);
 }
@@ -621,7 +622,7 @@ static void release_read_memory(ts_iostream *s)
     if (ts__writebuf_has_views(&s->wb))
         ts__io_pin_views(s, false);
     if (keeps_read_block(s)) {
-        ts__ioloop_rdbuf_rest(s->loop, reclaim_read_block, s);
+        ts__ioloop_rdbuf_rest(s->loop, s->rb.base, reclaim_read_block, s);
         return;
     }
     settle_read_memory(s);

@@ -10,7 +10,8 @@
  *   the copied writes around them;
  * - a stream holding part of a large message keeps the loop's read block
  *   between runs (no allocation while the message arrives in pieces), and
- *   gives it up when another stream needs it, losing nothing.
+ *   gives it up when another stream needs it and none is free, losing
+ *   nothing.
  *
  * The transport is a socketpair driven with recv/writev that records what
  * the core hands it.
@@ -349,47 +350,45 @@ static void test_large_message_in_pieces_allocates_nothing(void **state)
 }
 
 /*
- * Stream A keeps the loop's block with half a large line in it; stream B
- * then needs a block for its own line, and gets it: A's bytes move to a
- * block of A's own. Both lines complete intact, in either order of arrival.
+ * More streams than the loop has read blocks each hold half a large line:
+ * the last ones to arrive take blocks back from streams resting with them
+ * (whose bytes move to blocks of their own). Every line completes intact.
  */
-static void test_kept_block_is_given_to_another_stream(void **state)
+static void test_kept_blocks_are_given_to_other_streams(void **state)
 {
     (void)state;
+    enum { N = TS__LOOP_RDBUFS + 2, LEN = 100 * 1024 };
     ts_ioloop *loop = tu_loop_new(30);
-    vtr va, vb;
-    int pa, pb;
-    ts_iostream *a = view_stream(loop, &va, &pa);
-    ts_iostream *b = view_stream(loop, &vb, &pb);
-    static char la[100 * 1024], lb[90 * 1024];
-    memset(la, 'A', sizeof la - 1);
-    la[sizeof la - 1] = '\n';
-    memset(lb, 'B', sizeof lb - 1);
-    lb[sizeof lb - 1] = '\n';
-    big ra = {0}, rb = {0};
-    assert_int_equal(ts_iostream_read_until(a, "\n", 1, 0, on_big, &ra), 0);
-    assert_int_equal(ts_iostream_read_until(b, "\n", 1, 0, on_big, &rb), 0);
-    send_all(pa, la, 50 * 1024);
-    tu_run_iterations(loop, 3);
-    send_all(pb, lb, 60 * 1024);
-    tu_run_iterations(loop, 3);
-    send_all(pa, la + 50 * 1024, sizeof la - 50 * 1024);
-    tu_run_iterations(loop, 3);
-    send_all(pb, lb + 60 * 1024, sizeof lb - 60 * 1024);
-    for (int i = 0; i < 100 && (ra.calls == 0 || rb.calls == 0); i++)
+    vtr v[N];
+    int peer[N];
+    ts_iostream *s[N];
+    big r[N];
+    static char line[N][LEN];
+    for (int i = 0; i < N; i++) {
+        s[i] = view_stream(loop, &v[i], &peer[i]);
+        memset(line[i], 'A' + i, LEN - 1);
+        line[i][LEN - 1] = '\n';
+        r[i] = (big){0};
+        assert_int_equal(ts_iostream_read_until(s[i], "\n", 1, 0, on_big, &r[i]), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        send_all(peer[i], line[i], LEN / 2 + 1000 * (size_t)i);
+        tu_run_iterations(loop, 3);
+    }
+    for (int i = N - 1; i >= 0; i--) {
+        send_all(peer[i], line[i] + LEN / 2 + 1000 * (size_t)i, LEN / 2 - 1000 * (size_t)i);
+        tu_run_iterations(loop, 2);
+    }
+    for (int k = 0; k < 100; k++)
         tu_run_iterations(loop, 1);
-    assert_int_equal(ra.calls, 1);
-    assert_int_equal(ra.status, 0);
-    assert_int_equal(ra.len, sizeof la);
-    assert_int_equal(ra.first, 'A');
-    assert_int_equal(rb.calls, 1);
-    assert_int_equal(rb.status, 0);
-    assert_int_equal(rb.len, sizeof lb);
-    assert_int_equal(rb.first, 'B');
-    ts_iostream_free(a);
-    ts_iostream_free(b);
-    close(pa);
-    close(pb);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(r[i].calls, 1);
+        assert_int_equal(r[i].status, 0);
+        assert_int_equal(r[i].len, LEN);
+        assert_int_equal(r[i].first, 'A' + i);
+        ts_iostream_free(s[i]);
+        close(peer[i]);
+    }
     tu_loop_free(loop);
 }
 
@@ -432,7 +431,7 @@ int main(void)
         cmocka_unit_test(test_views_outlive_the_read_memory),
         cmocka_unit_test(test_view_write_callbacks_complete),
         cmocka_unit_test(test_large_message_in_pieces_allocates_nothing),
-        cmocka_unit_test(test_kept_block_is_given_to_another_stream),
+        cmocka_unit_test(test_kept_blocks_are_given_to_other_streams),
         cmocka_unit_test(test_stream_freed_while_keeping_block),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
