@@ -158,9 +158,36 @@ static bool evaluate_slow(ts_iostream *s, bool final);
  */
 static inline bool evaluate(ts_iostream *s, bool final)
 {
-    const ts__read *rd = &s->rd;
-    if (!final && s->rb.len == 0 && !rd->ready && (rd->kind == TS__RK_UNTIL || rd->kind == TS__RK_REGEX))
+    ts__read *rd = &s->rd;
+    if (final || rd->ready)
+        return evaluate_slow(s, final);
+    if (s->rb.len == 0 && (rd->kind == TS__RK_UNTIL || rd->kind == TS__RK_REGEX))
         return false;
+    /*
+     * A one-byte delimiter (a line) within the buffer limit: the search of
+     * find_delim() without its general cases, since it runs once per line.
+     * Only a miss that reaches max_bytes goes on to the full path, which
+     * fails the read.
+     */
+    if (rd->kind == TS__RK_UNTIL && rd->dlen == 1 && s->rb.len <= s->max_buffer_size) {
+        size_t len = s->rb.len;
+        size_t limit = rd->max_bytes && rd->max_bytes < len ? rd->max_bytes : len;
+        if (rd->scan < limit) {
+            const char *data = s->rb.base + s->rb.start;
+            s->search_bytes += limit - rd->scan;
+            const char *hit = memchr(data + rd->scan, rd->delim[0], limit - rd->scan); /* dlen 1: inline */
+            if (hit) {
+                rd->ready = true;
+                rd->chunk = false;
+                rd->pos = (size_t)(hit - data) + 1;
+                rd->status = 0;
+                return true;
+            }
+            rd->scan = limit;
+        }
+        if (!rd->max_bytes || len < rd->max_bytes)
+            return false;
+    }
     return evaluate_slow(s, final);
 }
 
