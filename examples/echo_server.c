@@ -2,7 +2,7 @@
  * echo_server: a line echo server on TCPServer. Each connection reads a line
  * with read_until("\n"), writes it back unchanged and reads the next; the
  * connection stays open until the client closes it. This is the protocol the
- * benchmark kit drives. While more than EX_WRITE_HIGH_WATER (64 KiB) of
+ * benchmark kit drives. While more than EX_WRITE_HIGH_WATER (256 KiB) of
  * echoes is queued, the next line waits until they reached the kernel
  * (example_flow.h): a client that never reads costs at most that plus one
  * line, and one read chunk of what it sent.

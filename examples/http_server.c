@@ -9,7 +9,7 @@
  * read_bytes, a chunked one chunk by chunk (its trailers checked and
  * dropped); then the response is written; pipelined requests are answered
  * in order because the next request is read only once the previous response
- * is queued. While more than EX_WRITE_HIGH_WATER (64 KiB) of answers is
+ * is queued. While more than EX_WRITE_HIGH_WATER (256 KiB) of answers is
  * queued, the next request waits until they reached the kernel
  * (example_flow.h): a client that pipelines without reading costs at most
  * that plus one response, and one read chunk of its requests.

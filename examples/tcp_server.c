@@ -2,7 +2,7 @@
  * tcp_server: messages end with "that is all!"; each one is printed and
  * echoed back. A bare "that is all!" means the client is done: the server
  * closes the connection once every echo has gone out. Written with the future
- * forms of the stream API. While more than EX_WRITE_HIGH_WATER (64 KiB) of
+ * forms of the stream API. While more than EX_WRITE_HIGH_WATER (256 KiB) of
  * echoes is queued, the next message waits for the last write's future
  * (example_flow.h): a client that never reads costs at most that plus one
  * message.

@@ -588,6 +588,9 @@ static void run(ts_iostream *s, int events, bool inline_io)
  */
 static void settle_read_memory(ts_iostream *s)
 {
+    /* Echoes still queued by reference are copied: their bytes are about to move. */
+    if (ts__writebuf_has_views(&s->wb))
+        ts__io_pin_views(s, false, true);
     /* The loop's block goes back; an idle stream keeps no read memory, a busy one what it holds. */
     bool lost;
     char *block = s->rb.base;
@@ -618,10 +621,7 @@ static void release_read_memory(ts_iostream *s)
 {
     if ((s->flags & TS__F_VIEW) || !s->rb.base)
         return;
-    /* Echoes still queued by reference are copied: their bytes are about to move. */
-    if (ts__writebuf_has_views(&s->wb))
-        ts__io_pin_views(s, false);
-    if (keeps_read_block(s)) {
+    if (keeps_read_block(s)) { /* the block stays put: so do the bytes echoes queued by reference point at */
         ts__ioloop_rdbuf_rest(s->loop, s->rb.base, reclaim_read_block, s);
         return;
     }

@@ -265,12 +265,13 @@ static inline bool ts__io_is_view(const ts_iostream *s, const void *data, size_t
     return (s->flags & TS__F_VIEW) && b && len && p >= b && len <= used && p - b <= used - len;
 }
 /**
- * Called before the read buffer moves or lends out its memory while views
- * are queued: with @p flush they are offered to the transport first, and
- * what it did not take is copied. Returns false if the stream closed (a
- * write failed, or the copy could not be made: TS_ENOMEM).
+ * Called while views are queued, before the read buffer may move or give
+ * back their memory: with @p flush they are offered to the transport first;
+ * with @p copy what it did not take is copied into the write buffer's own
+ * chunks. Returns false if the stream closed (a write failed, or the copy
+ * could not be made: TS_ENOMEM).
  */
-bool ts__io_pin_views(ts_iostream *s, bool flush);
+bool ts__io_pin_views(ts_iostream *s, bool flush, bool copy);
 /** Whether the write side has work: queued bytes, or a shutdown waiting to happen. */
 static inline bool ts__io_write_pending(const ts_iostream *s)
 {

@@ -258,9 +258,6 @@ static ssize_t read_once(ts_iostream *s)
         dst = rd->into + rd->filled;
         room = rd->n - rd->filled;
     } else {
-        /* Reading may move the buffer's bytes: echoes queued by reference go out (or are copied) first. */
-        if (ts__writebuf_has_views(&s->wb) && !ts__io_pin_views(s, true))
-            return -1;
         if (s->rb.len > s->max_buffer_size) {
             /* Full, and the pending read needs more (read_step asked). */
             ts__io_close(s, TS_EBUFFERFULL, false);
@@ -269,6 +266,17 @@ static ssize_t read_once(ts_iostream *s)
         /* Never let the buffer pass max_buffer_size by more than the one byte that proves it full. */
         size_t limit = s->max_buffer_size - s->rb.len + 1;
         size_t want = TS__MIN(s->read_chunk_size, limit);
+        if (ts__writebuf_has_views(&s->wb)) {
+            /*
+             * Echoes queued by reference go out before more is read; what the
+             * transport leaves is copied if this read moves the buffer's bytes
+             * (a block without room for it is compacted, grown or swapped).
+             */
+            ts__readbuf *rb = &s->rb;
+            bool moves = !rb->base || rb->cap - rb->start - rb->len < want;
+            if (!ts__io_pin_views(s, true, moves))
+                return -1;
+        }
         borrow_block(s, want);
         dst = ts__readbuf_reserve(&s->rb, want, grow_cap(s), &room);
         if (!dst) {

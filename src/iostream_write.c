@@ -180,13 +180,13 @@ void ts__io_flush(ts_iostream *s)
         ts__io_close(s, 0, true); /* the half-close rule: everything queued went out */
 }
 
-bool ts__io_pin_views(ts_iostream *s, bool flush)
+bool ts__io_pin_views(ts_iostream *s, bool flush, bool copy)
 {
     if (flush && ts__io_ready_for_io(s) && !(s->flags & TS__F_WBLOCKED))
         ts__io_flush(s);
     if (s->flags & TS__F_CLOSED)
         return false; /* closing dropped the queue, views with it */
-    if (!ts__writebuf_has_views(&s->wb) || ts__writebuf_own_views(&s->wb) == 0)
+    if (!copy || !ts__writebuf_has_views(&s->wb) || ts__writebuf_own_views(&s->wb) == 0)
         return true;
     ts__io_close(s, TS_ENOMEM, false);
     return false;

@@ -5,9 +5,9 @@
 # arrives, in order.
 #
 # The rule (examples/example_flow.h): a connection reads its next request only
-# while less than EX_WRITE_HIGH_WATER (64 KiB) of answers is queued; past it,
+# while less than EX_WRITE_HIGH_WATER (256 KiB) of answers is queued; past it,
 # it waits for a write completion. Per connection the server then holds at
-# most 64 KiB plus one answer of output and one 64 KiB read chunk of input;
+# most 256 KiB plus one answer of output and one 256 KiB read block of input;
 # the rest waits in the kernel's socket buffers until TCP stops the client.
 #
 # Each server gets 200,000 requests it cannot answer into a reading client:
