@@ -50,6 +50,7 @@
 #define MAX_FIELDS 100        /* header fields: 431 past them */
 #define MAX_BODY (16 * 1024 * 1024)
 #define HELLO "Hello from libtstream!\n"
+#define LINGER_SECONDS 2.0    /* how long a lingering close reads and discards */
 
 typedef struct config {
     const char *root; /* realpath of --root, or NULL */
@@ -63,7 +64,9 @@ static ts_ioloop *g_loop;
 typedef struct conn {
     struct conn *prev, *next;
     ts_iostream *s;
-    uint64_t idle_timer;
+    uint64_t idle_timer; /* armed for timer_due (0: none) */
+    double timer_due;
+    double idle_due;     /* when the connection counts as idle (loop time) */
     bool keep_alive;
     bool head_only;
     bool linger; /* the peer may still be sending: drain before closing */
@@ -84,6 +87,7 @@ static conn g_conns = {.prev = &g_conns, .next = &g_conns};
 
 static void read_request(conn *c);
 static void arm_idle(conn *c);
+static void arm_idle_at(conn *c, double due);
 
 /* ---- connection lifetime ------------------------------------------------- */
 
@@ -92,6 +96,11 @@ static void on_idle(ts_ioloop *loop, void *arg)
     (void)loop;
     conn *c = arg;
     c->idle_timer = 0;
+    if (ts_ioloop_time(loop) < c->idle_due) { /* there was activity since it was armed */
+        c->timer_due = c->idle_due;
+        c->idle_timer = ts_ioloop_call_at(g_loop, c->idle_due, on_idle, c);
+        return;
+    }
     size_t queued = ts_iostream_write_buffer_size(c->s);
     /*
      * A response still going out that made progress since the timer was
@@ -105,13 +114,25 @@ static void on_idle(ts_ioloop *loop, void *arg)
     ts_iostream_close(c->s, TS_ETIMEDOUT);
 }
 
-static void arm_idle(conn *c)
+/*
+ * Moves the idle deadline. The timer is not moved along with it at every
+ * request: one armed for an earlier time fires, finds the deadline later,
+ * and is armed again for it (one timer per timeout period, not two heap
+ * operations per request). Only a deadline before the armed one re-arms it.
+ */
+static void arm_idle_at(conn *c, double due)
 {
+    c->idle_queued = ts_iostream_write_buffer_size(c->s);
+    c->idle_due = due;
+    if (c->idle_timer && c->timer_due <= due)
+        return;
     if (c->idle_timer)
         ts_ioloop_remove_timeout(g_loop, c->idle_timer);
-    c->idle_queued = ts_iostream_write_buffer_size(c->s);
-    c->idle_timer = ts_ioloop_call_later(g_loop, g_cfg.idle_timeout, on_idle, c);
+    c->timer_due = due;
+    c->idle_timer = ts_ioloop_call_at(g_loop, due, on_idle, c);
 }
+
+static void arm_idle(conn *c) { arm_idle_at(c, ts_ioloop_time(g_loop) + g_cfg.idle_timeout); }
 
 static void free_request(conn *c)
 {
@@ -185,9 +206,7 @@ static void on_flushed_close(ts_iostream *s, int status, void *arg)
      * shortened here, bounds the wait): a lingering close.
      */
     if (c->linger && ts_iostream_read_until_close_streaming(s, discard, on_drained, c) == 0) {
-        if (c->idle_timer)
-            ts_ioloop_remove_timeout(g_loop, c->idle_timer);
-        c->idle_timer = ts_ioloop_call_later(g_loop, 2.0, on_idle, c);
+        arm_idle_at(c, ts_ioloop_time(g_loop) + LINGER_SECONDS);
         return;
     }
     ts_iostream_close(s, 0);

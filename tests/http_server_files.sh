@@ -149,6 +149,33 @@ pass "a sparse file of 2 GiB + 5000 bytes: ranges across 2^31 and the whole file
 "${C[@]}" --limit-rate 2000000 "$U/slow.bin" | cmp -s - "$R/slow.bin" || fail "slow download cut off"
 pass "a 4 s download at 2 MB/s with --idle-timeout 2 completes"
 
+# ---- the idle clock restarts at every request: busy past the timeout, closed 2 s after the last ----
+python3 - "$P" <<'PY' || fail "idle timeout after keep-alive requests (see above)"
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+def get():
+    s.sendall(b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n")
+    got = b""
+    while b"\r\n\r\n" not in got:
+        d = s.recv(65536)
+        assert d, "closed while busy"
+        got += d
+    head, _, body = got.partition(b"\r\n\r\n")
+    n = int([l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")][0])
+    while len(body) < n:
+        body += s.recv(65536)
+t0 = time.monotonic()
+while time.monotonic() - t0 < 4.5:  # more than twice the timeout
+    get()
+    last = time.monotonic()
+    time.sleep(0.4)
+assert s.recv(1) == b"", "data after the last answer"
+waited = time.monotonic() - last
+print("closed %.2f s after the last request (timeout 2 s)" % waited)
+assert 1.5 <= waited <= 3.0, waited
+PY
+pass "keep-alive requests for 4.5 s with --idle-timeout 2: open while busy, closed 2 s after the last"
+
 # ---- flow control: pipelined file requests while the client reads nothing ----
 pid=$(cat "$TMP/http.pid")
 python3 - "$P" "$pid" "$R/one.bin" <<'PY' || fail "flow control with pipelined files (see above)"
