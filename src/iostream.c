@@ -564,6 +564,9 @@ static void run(ts_iostream *s, int events, bool inline_io)
     for (int round = 0; round < TS__RUN_ROUNDS; round++) {
         if (!deliver(s))
             break;
+        /* The read the callback started is already answered from the buffer (the next line): deliver it. */
+        if (s->rd.ready && ts__io_ready_for_io(s))
+            continue;
         /* The callback may have started a read: serve it now. Writes wait for the flush below. */
         do_io(s, 0, true, false);
     }

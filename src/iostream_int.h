@@ -152,6 +152,33 @@ static inline void ts__wowner_release(const ts__wowner *own)
  * must be > 0. 0 or TS_ENOMEM (nothing queued, nothing released).
  */
 int ts__writebuf_append_owned(ts__writebuf *wb, const void *data, size_t len, const ts__wowner *own);
+
+/* The chunks, private to writebuf.c but for the inline append below. */
+/* A file region: the chunk's bytes are the file's [off, off + len). */
+typedef struct ts__wfile {
+    int fd;             /* the chunk's own descriptor, closed with it */
+    uint64_t off;       /* file offset of the chunk's first byte */
+    ts__wchunk *stage;  /* a copy chunk holding bytes read for the transport (NULL: none yet) */
+    size_t stage_pos;   /* chunk offset of stage's first byte */
+} ts__wfile;
+
+struct ts__wchunk {
+    ts__wchunk *next;
+    char *data;   /* file chunks: NULL */
+    size_t len;
+    size_t cap;   /* copy chunks: room for appends; owned and file chunks: 0 */
+    uint64_t end; /* total_index at the chunk's last byte */
+    bool is_file;
+    bool is_view; /* references the read buffer: nothing to give back */
+    union {
+        ts__wowner own; /* owned chunks: how the caller's memory goes back */
+        ts__wfile file;
+    } u;
+    /* copy chunks: the bytes follow */
+};
+
+/** Queues a view as a chunk of its own (ts__writebuf_append_view's out-of-line part). */
+int ts__writebuf_append_view_chunk(ts__writebuf *wb, const void *data, size_t len);
 /**
  * Queues @p len (> 0) bytes at @p data by reference, with nothing to give
  * back: bytes of the stream's own read buffer (a read callback's view),
@@ -160,7 +187,18 @@ int ts__writebuf_append_owned(ts__writebuf *wb, const void *data, size_t len, co
  * the tail view extends it: an echo of consecutive lines is one iovec
  * entry. 0 or TS_ENOMEM (nothing queued).
  */
-int ts__writebuf_append_view(ts__writebuf *wb, const void *data, size_t len);
+static inline int ts__writebuf_append_view(ts__writebuf *wb, const void *data, size_t len)
+{
+    ts__wchunk *t = wb->tail;
+    if (t && t->is_view && t->data + t->len == (const char *)data) {
+        t->len += len;
+        t->end += len;
+        wb->total_index += len;
+        wb->size += len;
+        return 0;
+    }
+    return ts__writebuf_append_view_chunk(wb, data, len);
+}
 /** Whether view chunks are queued. */
 static inline bool ts__writebuf_has_views(const ts__writebuf *wb) { return wb->nviews != 0; }
 /**

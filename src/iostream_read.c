@@ -457,7 +457,8 @@ bool ts__io_read_deliver(ts_iostream *s)
 
 /* ---- the read API -------------------------------------------------------- */
 
-static int begin_read(ts_iostream *s)
+/* Inline: it is most of every read call, made once per line. */
+__attribute__((always_inline)) static inline int begin_read(ts_iostream *s)
 {
     ts__read *rd = &s->rd;
     if (s->flags & TS__F_CLOSED) {

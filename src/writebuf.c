@@ -21,29 +21,6 @@
 
 #include "iostream_int.h"
 
-/* A file region: the chunk's bytes are the file's [off, off + len). */
-typedef struct ts__wfile {
-    int fd;             /* the chunk's own descriptor, closed with it */
-    uint64_t off;       /* file offset of the chunk's first byte */
-    ts__wchunk *stage;  /* a copy chunk holding bytes read for the transport (NULL: none yet) */
-    size_t stage_pos;   /* chunk offset of stage's first byte */
-} ts__wfile;
-
-struct ts__wchunk {
-    ts__wchunk *next;
-    char *data;   /* file chunks: NULL */
-    size_t len;
-    size_t cap;   /* copy chunks: room for appends; owned and file chunks: 0 */
-    uint64_t end; /* total_index at the chunk's last byte */
-    bool is_file;
-    bool is_view; /* references the read buffer: nothing to give back */
-    union {
-        ts__wowner own; /* owned chunks: how the caller's memory goes back */
-        ts__wfile file;
-    } u;
-    /* copy chunks: the bytes follow */
-};
-
 void ts__writebuf_init(ts__writebuf *wb) { memset(wb, 0, sizeof(*wb)); }
 
 static ts__pool *chunk_pool(const ts__writebuf *wb) { return wb->pool ? &wb->pool->chunks : NULL; }
@@ -196,16 +173,8 @@ int ts__writebuf_append_owned(ts__writebuf *wb, const void *data, size_t len, co
     return 0;
 }
 
-int ts__writebuf_append_view(ts__writebuf *wb, const void *data, size_t len)
+int ts__writebuf_append_view_chunk(ts__writebuf *wb, const void *data, size_t len)
 {
-    ts__wchunk *t = wb->tail;
-    if (t && t->is_view && t->data + t->len == (const char *)data) {
-        t->len += len;
-        t->end += len;
-        wb->total_index += len;
-        wb->size += len;
-        return 0;
-    }
     ts__wchunk *c = new_header(wb);
     if (!c)
         return TS_ENOMEM;
