@@ -839,7 +839,7 @@ size_t ts__iostream_struct_size(void) { return sizeof(struct ts_iostream); }
 size_t ts__iostream_heap_bytes(const ts_iostream *s)
 {
     size_t n = s->rb.cap + ts__writebuf_size(&s->wb) + (size_t)s->wb.mcap * sizeof(ts__wmark);
-    if (s->rd.delim_heap)
+    if (s->rd.kind == TS__RK_UNTIL && s->rd.dlen > TS__DELIM_INLINE)
         n += s->rd.dlen;
     return n + ts__regex_heap_bytes(s->re);
 }

@@ -60,10 +60,14 @@ static inline ssize_t ts__io_wouldblock(ssize_t r)
 
 enum ts__read_kind { TS__RK_NONE = 0, TS__RK_BYTES, TS__RK_UNTIL, TS__RK_REGEX, TS__RK_CLOSE, TS__RK_INTO };
 
-/* Delimiters up to this long are kept inside the stream. */
-#define TS__DELIM_INLINE 16
+/* Delimiters up to this long are kept inside the stream; longer ones get a block of their own. */
+#define TS__DELIM_INLINE 8
 
-/* The pending read (Tornado's _read_bytes/_read_delimiter/... fields). */
+/*
+ * The pending read (Tornado's _read_bytes/_read_delimiter/... fields). What
+ * only one kind of read uses shares its room with what only another uses:
+ * every idle connection with a read pending holds one of these.
+ */
 typedef struct ts__read {
     uint8_t kind;
     bool partial;
@@ -71,19 +75,25 @@ typedef struct ts__read {
     bool ready; /* complete (status, pos) and waiting to be delivered */
     bool chunk; /* ready is one streaming chunk, not the end */
     int status;
+    uint32_t dlen;    /* until: the delimiter's length */
     size_t n;         /* bytes: wanted (streaming: still wanted); into: buffer size */
     size_t pos;       /* when ready: bytes of the read buffer to deliver */
     size_t max_bytes; /* 0: none */
     size_t scan;      /* search resumes here (offset from the unconsumed start) */
-    size_t seen;      /* regex: bytes buffered at the last search */
-    size_t filled;    /* read_into: bytes stored in into */
-    char *into;
-    ts_iostream_read_cb cb;
-    ts_iostream_read_into_cb into_cb;
+    union {
+        size_t seen;   /* regex: bytes buffered at the last search */
+        size_t filled; /* into: bytes stored in into */
+    };
+    union {
+        ts_iostream_read_cb cb;           /* every kind but into */
+        ts_iostream_read_into_cb into_cb; /* into */
+    };
     ts_iostream_streaming_cb scb;
     void *arg;
-    size_t dlen;
-    char *delim_heap; /* delimiter longer than TS__DELIM_INLINE */
+    union {
+        char *into;       /* into: the caller's buffer */
+        char *delim_heap; /* until: a delimiter longer than TS__DELIM_INLINE (NULL: inline) */
+    };
     char delim[TS__DELIM_INLINE];
 } ts__read;
 

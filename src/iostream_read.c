@@ -13,7 +13,7 @@
 
 #include "iostream_core.h"
 
-static const char *delim_ptr(const ts__read *rd) { return rd->delim_heap ? rd->delim_heap : rd->delim; }
+static const char *delim_ptr(const ts__read *rd) { return rd->dlen > TS__DELIM_INLINE ? rd->delim_heap : rd->delim; }
 
 /*
  * Ends the pending read. Only what a new read relies on is cleared (it sets
@@ -21,14 +21,13 @@ static const char *delim_ptr(const ts__read *rd) { return rd->delim_heap ? rd->d
  */
 static void reset_read(ts__read *rd)
 {
-    if (rd->delim_heap) { /* almost always inline: skip the allocator hook */
+    if (rd->kind == TS__RK_UNTIL && rd->dlen > TS__DELIM_INLINE) /* almost always inline: skip the allocator hook */
         ts__free(rd->delim_heap);
-        rd->delim_heap = NULL;
-    }
     rd->kind = TS__RK_NONE;
     rd->partial = rd->streaming = rd->ready = rd->chunk = false;
     rd->status = 0;
-    rd->n = rd->pos = rd->max_bytes = rd->scan = rd->seen = rd->filled = 0;
+    rd->dlen = 0;
+    rd->n = rd->pos = rd->max_bytes = rd->scan = rd->filled = 0;
     rd->into = NULL;
 }
 
@@ -539,7 +538,7 @@ int ts_iostream_read_until(ts_iostream *s, const void *delim, size_t delim_len, 
     int r = check_start(s, cb != NULL);
     if (r)
         return r;
-    if (!delim || delim_len == 0)
+    if (!delim || delim_len == 0 || delim_len > UINT32_MAX)
         return TS_EINVAL;
     ts__read *rd = &s->rd;
     if (delim_len > TS__DELIM_INLINE) {
@@ -553,7 +552,7 @@ int ts_iostream_read_until(ts_iostream *s, const void *delim, size_t delim_len, 
         memcpy(rd->delim, delim, delim_len);
     }
     rd->kind = TS__RK_UNTIL;
-    rd->dlen = delim_len;
+    rd->dlen = (uint32_t)delim_len;
     rd->max_bytes = max_bytes;
     rd->cb = cb;
     rd->arg = arg;

@@ -109,6 +109,30 @@ static void test_until_close_past_limit_after_clean_close(void **state)
     tu_fixture_end(loop);
 }
 
+/* A delimiter length past 32 bits is refused up front (the pending read keeps it in 32 bits); nothing is read. */
+static void test_delimiter_length_past_32_bits_refused(void **state)
+{
+    (void)state;
+#if SIZE_MAX > UINT32_MAX
+    ts_ioloop *loop = tu_fixture_begin(20);
+    int fds[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+    ts_iostream *s = ts_iostream_new_socket(loop, fds[1], NULL);
+    assert_non_null(s);
+    got g = {.status = 1};
+    assert_int_equal(ts_iostream_read_until(s, "x", (size_t)UINT32_MAX + 1, 0, on_line, &g), TS_EINVAL);
+    assert_false(ts_iostream_reading(s));
+    /* the stream is untouched: a normal read works */
+    assert_int_equal(write(fds[0], "ab\n", 3), 3);
+    assert_int_equal(ts_iostream_read_until(s, "\n", 1, 0, on_line, &g), 0);
+    assert_true(tu_run_until(loop, got_it, &g, 5));
+    assert_int_equal(g.status, 0);
+    ts_iostream_free(s);
+    close(fds[0]);
+    tu_fixture_end(loop);
+#endif
+}
+
 /* TCPServer passes the same value through to every stream. */
 static void test_unlimited_through_tcpserver(void **state)
 {
@@ -140,6 +164,7 @@ int main(void)
         cmocka_unit_test(test_unlimited_max_buffer_size_reads),
         cmocka_unit_test(test_unlimited_through_tcpserver),
         cmocka_unit_test(test_until_close_past_limit_after_clean_close),
+        cmocka_unit_test(test_delimiter_length_past_32_bits_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
