@@ -300,6 +300,13 @@ int ts__sock_peer_address(int fd, struct sockaddr *addr, socklen_t *len);
 int ts__sock_local_address(int fd, struct sockaddr *addr, socklen_t *len);
 /** TCP_NODELAY on a TCP socket, 0 for any other socket; -errno on failure. */
 int ts__sock_set_nodelay(int fd, bool on);
+/**
+ * sendfile() of up to @p len bytes at @p off of @p in_fd to @p out_fd (a
+ * socket or a pipe), the send_file op of the built-in transports: bytes
+ * sent, 0 at the file's end, TS_EAGAIN, TS_ENOTSUP (sendfile cannot do
+ * this pair of fds) or -errno. SIGPIPE is never raised.
+ */
+ssize_t ts__fd_send_file(int out_fd, int in_fd, uint64_t off, size_t len);
 
 /** The transport pointer the stream was created with (or its inline transport). */
 void *ts__iostream_transport(ts_iostream *s);

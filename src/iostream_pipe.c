@@ -54,6 +54,11 @@ static void pipe_close(void *t)
     }
 }
 
+static ssize_t pipe_send_file(void *t, int file_fd, uint64_t off, size_t len)
+{
+    return ts__fd_send_file(((pipe_transport *)t)->fd, file_fd, off, len);
+}
+
 static const ts_stream_ops pipe_ops = {
     .size = sizeof(ts_stream_ops),
     .name = "pipe",
@@ -62,6 +67,7 @@ static const ts_stream_ops pipe_ops = {
     .write_to_fd = pipe_write,
     .close_fd = pipe_close,
     .flags = TS_STREAM_OPS_SHORT_READ_DRAINED, /* read() straight from the fd; a pipe cannot connect */
+    .send_file = pipe_send_file,
 };
 
 static void ignore_sigpipe(void)

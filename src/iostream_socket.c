@@ -2,20 +2,58 @@
  * The socket transport (Tornado's IOStream): recv into the buffer the core
  * hands over, send / sendmsg with MSG_NOSIGNAL so a vanished peer is an
  * -EPIPE and never a SIGPIPE, SO_ERROR as the fd error, connect(), the
- * addresses and TCP_NODELAY.
+ * addresses, TCP_NODELAY, and sendfile for ts_iostream_write_file().
  *
  * No buffering and no state machine here. The connect, address and option
  * calls are ops like the rest; the TLS transport, whose fd is a socket too,
- * shares them (ts__sock_*).
+ * shares them (ts__sock_*), and the pipe transport the sendfile call.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "iostream_int.h"
+
+/*
+ * sendfile has no MSG_NOSIGNAL: a socket whose peer is gone raises SIGPIPE.
+ * The signal is blocked around the call and, if the call raised it, taken
+ * back, so a library never kills its process (nor runs its handler).
+ */
+ssize_t ts__fd_send_file(int out_fd, int in_fd, uint64_t off, size_t len)
+{
+    sigset_t pipe_set, old, pending;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+    sigpending(&pending);
+    bool was_pending = sigismember(&pending, SIGPIPE);
+    off_t o = (off_t)off;
+    ssize_t r;
+    do
+        r = sendfile(out_fd, in_fd, &o, len);
+    while (r < 0 && errno == EINTR);
+    int err = errno;
+    /* Even a call that sent some bytes may have raised it, on the part that failed. */
+    if (!was_pending && sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE)) {
+        const struct timespec zero = {0, 0};
+        sigtimedwait(&pipe_set, NULL, &zero);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (r >= 0)
+        return r;
+    if (err == EAGAIN || err == EWOULDBLOCK)
+        return TS_EAGAIN;
+    /* A file sendfile cannot read from, or an fd it cannot write to. */
+    if (err == EINVAL || err == ENOSYS || err == EOPNOTSUPP)
+        return TS_ENOTSUP;
+    return -err;
+}
 
 typedef struct sock_transport {
     int fd;
@@ -129,6 +167,11 @@ static int sock_local_address(void *t, struct sockaddr *addr, socklen_t *len)
 
 static int sock_set_nodelay(void *t, bool on) { return ts__sock_set_nodelay(((sock_transport *)t)->fd, on); }
 
+static ssize_t sock_send_file(void *t, int file_fd, uint64_t off, size_t len)
+{
+    return ts__fd_send_file(((sock_transport *)t)->fd, file_fd, off, len);
+}
+
 static const ts_stream_ops socket_ops = {
     .size = sizeof(ts_stream_ops),
     .name = "socket",
@@ -144,6 +187,7 @@ static const ts_stream_ops socket_ops = {
     .peer_address = sock_peer_address,
     .local_address = sock_local_address,
     .set_nodelay = sock_set_nodelay,
+    .send_file = sock_send_file,
 };
 
 ts_iostream *ts_iostream_new_socket(ts_ioloop *loop, int fd, const ts_iostream_options *opts)

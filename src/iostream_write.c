@@ -7,15 +7,13 @@
  *
  * Buffer bookkeeping is writebuf.c's; the bytes themselves go through
  * ops->write_to_fd. A queued file region (ts_iostream_write_file) goes out
- * with sendfile on the built-in socket and pipe transports; any other
- * transport gets its bytes read (pread) into a staging block in the write
- * buffer and written like copied bytes.
+ * through ops->send_file where the transport has it (the built-in socket
+ * and pipe transports: sendfile); any other transport gets its bytes read
+ * (pread) into a staging block in the write buffer and written like copied
+ * bytes.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
-#include <signal.h>
-#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -54,47 +52,6 @@ static void shutdown_write(ts_iostream *s)
 }
 
 /*
- * sendfile has no MSG_NOSIGNAL: a socket whose peer is gone raises SIGPIPE.
- * The signal is blocked around the call and, if the call raised it, taken
- * back, so a library never kills its process (nor runs its handler).
- */
-static ssize_t send_file(int out, int in, uint64_t off, size_t len)
-{
-    sigset_t pipe_set, old, pending;
-    sigemptyset(&pipe_set);
-    sigaddset(&pipe_set, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
-    sigpending(&pending);
-    bool was_pending = sigismember(&pending, SIGPIPE);
-    off_t o = (off_t)off;
-    ssize_t r;
-    do
-        r = sendfile(out, in, &o, len);
-    while (r < 0 && errno == EINTR);
-    int err = errno;
-    /* Even a call that sent some bytes may have raised it, on the part that failed. */
-    if (!was_pending && sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE)) {
-        const struct timespec zero = {0, 0};
-        sigtimedwait(&pipe_set, NULL, &zero);
-    }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (r >= 0)
-        return r;
-    return (err == EAGAIN || err == EWOULDBLOCK) ? TS_EAGAIN : -err;
-}
-
-/*
- * sendfile writes to the fd past write_to_fd: only for the built-in socket
- * and pipe transports, which write the fd unchanged (made inline, and they
- * read the fd directly). A user transport may transform what it writes,
- * even one that reads its fd directly (TS_STREAM_OPS_SHORT_READ_DRAINED).
- */
-static bool can_sendfile(const ts_iostream *s)
-{
-    return (s->flags & (TS__F_INLINE_T | TS__F_PLAIN_FD)) == (TS__F_INLINE_T | TS__F_PLAIN_FD);
-}
-
-/*
  * The head of the queue is a file region with nothing staged: send up to
  * @p budget of it. Returns bytes the transport took (> 0), 0 when bytes were
  * only staged (the caller goes on to write them), or a negative code:
@@ -103,11 +60,12 @@ static bool can_sendfile(const ts_iostream *s)
  */
 static ssize_t flush_file(ts_iostream *s, int fd, uint64_t off, size_t left, size_t budget)
 {
-    if (can_sendfile(s)) {
-        ssize_t r = send_file(s->ops->fileno(s->transport), fd, off, TS__MIN(left, budget));
-        if (r != -EINVAL && r != -ENOSYS && r != -EOPNOTSUPP)
+    ssize_t (*send_file)(void *, int, uint64_t, size_t) = TS__OP(s, send_file);
+    if (send_file) {
+        ssize_t r = ts__io_wouldblock(send_file(s->transport, fd, off, TS__MIN(left, budget)));
+        if (r != TS_ENOTSUP)
             return r == 0 ? -ENODATA : r;
-        /* A file sendfile cannot read from (or an fd it cannot write to): staged like the others. */
+        /* A file the transport cannot send from: staged like the others. */
     }
     size_t room;
     char *buf = ts__writebuf_stage_begin(&s->wb, &room);

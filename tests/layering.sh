@@ -5,7 +5,7 @@
 #     ts__future_* call. future.c builds run_sync and run_in_executor on it.
 #   - the stream core (iostream.c and the other core files) makes no system
 #     socket call on a transport's fd: connect, addresses, socket options,
-#     SO_ERROR, shutdown and the socket I/O itself are ts_stream_ops.
+#     SO_ERROR, shutdown, sendfile and the socket I/O itself are ts_stream_ops.
 # Comments are stripped first, so prose may name the calls.
 set -euo pipefail
 SRC="${TS_SRC_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
@@ -23,7 +23,7 @@ done
 
 core_files=(src/iostream.c src/iostream_read.c src/iostream_write.c src/iostream_regex.c
             src/iostream_future.c src/iostream_timeout.c src/iostream_core.h)
-calls='connect|getpeername|getsockname|getsockopt|setsockopt|shutdown|recv|recvmsg|send|sendmsg|ioctl'
+calls='connect|getpeername|getsockname|getsockopt|setsockopt|shutdown|recv|recvmsg|send|sendmsg|sendfile|ioctl'
 for f in "${core_files[@]}"; do
     [ -f "$SRC/$f" ] || continue
     if hits=$(strip "$SRC/$f" | grep -nE "(^|[^A-Za-z0-9_>.])($calls)\s*\("); then

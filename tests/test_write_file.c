@@ -10,10 +10,12 @@
 #include "testutil.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -179,27 +181,73 @@ static const ts_stream_ops user_ops = {
     .flags = TS_STREAM_OPS_SHORT_READ_DRAINED,
 };
 
-static ts_iostream *user_stream(ts_ioloop *loop, int fd, const ts_iostream_options *opts)
+static uint64_t g_user_sent_file; /* bytes the send_file op sent */
+
+/* The same transport with the send_file op: file regions go through it, uncopied. */
+static ssize_t ut_send_file(void *t, int file_fd, uint64_t off, size_t len)
+{
+    /* sendfile cannot say MSG_NOSIGNAL: hold SIGPIPE back around it and take it if it came */
+    sigset_t pipe_set, old;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+    off_t o = (off_t)off;
+    ssize_t r = sendfile(((user_transport *)t)->fd, file_fd, &o, len);
+    int err = errno;
+    const struct timespec zero = {0, 0};
+    while (sigtimedwait(&pipe_set, NULL, &zero) == SIGPIPE) {
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (r > 0)
+        g_user_sent_file += (uint64_t)r;
+    return r >= 0 ? r : err == EAGAIN ? TS_EAGAIN : -err;
+}
+
+static const ts_stream_ops user_sf_ops = {
+    .size = sizeof(ts_stream_ops),
+    .name = "user-sendfile",
+    .fileno = ut_fileno,
+    .read_from_fd = ut_read,
+    .write_to_fd = ut_write,
+    .close_fd = ut_close,
+    .free = ut_free,
+    .flags = TS_STREAM_OPS_SHORT_READ_DRAINED,
+    .send_file = ut_send_file,
+};
+
+static ts_iostream *user_stream(ts_ioloop *loop, const ts_stream_ops *ops, int fd, const ts_iostream_options *opts)
 {
     tu_set_nonblock(fd);
     user_transport *u = malloc(sizeof(*u));
     u->fd = fd;
-    ts_iostream *s = ts_iostream_new(loop, &user_ops, u, opts);
+    ts_iostream *s = ts_iostream_new(loop, ops, u, opts);
     assert_non_null(s);
     return s;
 }
 
-static int make_user(ts_ioloop *loop, const ts_iostream_options *opts, ts_iostream **client, ts_iostream **server)
+static int make_user_with(const ts_stream_ops *ops, ts_ioloop *loop, const ts_iostream_options *opts,
+                          ts_iostream **client, ts_iostream **server)
 {
     int fds[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0)
         return -errno;
-    *client = user_stream(loop, fds[0], opts);
-    *server = user_stream(loop, fds[1], opts);
+    *client = user_stream(loop, ops, fds[0], opts);
+    *server = user_stream(loop, ops, fds[1], opts);
     return 0;
 }
 
+static int make_user(ts_ioloop *loop, const ts_iostream_options *opts, ts_iostream **client, ts_iostream **server)
+{
+    return make_user_with(&user_ops, loop, opts, client, server);
+}
+
+static int make_user_sf(ts_ioloop *loop, const ts_iostream_options *opts, ts_iostream **client, ts_iostream **server)
+{
+    return make_user_with(&user_sf_ops, loop, opts, client, server);
+}
+
 static const tu_stream_pair_kind user_kind = {"user", make_user, true, true};
+static const tu_stream_pair_kind user_sf_kind = {"user-sendfile", make_user_sf, true, true};
 
 /* ---- tests --------------------------------------------------------------- */
 
@@ -218,7 +266,7 @@ static void test_order(void **state)
 {
     (void)state;
     tu_fx_pair(NULL);
-    g_user_written = 0;
+    g_user_written = g_user_sent_file = 0;
     uint64_t at[] = {0, 100000, 299980};
     marked_file m = make_file(300000, at, 3);
     tu_rec rec[6] = {0};
@@ -248,6 +296,10 @@ static void test_order(void **state)
     assert_int_equal(ts_iostream_write_buffer_size(F.ws), 0);
     if (F.kind == &user_kind)
         assert_int_equal(g_user_written, 200010 + 30 + 15); /* every byte through the transport */
+    if (F.kind == &user_sf_kind) { /* the file's bytes through its send_file op, the rest through write_to_fd */
+        assert_int_equal(g_user_sent_file, 200010 + 30);
+        assert_int_equal(g_user_written, 15);
+    }
 }
 
 /*
@@ -439,9 +491,12 @@ int main(void)
 {
 #define VARIANT(t) cmocka_unit_test(t),
 #define USER(t) {"user/" #t, t, tu_fx_setup, tu_fx_teardown, (void *)&user_kind},
+#define USER_SF(t) {"user-sendfile/" #t, t, tu_fx_setup, tu_fx_teardown, (void *)&user_sf_kind},
     const struct CMUnitTest tests[] = {WRITE_FILE_TESTS(VARIANT)};
     const struct CMUnitTest user_tests[] = {WRITE_FILE_TESTS(USER)};
+    const struct CMUnitTest user_sf_tests[] = {WRITE_FILE_TESTS(USER_SF)};
     int failed = tu_run_variants("write_file", tests, sizeof tests / sizeof tests[0]);
     failed += cmocka_run_group_tests_name("write_file_user", user_tests, NULL, NULL);
+    failed += cmocka_run_group_tests_name("write_file_user_sendfile", user_sf_tests, NULL, NULL);
     return failed;
 }

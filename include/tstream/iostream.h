@@ -185,6 +185,17 @@ typedef struct ts_stream_ops {
     int (*local_address)(void *transport, struct sockaddr *addr, socklen_t *len);
     /** Sets or clears TCP_NODELAY (0 where it means nothing, e.g. a unix socket). Optional: without it ts_iostream_set_nodelay() returns TS_ENOTSUP. */
     int (*set_nodelay)(void *transport, bool on);
+    /**
+     * Sends up to @p len bytes of the regular file open on @p file_fd,
+     * starting at @p offset, straight from the file (sendfile(2)), for
+     * ts_iostream_write_file(). >0: bytes sent (may be short); 0: the file
+     * ended before @p offset + 1; TS_EAGAIN (or -EAGAIN): would block;
+     * TS_ENOTSUP: not this file or not now (the core reads the bytes and
+     * writes them through write_to_fd instead); other negative: failed (the
+     * stream closes with it). It must not move @p file_fd's offset.
+     * Optional: without it every file region goes through write_to_fd.
+     */
+    ssize_t (*send_file)(void *transport, int file_fd, uint64_t offset, size_t len);
 } ts_stream_ops;
 
 /**
@@ -635,10 +646,11 @@ TS_EXPORT int ts_iostream_write_ref(ts_iostream *s, const void *data, size_t len
  * Zero-copy write of a region of a file (libevent's evbuffer_add_file):
  * queues bytes [@p offset, @p offset + @p length) of the regular file open
  * on @p fd, in order with the other writes. On the built-in socket and pipe
- * transports they go from the page cache to the fd with sendfile(2), never
- * through user memory; TLS and user transports (ts_iostream_new()) get them
- * read (pread) into a 16 KiB staging block and written through their
- * write_to_fd. The file's bytes are read as they are sent, not at this call.
+ * transports (and any transport with the send_file op) they go from the
+ * page cache to the fd with sendfile(2), never through user memory; TLS and
+ * other user transports (ts_iostream_new()) get them read (pread) into a
+ * 16 KiB staging block and written through their write_to_fd. The file's
+ * bytes are read as they are sent, not at this call.
  *
  * The stream keeps its own descriptor for the file (a duplicate of @p fd,
  * close-on-exec) until the region has been sent or the stream closed, so
