@@ -50,7 +50,6 @@ static void init_stream(ts_iostream *s, ts_ioloop *loop, const ts_stream_ops *op
     s->ops = ops;
     s->transport = transport;
     s->refs = 1;
-    s->fd = -1;
     size_t max = TS__OPT(opts, max_buffer_size);
     /*
      * The one place size options are made safe: "unlimited" (SIZE_MAX) and
@@ -175,9 +174,8 @@ int ts__io_close_status(const ts_iostream *s) { return s->error ? s->error : TS_
 static void drop_handler(ts_iostream *s)
 {
     if (s->events) {
-        ts_ioloop_remove_handler(s->loop, s->fd);
+        ts__ioloop_remove_handler_embedded(s->loop, &s->handler);
         s->events = 0;
-        s->fd = -1;
     }
 }
 
@@ -309,10 +307,9 @@ void ts__io_schedule(ts_iostream *s)
     ts__ioloop_defer(s->loop, &s->deferred, on_deferred, s);
 }
 
-static void on_events(ts_ioloop *loop, int fd, int events, void *arg)
+static void on_events(ts__handler *h, int events)
 {
-    TS__UNUSED(loop), TS__UNUSED(fd);
-    run(arg, events, false);
+    run((ts_iostream *)((char *)h - offsetof(ts_iostream, handler)), events, false);
 }
 
 /* The outcome of a connect (SO_ERROR): connect_result, else get_fd_error, else 0. */
@@ -627,16 +624,15 @@ void ts__io_update_interest(ts_iostream *s)
     }
     if (s->events == 0) {
         int fd = s->ops->fileno(s->transport);
-        int r = ts_ioloop_add_handler(s->loop, fd, want, on_events, s);
+        int r = ts__ioloop_add_handler_embedded(s->loop, &s->handler, fd, want, on_events);
         if (r < 0) {
             ts__io_close(s, r, false);
             return;
         }
-        s->fd = fd;
     } else {
-        ts_ioloop_update_handler(s->loop, s->fd, want);
+        ts__ioloop_update_handler_embedded(s->loop, &s->handler, want);
     }
-    s->events = want;
+    s->events = (uint8_t)want;
 }
 
 /* ---- connect and handshake ---------------------------------------------- */

@@ -105,13 +105,12 @@ struct ts_iostream {
     void *transport;
     unsigned flags;
     int refs;
-    int fd;     /* fd registered with the loop, -1 when none */
-    int events; /* interest registered with the loop (0: none) */
     int error;
     int connect_status;
     int hs_status;
     uint8_t read_wait;  /* TS_IOLOOP_READ/WRITE a blocked read waits for (0: not blocked) */
     uint8_t write_wait; /* likewise for the write buffer */
+    uint8_t events;     /* interest registered with the loop through handler (0: none) */
     uint8_t run_reads;  /* transport reads made in this run (bounded by TS__READS_PER_RUN) */
     size_t run_written; /* bytes written in this run or API call (bounded by TS__WRITE_EVENT_CAP) */
     uint8_t hs_wait;    /* likewise for the handshake */
@@ -140,6 +139,7 @@ struct ts_iostream {
     void *userdata;
     uint64_t search_bytes;
     ts__cbnode deferred; /* the loop queue's node for the deferred run (TS__F_SCHEDULED) */
+    ts__handler handler; /* the loop's fd handler while events != 0 (its fd: handler.io.fd) */
 };
 
 /* Most bytes one flush hands the transport, so one busy stream cannot starve the others. */
