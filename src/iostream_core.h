@@ -98,6 +98,27 @@ typedef struct ts__timeouts {
     double due;                  /* when it fires */
 } ts__timeouts;
 
+/*
+ * What only a connect, a handshake or ts_iostream_shutdown() needs, kept
+ * apart so that an idle stream does not carry it: allocated by the API call
+ * that first needs it (ts__io_rare()), or at creation for a transport with a
+ * handshake or a handshake_timeout, freed with the stream. Set whenever
+ * TS__F_CONNECT_WAIT, TS__F_HS_WAIT, TS__F_SHUT_REQ or a handshake timeout is.
+ */
+typedef struct ts__rare {
+    ts_iostream_connect_cb connect_cb;
+    void *connect_arg;
+    ts_iostream_connect_cb hs_cb;
+    void *hs_arg;
+    ts_iostream_write_cb shut_cb;
+    void *shut_arg;
+    double hs_timeout; /* seconds, 0: none */
+    uint64_t hs_timer; /* the handshake's deadline timeout, 0: none armed */
+    int connect_status;
+    int hs_status;
+    int shut_status;
+} ts__rare;
+
 struct ts_iostream {
     ts__loop_member member; /* on the loop's list until destroyed or orphaned */
     ts_ioloop *loop;
@@ -106,34 +127,24 @@ struct ts_iostream {
     unsigned flags;
     int refs;
     int error;
-    int connect_status;
-    int hs_status;
-    uint8_t read_wait;  /* TS_IOLOOP_READ/WRITE a blocked read waits for (0: not blocked) */
-    uint8_t write_wait; /* likewise for the write buffer */
-    uint8_t events;     /* interest registered with the loop through handler (0: none) */
-    uint8_t run_reads;  /* transport reads made in this run (bounded by TS__READS_PER_RUN) */
-    size_t run_written; /* bytes written in this run or API call (bounded by TS__WRITE_EVENT_CAP) */
-    uint8_t hs_wait;    /* likewise for the handshake */
+    uint32_t run_written; /* bytes written in this run or API call (bounded by TS__WRITE_EVENT_CAP) */
+    uint8_t read_wait;    /* TS_IOLOOP_READ/WRITE a blocked read waits for (0: not blocked) */
+    uint8_t write_wait;   /* likewise for the write buffer */
+    uint8_t hs_wait;      /* likewise for the handshake */
+    uint8_t run_reads;    /* transport reads made in this run (bounded by TS__READS_PER_RUN) */
+    uint8_t events;       /* interest registered with the loop through handler (0: none) */
 
     size_t max_buffer_size;
     size_t read_chunk_size;
     size_t max_write_buffer_size;
-    double hs_timeout; /* seconds, 0: none */
-    uint64_t hs_timer; /* the handshake's deadline timeout, 0: none armed */
 
     ts__readbuf rb;
     ts__writebuf wb;
     ts__read rd;
     ts__regex *re;
     ts__timeouts *tmo;
+    ts__rare *rare; /* NULL until needed */
 
-    ts_iostream_connect_cb connect_cb;
-    void *connect_arg;
-    ts_iostream_connect_cb hs_cb;
-    void *hs_arg;
-    ts_iostream_write_cb shut_cb;
-    void *shut_arg;
-    int shut_status;
     ts_iostream_close_cb close_cb;
     void *close_arg;
     void *userdata;
@@ -144,6 +155,8 @@ struct ts_iostream {
 
 /* Most bytes one flush hands the transport, so one busy stream cannot starve the others. */
 #define TS__WRITE_EVENT_CAP (4u * 1024u * 1024u)
+/* run_written counts up to the cap (each write asks for at most what is left of it). */
+_Static_assert(TS__WRITE_EVENT_CAP <= UINT32_MAX / 2, "run_written is 32 bits");
 /*
  * Transport reads one run makes at most (libuv's 32): a stream that still
  * has data waits for the next poll, where the fd (level-triggered) or its
@@ -176,6 +189,8 @@ static inline bool ts__io_ready_for_io(const ts_iostream *s)
 }
 /** The error a failed operation reports: the closing error, else TS_ECLOSED. */
 int ts__io_close_status(const ts_iostream *s);
+/** The stream's ts__rare, allocated (zeroed) on first use; NULL when out of memory (nothing changed). */
+ts__rare *ts__io_rare(ts_iostream *s);
 
 /*
  * The callback wrapper, inline because it brackets every completion: enter

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -329,6 +330,8 @@ static void test_idle_echo_heap_bytes(void **state)
     assert_int_equal(lines, N);
     /* the block is the struct, its inline socket transport (an int, max-aligned) and malloc's rounding */
     assert_true(per_stream <= (long)block + 40);
+    /* ... which fits malloc's 512-byte class (connect, handshake and shutdown state live apart) */
+    assert_true(per_stream <= 512);
     for (int i = 0; i < N; i++) {
         ts_iostream_free(srv[i]);
         close(peer[i]);
@@ -375,6 +378,119 @@ static void test_stream_outlives_loop(void **state)
     assert_int_equal(tu_count_fds(), fds_before);
 }
 
+/* ---- connect, handshake-wait and shutdown state, allocated on first use ---- */
+
+static void on_status(ts_iostream *s, int status, void *arg)
+{
+    (void)s;
+    int *r = arg;
+    r[0]++;
+    r[1] = status;
+}
+
+/* Out of memory for its state, connect says TS_ENOMEM and starts nothing; with memory it connects. */
+static void test_connect_state_enomem(void **state)
+{
+    (void)state;
+    int fds_before = tu_count_fds();
+    ts_ioloop *loop = tu_loop_new(30);
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(lfd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(lfd, 4), 0);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&a, &alen), 0);
+    int cfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    assert_true(cfd >= 0);
+    ts_iostream *c = ts_iostream_new_socket(loop, cfd, NULL);
+    assert_non_null(c);
+    int rec[2] = {0, 1};
+    tu_use_counting_allocator();
+    tu_fail_alloc_after(0);
+    assert_int_equal(ts_iostream_connect(c, (struct sockaddr *)&a, alen, on_status, rec), TS_ENOMEM);
+    tu_fail_alloc_after(-1);
+    struct sockaddr_storage peer;
+    socklen_t plen = sizeof peer;
+    assert_int_equal(getpeername(cfd, (struct sockaddr *)&peer, &plen), -1); /* connect() was not called */
+    assert_int_equal(errno, ENOTCONN);
+    tu_run_iterations(loop, 2);
+    assert_int_equal(rec[0], 0);
+    assert_false(ts_iostream_closed(c));
+    assert_int_equal(ts_iostream_connect(c, (struct sockaddr *)&a, alen, on_status, rec), 0);
+    tu_run_until_count(loop, &rec[0], 1, 5);
+    tu_restore_allocator();
+    assert_int_equal(rec[1], 0);
+    int sfd = accept(lfd, NULL, NULL);
+    assert_true(sfd >= 0);
+    ts_iostream_free(c);
+    close(sfd);
+    close(lfd);
+    tu_loop_free(loop);
+    assert_int_equal(tu_count_fds(), fds_before);
+}
+
+typedef int (*state_call)(ts_iostream *s, int *rec);
+
+/*
+ * @p call fails with TS_ENOMEM when the allocation of its state does, and no
+ * callback follows; @p between (may be NULL) then checks that nothing changed;
+ * the same call then succeeds and its callback gets 0. Leaves @p sv[1] open
+ * for @p after (may be NULL).
+ */
+static void check_state_enomem(state_call call, void (*between)(ts_iostream *s), void (*after)(int peer))
+{
+    int fds_before = tu_count_fds();
+    ts_ioloop *loop = tu_loop_new(30);
+    int sv[2];
+    ts_iostream *s = socket_stream(loop, sv);
+    int rec[2] = {0, 1};
+    tu_use_counting_allocator();
+    tu_fail_alloc_after(0);
+    assert_int_equal(call(s, rec), TS_ENOMEM);
+    tu_fail_alloc_after(-1);
+    tu_restore_allocator();
+    if (between)
+        between(s);
+    tu_run_iterations(loop, 2);
+    assert_int_equal(rec[0], 0);
+    assert_int_equal(call(s, rec), 0);
+    tu_run_until_count(loop, &rec[0], 1, 5);
+    assert_int_equal(rec[1], 0);
+    if (after)
+        after(sv[1]);
+    ts_iostream_free(s);
+    close(sv[1]);
+    tu_loop_free(loop);
+    assert_int_equal(tu_count_fds(), fds_before);
+}
+
+static int call_shutdown(ts_iostream *s, int *rec) { return ts_iostream_shutdown(s, on_status, rec); }
+static int call_wait_handshake(ts_iostream *s, int *rec) { return ts__iostream_wait_for_handshake(s, on_status, rec); }
+
+static void write_two(ts_iostream *s) { assert_int_equal(ts_iostream_write(s, "ab", 2, NULL, NULL), 0); }
+
+static void read_two_then_end(int peer)
+{
+    char buf[8];
+    assert_int_equal(recv(peer, buf, sizeof buf, 0), 2);
+    assert_int_equal(recv(peer, buf, sizeof buf, 0), 0); /* the write side's end */
+}
+
+/* Out of memory for its state, shutdown says TS_ENOMEM and the write side stays open; with memory it shuts. */
+static void test_shutdown_state_enomem(void **state)
+{
+    (void)state;
+    check_state_enomem(call_shutdown, write_two, read_two_then_end);
+}
+
+/* Out of memory for its state, a handshake wait says TS_ENOMEM; with memory it is answered (no handshake: 0). */
+static void test_handshake_wait_state_enomem(void **state)
+{
+    (void)state;
+    check_state_enomem(call_wait_handshake, NULL, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -384,6 +500,9 @@ int main(void)
         cmocka_unit_test(test_idle_stream_is_one_allocation),
         cmocka_unit_test(test_idle_echo_heap_bytes),
         cmocka_unit_test(test_stream_outlives_loop),
+        cmocka_unit_test(test_connect_state_enomem),
+        cmocka_unit_test(test_shutdown_state_enomem),
+        cmocka_unit_test(test_handshake_wait_state_enomem),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
