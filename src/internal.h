@@ -93,14 +93,16 @@ int ts__executor_submit(ts_ioloop *loop, ts_executor_fn fn, void *arg, ts__execu
  * is to be touched again. Events are TS_IOLOOP_READ / TS_IOLOOP_WRITE only.
  */
 typedef struct ts__handler ts__handler;
-/** Called with the ready subset (READ/WRITE) of the events registered. */
-typedef void (*ts__handler_cb)(ts__handler *h, int events);
+/** What an embedded handler calls (static storage: one per kind of owner, not per handler). */
+typedef struct ts__handler_ops {
+    /** Called with the ready subset (READ/WRITE) of the events registered. */
+    void (*ready)(ts__handler *h, int events);
+} ts__handler_ops;
 struct ts__handler {
-    ev_io io; /* io.fd is the fd; the loop's table points here */
-    ts__handler_cb cb;
+    ev_io io; /* io.fd is the fd, io.data the ops; the loop's table points here */
 };
 /** Registers @p h for @p events on @p fd. 0, TS_EINVAL, -EEXIST (the fd has a handler) or TS_ENOMEM. */
-int ts__ioloop_add_handler_embedded(ts_ioloop *loop, ts__handler *h, int fd, int events, ts__handler_cb cb);
+int ts__ioloop_add_handler_embedded(ts_ioloop *loop, ts__handler *h, int fd, int events, const ts__handler_ops *ops);
 /** Changes the events a registered @p h waits for (READ and/or WRITE, not none). */
 void ts__ioloop_update_handler_embedded(ts_ioloop *loop, ts__handler *h, int events);
 /** Unregisters @p h (not called again, even for events already collected). The storage stays the caller's. */

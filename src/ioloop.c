@@ -611,10 +611,8 @@ static void embedded_io_cb(struct ev_loop *ev, ev_io *w, int revents)
     TS__UNUSED(ev);
     int ready = revents & w->events; /* libev reports both on a bad fd, whatever was asked */
     int events = ((ready & EV_READ) ? TS_IOLOOP_READ : 0) | ((ready & EV_WRITE) ? TS_IOLOOP_WRITE : 0);
-    if (events) {
-        ts__handler *h = (ts__handler *)w;
-        h->cb(h, events);
-    }
+    if (events)
+        ((const ts__handler_ops *)w->data)->ready((ts__handler *)w, events);
 }
 
 /* Whether the table's watcher @p w is a ts_ioloop_add_handler() one (the loop's to free). */
@@ -706,17 +704,16 @@ static bool embedded_events_valid(int events)
     return events != 0 && (events & ~(TS_IOLOOP_READ | TS_IOLOOP_WRITE)) == 0;
 }
 
-int ts__ioloop_add_handler_embedded(ts_ioloop *loop, ts__handler *h, int fd, int events, ts__handler_cb cb)
+int ts__ioloop_add_handler_embedded(ts_ioloop *loop, ts__handler *h, int fd, int events, const ts__handler_ops *ops)
 {
-    if (fd < 0 || !cb || !embedded_events_valid(events))
+    if (fd < 0 || !ops || !ops->ready || !embedded_events_valid(events))
         return TS_EINVAL;
     if (table_reserve(loop, fd))
         return TS_ENOMEM;
     if (loop->handlers[fd])
         return -EEXIST;
-    h->cb = cb;
     ev_io_init(&h->io, embedded_io_cb, fd, ev_mask(events));
-    h->io.data = NULL;
+    h->io.data = (void *)ops; /* (only read back as const) */
     ev_io_start(loop->ev, &h->io);
     loop->handlers[fd] = &h->io;
     return 0;

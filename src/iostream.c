@@ -333,6 +333,8 @@ static void on_events(ts__handler *h, int events)
     run((ts_iostream *)((char *)h - offsetof(ts_iostream, handler)), events, false);
 }
 
+static const ts__handler_ops handler_ops = {on_events};
+
 /* The outcome of a connect (SO_ERROR): connect_result, else get_fd_error, else 0. */
 static int connect_result(ts_iostream *s)
 {
@@ -622,7 +624,7 @@ void ts__io_update_interest(ts_iostream *s)
     if (f & TS__F_IN_RUN)
         return; /* run() settles interest once, on its way out */
     release_read_memory(s);
-    if (s->tmo)
+    if (s->flags & TS__F_TIMEOUTS) /* (read again: the release may have closed the stream) */
         ts__io_timeouts_settle(s);
     int want = 0;
     if (f & TS__F_CLOSED) {
@@ -647,7 +649,7 @@ void ts__io_update_interest(ts_iostream *s)
     }
     if (s->events == 0) {
         int fd = s->ops->fileno(s->transport);
-        int r = ts__ioloop_add_handler_embedded(s->loop, &s->handler, fd, want, on_events);
+        int r = ts__ioloop_add_handler_embedded(s->loop, &s->handler, fd, want, &handler_ops);
         if (r < 0) {
             ts__io_close(s, r, false);
             return;

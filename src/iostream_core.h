@@ -37,7 +37,8 @@ enum {
     TS__F_SHUT_REQ = 1u << 21,       /* ts_iostream_shutdown(): shut the write side once the queue drains */
     TS__F_SHUT_DONE = 1u << 22,      /* ... done (or the stream closed first) */
     TS__F_SHUT_READY = 1u << 23,     /* ... and its callback is owed (shut_status) */
-    TS__F_ORPHAN = 1u << 24          /* its loop was freed: closed, and nothing may reach the loop */
+    TS__F_ORPHAN = 1u << 24,         /* its loop was freed: closed, and nothing may reach the loop */
+    TS__F_TIMEOUTS = 1u << 25        /* ts_iostream_set_timeouts() set one: rare->tmo is live */
 };
 
 /* An optional op, or NULL when the ops struct is too old to have it. */
@@ -89,7 +90,7 @@ typedef struct ts__read {
 
 typedef struct ts__regex ts__regex;
 
-/* Per-stream read/write timeouts (ts_iostream_set_timeouts), allocated only when set. */
+/* Per-stream read/write timeouts (ts_iostream_set_timeouts), in the stream's ts__rare while TS__F_TIMEOUTS. */
 typedef struct ts__timeouts {
     double read, write;          /* seconds without progress, 0: none */
     double rd_since, wr_since;   /* loop time of the last progress (or of the wait's start) */
@@ -103,7 +104,8 @@ typedef struct ts__timeouts {
  * apart so that an idle stream does not carry it: allocated by the API call
  * that first needs it (ts__io_rare()), or at creation for a transport with a
  * handshake or a handshake_timeout, freed with the stream. Set whenever
- * TS__F_CONNECT_WAIT, TS__F_HS_WAIT, TS__F_SHUT_REQ or a handshake timeout is.
+ * TS__F_CONNECT_WAIT, TS__F_HS_WAIT, TS__F_SHUT_REQ, TS__F_TIMEOUTS or a
+ * handshake timeout is.
  */
 typedef struct ts__rare {
     ts_iostream_connect_cb connect_cb;
@@ -117,6 +119,7 @@ typedef struct ts__rare {
     int connect_status;
     int hs_status;
     int shut_status;
+    ts__timeouts tmo; /* live while TS__F_TIMEOUTS */
 } ts__rare;
 
 struct ts_iostream {
@@ -142,7 +145,6 @@ struct ts_iostream {
     ts__writebuf wb;
     ts__read rd;
     ts__regex *re;
-    ts__timeouts *tmo;
     ts__rare *rare; /* NULL until needed */
 
     ts_iostream_close_cb close_cb;
@@ -211,21 +213,21 @@ static inline bool ts__io_cb_leave(ts_iostream *s)
 
 /* ---- iostream_timeout.c -------------------------------------------------- */
 
-/** Arms, moves or drops the timeout check after the stream's state changed (only called when tmo is set). */
+/** Arms, moves or drops the timeout check after the stream's state changed (only called with TS__F_TIMEOUTS). */
 void ts__io_timeouts_settle(ts_iostream *s);
 /** Disarms and frees the timeouts (destroy, close). */
 void ts__io_timeouts_free(ts_iostream *s);
 /** The read side made progress (bytes arrived): its clock restarts. */
 static inline void ts__io_read_progress(ts_iostream *s)
 {
-    if (s->tmo)
-        s->tmo->rd_since = ts_ioloop_time(s->loop);
+    if (s->flags & TS__F_TIMEOUTS) /* one test of a word the caller has at hand when no timeout is set */
+        s->rare->tmo.rd_since = ts_ioloop_time(s->loop);
 }
 /** The write side made progress (bytes went out): its clock restarts. */
 static inline void ts__io_write_progress(ts_iostream *s)
 {
-    if (s->tmo)
-        s->tmo->wr_since = ts_ioloop_time(s->loop);
+    if (s->flags & TS__F_TIMEOUTS)
+        s->rare->tmo.wr_since = ts_ioloop_time(s->loop);
 }
 
 /* ---- iostream_read.c ---------------------------------------------------- */
