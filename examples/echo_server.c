@@ -24,23 +24,13 @@
 
 #define MAX_LINE (64u << 20)
 
+/*
+ * A connection is its stream and nothing else: no per-connection record.
+ * At shutdown ts_ioloop_free() closes the streams still open, and the
+ * callbacks it runs for them (the pending read's or write's error) drop
+ * our references, so nothing is left behind.
+ */
 static ts_ioloop *g_loop;
-
-/* Live connections, so that shutdown can close them and leave nothing behind. */
-typedef struct conn {
-    struct conn *prev, *next;
-    ts_iostream *stream;
-} conn;
-static conn g_conns = {&g_conns, &g_conns, NULL};
-
-static void on_close(ts_iostream *s, void *arg)
-{
-    (void)s;
-    conn *c = arg;
-    c->prev->next = c->next;
-    c->next->prev = c->prev;
-    free(c);
-}
 
 static void on_line(ts_iostream *s, int status, const char *data, size_t len, void *arg);
 
@@ -98,33 +88,7 @@ static int on_stream(ts_tcpserver *server, ts_iostream *s, const struct sockaddr
                      void *arg)
 {
     (void)server, (void)addr, (void)addrlen, (void)arg;
-    conn *c = malloc(sizeof *c);
-    if (!c)
-        return TS_ENOMEM;
-    int rc = ts_iostream_read_until(s, "\n", 1, MAX_LINE, on_line, NULL);
-    if (rc < 0) {
-        free(c);
-        return rc;
-    }
-    c->stream = s;
-    c->next = g_conns.next;
-    c->prev = &g_conns;
-    g_conns.next->prev = c;
-    g_conns.next = c;
-    ts_iostream_set_close_callback(s, on_close, c);
-    return 0;
-}
-
-/* Closes every connection; their callbacks drop the last references. */
-static void close_all(void)
-{
-    for (conn *c = g_conns.next; c != &g_conns; c = c->next)
-        ts_iostream_close(c->stream, 0);
-    for (int i = 0; i < 100 && g_conns.next != &g_conns; i++) {
-        ts_future *never = ts_future_new(g_loop);
-        ts_ioloop_run_sync(g_loop, never, 0.01);
-        ts_future_unref(never);
-    }
+    return ts_iostream_read_until(s, "\n", 1, MAX_LINE, on_line, NULL);
 }
 
 static void stop_loop(ts_ioloop *loop, void *arg)
@@ -217,7 +181,6 @@ int main(int argc, char **argv)
                 ctx ? " (TLS)" : "");
     ts_ioloop_start(g_loop);
     ts_tcpserver_free(server);
-    close_all();
-    ts_ioloop_free(g_loop, false);
+    ts_ioloop_free(g_loop, false); /* closes the connections (see the top) */
     return 0;
 }

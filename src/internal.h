@@ -2,6 +2,8 @@
 #ifndef TSTREAM_INTERNAL_H
 #define TSTREAM_INTERNAL_H
 
+#include <ev.h>
+
 #include "tstream/common.h"
 #include "tstream/ioloop.h"
 
@@ -80,6 +82,31 @@ int ts__ioloop_run_until(ts_ioloop *loop, const bool *done, double timeout);
  */
 typedef void (*ts__executor_done_cb)(ts_ioloop *loop, void *result, int err, void *done_arg);
 int ts__executor_submit(ts_ioloop *loop, ts_executor_fn fn, void *arg, ts__executor_done_cb done, void *done_arg);
+
+/*
+ * An fd handler whose storage belongs to the object that registers it (a
+ * stream), so watching an fd allocates nothing past the loop's fd table.
+ * The loop indexes it by fd like a ts_ioloop_add_handler() handler (that
+ * function fails with -EEXIST on its fd; update and remove by fd say
+ * -ENOENT), but never frees it: ts_ioloop_free() only stops one still
+ * registered, and its owner must remove it before the loop is freed if it
+ * is to be touched again. Events are TS_IOLOOP_READ / TS_IOLOOP_WRITE only.
+ */
+typedef struct ts__handler ts__handler;
+/** What an embedded handler calls (static storage: one per kind of owner, not per handler). */
+typedef struct ts__handler_ops {
+    /** Called with the ready subset (READ/WRITE) of the events registered. */
+    void (*ready)(ts__handler *h, int events);
+} ts__handler_ops;
+struct ts__handler {
+    ev_io io; /* io.fd is the fd, io.data the ops; the loop's table points here */
+};
+/** Registers @p h for @p events on @p fd. 0, TS_EINVAL, -EEXIST (the fd has a handler) or TS_ENOMEM. */
+int ts__ioloop_add_handler_embedded(ts_ioloop *loop, ts__handler *h, int fd, int events, const ts__handler_ops *ops);
+/** Changes the events a registered @p h waits for (READ and/or WRITE, not none). */
+void ts__ioloop_update_handler_embedded(ts_ioloop *loop, ts__handler *h, int events);
+/** Unregisters @p h (not called again, even for events already collected). The storage stays the caller's. */
+void ts__ioloop_remove_handler_embedded(ts_ioloop *loop, ts__handler *h);
 
 /*
  * Objects that live on a loop and must hear of its end (streams). The loop

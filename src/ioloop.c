@@ -477,6 +477,8 @@ static void walk_members(ts_ioloop *loop, bool orphan)
     }
 }
 
+static bool is_user_handler(const ev_io *w);
+
 /* Frees a queue's nodes at teardown; embedded ones belong to their objects. */
 static void free_nodes(ts__cbnode *n)
 {
@@ -513,13 +515,15 @@ void ts_ioloop_free(ts_ioloop *loop, bool all_fds)
     /* Streams the program still holds are cut loose: valid memory, no loop. */
     walk_members(loop, true);
     for (int fd = 0; fd < loop->nhandlers; fd++) {
-        ts__handler *h = loop->handlers[fd];
-        if (!h)
+        ev_io *w = loop->handlers[fd];
+        if (!w)
             continue;
-        ev_io_stop(loop->ev, &h->io);
+        ev_io_stop(loop->ev, w);
+        if (!is_user_handler(w))
+            continue; /* embedded: its owner's memory and its owner's fd */
         if (all_fds)
             close(fd);
-        ts__free(h);
+        ts__free(w);
     }
     ts__free(loop->handlers);
     ts__timers_free(loop);
@@ -647,7 +651,7 @@ static int ev_mask(int events)
 static void handler_io_cb(struct ev_loop *ev, ev_io *w, int revents)
 {
     TS__UNUSED(ev);
-    ts__handler *h = w->data;
+    ts__user_handler *h = (ts__user_handler *)w;
     int events = 0;
     if (revents & EV_READ)
         events |= h->events & TS_IOLOOP_READ;
@@ -655,74 +659,138 @@ static void handler_io_cb(struct ev_loop *ev, ev_io *w, int revents)
         events |= h->events & TS_IOLOOP_WRITE;
     if (h->events & TS_IOLOOP_ERROR) {
         /* libev folds errors into readiness; ask the kernel only if the user cares. */
-        struct pollfd p = {.fd = h->fd, .events = 0};
+        struct pollfd p = {.fd = w->fd, .events = 0};
         if (poll(&p, 1, 0) > 0 && (p.revents & (POLLERR | POLLHUP | POLLNVAL)))
             events |= TS_IOLOOP_ERROR;
     }
     if (events)
-        h->cb(h->loop, h->fd, events, h->arg);
+        h->cb(h->loop, w->fd, events, h->arg);
+}
+
+/* An embedded handler: READ/WRITE only, so the watcher's own mask is its interest. */
+static void embedded_io_cb(struct ev_loop *ev, ev_io *w, int revents)
+{
+    TS__UNUSED(ev);
+    int ready = revents & w->events; /* libev reports both on a bad fd, whatever was asked */
+    int events = ((ready & EV_READ) ? TS_IOLOOP_READ : 0) | ((ready & EV_WRITE) ? TS_IOLOOP_WRITE : 0);
+    if (events)
+        ((const ts__handler_ops *)w->data)->ready((ts__handler *)w, events);
+}
+
+/* Whether the table's watcher @p w is a ts_ioloop_add_handler() one (the loop's to free). */
+static bool is_user_handler(const ev_io *w) { return w->cb == handler_io_cb; }
+
+/* Makes the fd table reach @p fd. 0 or TS_ENOMEM. */
+static int table_reserve(ts_ioloop *loop, int fd)
+{
+    if (fd < loop->nhandlers)
+        return 0;
+    int n = TS__MAX(64, loop->nhandlers);
+    while (n <= fd)
+        n *= 2;
+    ev_io **hs = ts__realloc(loop->handlers, (size_t)n * sizeof *hs);
+    if (!hs)
+        return TS_ENOMEM;
+    memset(hs + loop->nhandlers, 0, (size_t)(n - loop->nhandlers) * sizeof *hs);
+    loop->handlers = hs;
+    loop->nhandlers = n;
+    return 0;
 }
 
 int ts_ioloop_add_handler(ts_ioloop *loop, int fd, int events, ts_ioloop_handler_cb cb, void *arg)
 {
     if (fd < 0 || !cb || ev_mask(events) == 0)
         return TS_EINVAL;
-    if (fd >= loop->nhandlers) {
-        int n = TS__MAX(64, loop->nhandlers);
-        while (n <= fd)
-            n *= 2;
-        ts__handler **hs = ts__realloc(loop->handlers, (size_t)n * sizeof *hs);
-        if (!hs)
-            return TS_ENOMEM;
-        memset(hs + loop->nhandlers, 0, (size_t)(n - loop->nhandlers) * sizeof *hs);
-        loop->handlers = hs;
-        loop->nhandlers = n;
-    }
+    if (table_reserve(loop, fd))
+        return TS_ENOMEM;
     if (loop->handlers[fd])
         return -EEXIST;
-    ts__handler *h = ts__calloc(1, sizeof *h);
+    ts__user_handler *h = ts__calloc(1, sizeof *h);
     if (!h)
         return TS_ENOMEM;
     h->loop = loop;
-    h->fd = fd;
     h->events = events;
     h->cb = cb;
     h->arg = arg;
     ev_io_init(&h->io, handler_io_cb, fd, ev_mask(events));
     h->io.data = h;
     ev_io_start(loop->ev, &h->io);
-    loop->handlers[fd] = h;
+    loop->handlers[fd] = &h->io;
     return 0;
 }
 
-static ts__handler *handler_get(ts_ioloop *loop, int fd)
+/* The fd's ts_ioloop_add_handler() handler (NULL: none, or an embedded one). */
+static ts__user_handler *handler_get(ts_ioloop *loop, int fd)
 {
-    return (fd >= 0 && fd < loop->nhandlers) ? loop->handlers[fd] : NULL;
+    ev_io *w = (fd >= 0 && fd < loop->nhandlers) ? loop->handlers[fd] : NULL;
+    return (w && is_user_handler(w)) ? (ts__user_handler *)w : NULL;
+}
+
+/* Moves @p w to the libev mask @p mask if it differs. */
+static void watch_mask(ts_ioloop *loop, ev_io *w, int mask)
+{
+    if ((w->events & (EV_READ | EV_WRITE)) != mask) {
+        ev_io_stop(loop->ev, w);
+        ev_io_set(w, w->fd, mask);
+        ev_io_start(loop->ev, w);
+    }
 }
 
 int ts_ioloop_update_handler(ts_ioloop *loop, int fd, int events)
 {
-    ts__handler *h = handler_get(loop, fd);
+    ts__user_handler *h = handler_get(loop, fd);
     if (!h)
         return -ENOENT;
     if (ev_mask(events) == 0)
         return TS_EINVAL;
     h->events = events;
-    if ((h->io.events & (EV_READ | EV_WRITE)) != ev_mask(events)) {
-        ev_io_stop(loop->ev, &h->io);
-        ev_io_set(&h->io, fd, ev_mask(events));
-        ev_io_start(loop->ev, &h->io);
-    }
+    watch_mask(loop, &h->io, ev_mask(events));
     return 0;
 }
 
 int ts_ioloop_remove_handler(ts_ioloop *loop, int fd)
 {
-    ts__handler *h = handler_get(loop, fd);
+    ts__user_handler *h = handler_get(loop, fd);
     if (!h)
         return -ENOENT;
     ev_io_stop(loop->ev, &h->io); /* also drops an event already collected */
     loop->handlers[fd] = NULL;
     ts__free(h);
     return 0;
+}
+
+/* ---- embedded fd handlers ----------------------------------------------- */
+
+static bool embedded_events_valid(int events)
+{
+    return events != 0 && (events & ~(TS_IOLOOP_READ | TS_IOLOOP_WRITE)) == 0;
+}
+
+int ts__ioloop_add_handler_embedded(ts_ioloop *loop, ts__handler *h, int fd, int events, const ts__handler_ops *ops)
+{
+    if (fd < 0 || !ops || !ops->ready || !embedded_events_valid(events))
+        return TS_EINVAL;
+    if (table_reserve(loop, fd))
+        return TS_ENOMEM;
+    if (loop->handlers[fd])
+        return -EEXIST;
+    ev_io_init(&h->io, embedded_io_cb, fd, ev_mask(events));
+    h->io.data = (void *)ops; /* (only read back as const) */
+    ev_io_start(loop->ev, &h->io);
+    loop->handlers[fd] = &h->io;
+    return 0;
+}
+
+void ts__ioloop_update_handler_embedded(ts_ioloop *loop, ts__handler *h, int events)
+{
+    if (embedded_events_valid(events))
+        watch_mask(loop, &h->io, ev_mask(events));
+}
+
+void ts__ioloop_remove_handler_embedded(ts_ioloop *loop, ts__handler *h)
+{
+    ev_io_stop(loop->ev, &h->io); /* also drops an event already collected */
+    int fd = h->io.fd;
+    if (fd >= 0 && fd < loop->nhandlers && loop->handlers[fd] == &h->io)
+        loop->handlers[fd] = NULL;
 }

@@ -8,14 +8,14 @@
 
 #include "internal.h"
 
-typedef struct ts__handler {
-    ev_io io;
+/* A ts_ioloop_add_handler() handler (allocated by the loop); the fd is io.fd. */
+typedef struct ts__user_handler {
+    ev_io io; /* first: the fd table holds watcher pointers */
     ts_ioloop *loop;
-    int fd;
     int events;
     ts_ioloop_handler_cb cb;
     void *arg;
-} ts__handler;
+} ts__user_handler;
 
 /* A timeout slot. Ids are (generation << 32 | index + 1): a stale id never matches. */
 typedef struct ts__tslot {
@@ -95,8 +95,8 @@ struct ts_ioloop {
     uint32_t nheap;
     uint64_t seq;
 
-    /* fd handlers, indexed by fd */
-    ts__handler **handlers;
+    /* fd handlers, indexed by fd: a ts__user_handler's or a ts__handler's watcher (see handler_io_cb) */
+    ev_io **handlers;
     int nhandlers;
 
     ts__executor *executor;

@@ -42,15 +42,22 @@ static void on_loop_orphan(ts__loop_member *m);
 static void release_read_memory(ts_iostream *s);
 static const ts__member_ops member_ops = {on_loop_close, on_loop_orphan};
 
-static void init_stream(ts_iostream *s, ts_ioloop *loop, const ts_stream_ops *ops, void *transport,
+/* False when out of memory (nothing to undo but the block). */
+static bool init_stream(ts_iostream *s, ts_ioloop *loop, const ts_stream_ops *ops, void *transport,
                         const ts_iostream_options *opts)
 {
+    s->ops = ops;
+    double hs = TS__OPT(opts, handshake_timeout);
+    /* A handshake's waiters and deadline are kept from the start: waiting for it cannot fail later. */
+    if (hs > 0 || TS__OP(s, handshake)) {
+        if (!(s->rare = ts__calloc(1, sizeof *s->rare)))
+            return false;
+        s->rare->hs_timeout = hs > 0 ? hs : 0;
+    }
     ts__ioloop_attach(loop, &s->member, &member_ops);
     s->loop = loop;
-    s->ops = ops;
     s->transport = transport;
     s->refs = 1;
-    s->fd = -1;
     size_t max = TS__OPT(opts, max_buffer_size);
     /*
      * The one place size options are made safe: "unlimited" (SIZE_MAX) and
@@ -66,8 +73,6 @@ static void init_stream(ts_iostream *s, ts_ioloop *loop, const ts_stream_ops *op
     chunk = TS__MIN(chunk, TS_IOSTREAM_MAX_CHUNK); /* each read reserves this much: keep it allocatable */
     s->read_chunk_size = chunk ? chunk : 1;
     s->max_write_buffer_size = TS__OPT(opts, max_write_buffer_size);
-    double hs = TS__OPT(opts, handshake_timeout);
-    s->hs_timeout = hs > 0 ? hs : 0;
     ts__readbuf_init(&s->rb);
     ts__writebuf_init(&s->wb);
     s->wb.pool = ts__ioloop_write_pools(loop);
@@ -76,6 +81,7 @@ static void init_stream(ts_iostream *s, ts_ioloop *loop, const ts_stream_ops *op
         s->flags |= TS__F_HANDSHAKING;
     if (TS__OPS_FLAGS(ops) & TS_STREAM_OPS_SHORT_READ_DRAINED)
         s->flags |= TS__F_PLAIN_FD; /* the read path tests one stream bit, not the ops */
+    return true;
 }
 
 static void after_init(ts_iostream *s)
@@ -92,7 +98,10 @@ ts_iostream *ts_iostream_new(ts_ioloop *loop, const ts_stream_ops *ops, void *tr
     ts_iostream *s = ts__calloc(1, sizeof(*s));
     if (!s)
         return NULL;
-    init_stream(s, loop, ops, transport, opts);
+    if (!init_stream(s, loop, ops, transport, opts)) {
+        ts__free(s);
+        return NULL;
+    }
     after_init(s);
     return s;
 }
@@ -108,18 +117,28 @@ ts_iostream *ts__iostream_new_inline(ts_ioloop *loop, const ts_stream_ops *ops, 
     ts_iostream *s = ts__calloc(1, off + transport_size);
     if (!s)
         return NULL;
-    init_stream(s, loop, ops, (char *)s + off, opts);
+    if (!init_stream(s, loop, ops, (char *)s + off, opts)) {
+        ts__free(s);
+        return NULL;
+    }
     s->flags |= TS__F_INLINE_T;
     /* The caller fills the transport in before the loop runs, so deferring the handshake start is safe. */
     after_init(s);
     return s;
 }
 
+ts__rare *ts__io_rare(ts_iostream *s)
+{
+    if (!s->rare)
+        s->rare = ts__calloc(1, sizeof *s->rare);
+    return s->rare;
+}
+
 static void disarm_handshake_timer(ts_iostream *s)
 {
-    if (s->hs_timer) {
-        ts_ioloop_remove_timeout(s->loop, s->hs_timer);
-        s->hs_timer = 0;
+    if (s->rare && s->rare->hs_timer) {
+        ts_ioloop_remove_timeout(s->loop, s->rare->hs_timer);
+        s->rare->hs_timer = 0;
     }
 }
 
@@ -136,6 +155,7 @@ static void destroy(ts_iostream *s)
     void (*free_fn)(void *) = TS__OP(s, free);
     if (free_fn)
         free_fn(s->transport);
+    ts__free(s->rare);
     ts__free(s);
 }
 
@@ -175,9 +195,8 @@ int ts__io_close_status(const ts_iostream *s) { return s->error ? s->error : TS_
 static void drop_handler(ts_iostream *s)
 {
     if (s->events) {
-        ts_ioloop_remove_handler(s->loop, s->fd);
+        ts__ioloop_remove_handler_embedded(s->loop, &s->handler);
         s->events = 0;
-        s->fd = -1;
     }
 }
 
@@ -309,11 +328,12 @@ void ts__io_schedule(ts_iostream *s)
     ts__ioloop_defer(s->loop, &s->deferred, on_deferred, s);
 }
 
-static void on_events(ts_ioloop *loop, int fd, int events, void *arg)
+static void on_events(ts__handler *h, int events)
 {
-    TS__UNUSED(loop), TS__UNUSED(fd);
-    run(arg, events, false);
+    run((ts_iostream *)((char *)h - offsetof(ts_iostream, handler)), events, false);
 }
+
+static const ts__handler_ops handler_ops = {on_events};
 
 /* The outcome of a connect (SO_ERROR): connect_result, else get_fd_error, else 0. */
 static int connect_result(ts_iostream *s)
@@ -341,11 +361,11 @@ static bool fd_connected(ts_iostream *s)
 static void handshake_done(ts_iostream *s, int status)
 {
     if (s->flags & TS__F_CONNECT_WAIT) {
-        s->connect_status = status;
+        s->rare->connect_status = status;
         s->flags |= TS__F_CONNECT_READY;
     }
     if (s->flags & TS__F_HS_WAIT) {
-        s->hs_status = status;
+        s->rare->hs_status = status;
         s->flags |= TS__F_HS_READY;
     }
 }
@@ -355,10 +375,10 @@ static void on_handshake_deadline(ts_ioloop *loop, void *arg)
 {
     TS__UNUSED(loop);
     ts_iostream *s = arg;
-    s->hs_timer = 0;
+    s->rare->hs_timer = 0;
     if (!(s->flags & TS__F_HANDSHAKING) || (s->flags & TS__F_CLOSED))
         return;
-    ts_log(TS_LOG_DEBUG, "iostream: handshake not finished in %.3g s, closing", s->hs_timeout);
+    ts_log(TS_LOG_DEBUG, "iostream: handshake not finished in %.3g s, closing", s->rare->hs_timeout);
     ts__io_close(s, TS_ETIMEDOUT, false);
 }
 
@@ -368,9 +388,10 @@ static void step_handshake(ts_iostream *s)
         if ((s->flags & TS__F_CONNECTING) || !fd_connected(s))
             return; /* a client stream: connect() will start it */
         s->flags |= TS__F_HS_STARTED;
-        if (s->hs_timeout > 0) {
-            s->hs_timer = ts_ioloop_call_later(s->loop, s->hs_timeout, on_handshake_deadline, s);
-            if (!s->hs_timer) {
+        ts__rare *rare = s->rare; /* (set whenever a timeout is) */
+        if (rare && rare->hs_timeout > 0) {
+            rare->hs_timer = ts_ioloop_call_later(s->loop, rare->hs_timeout, on_handshake_deadline, s);
+            if (!rare->hs_timer) {
                 ts__io_close(s, TS_ENOMEM, false); /* a deadline asked for and not kept would be a silent hole */
                 return;
             }
@@ -397,7 +418,7 @@ static void connected(ts_iostream *s)
 {
     s->flags &= ~TS__F_CONNECTING;
     if (!(s->flags & TS__F_HANDSHAKING) && (s->flags & TS__F_CONNECT_WAIT)) {
-        s->connect_status = 0;
+        s->rare->connect_status = 0;
         s->flags |= TS__F_CONNECT_READY;
     }
 }
@@ -486,14 +507,15 @@ static void deliver_connect(ts_iostream *s, bool hs)
     ts_iostream_connect_cb cb;
     void *arg;
     int status;
+    ts__rare *r = s->rare; /* (set: a wait flag was) */
     if (hs) {
         s->flags &= ~(TS__F_HS_WAIT | TS__F_HS_READY);
-        cb = s->hs_cb, arg = s->hs_arg, status = s->hs_status;
-        s->hs_cb = NULL;
+        cb = r->hs_cb, arg = r->hs_arg, status = r->hs_status;
+        r->hs_cb = NULL;
     } else {
         s->flags &= ~(TS__F_CONNECT_WAIT | TS__F_CONNECT_READY);
-        cb = s->connect_cb, arg = s->connect_arg, status = s->connect_status;
-        s->connect_cb = NULL;
+        cb = r->connect_cb, arg = r->connect_arg, status = r->connect_status;
+        r->connect_cb = NULL;
     }
     if (!cb)
         return;
@@ -508,11 +530,11 @@ static bool deliver(ts_iostream *s)
     if (s->flags & TS__F_CLOSED) {
         /* Phase two: whoever is still waiting learns the outcome now. */
         if ((s->flags & (TS__F_CONNECT_WAIT | TS__F_CONNECT_READY)) == TS__F_CONNECT_WAIT) {
-            s->connect_status = ts__io_close_status(s);
+            s->rare->connect_status = ts__io_close_status(s);
             s->flags |= TS__F_CONNECT_READY;
         }
         if ((s->flags & (TS__F_HS_WAIT | TS__F_HS_READY)) == TS__F_HS_WAIT) {
-            s->hs_status = ts__io_close_status(s);
+            s->rare->hs_status = ts__io_close_status(s);
             s->flags |= TS__F_HS_READY;
         }
         ts__io_read_finalize(s);
@@ -637,7 +659,7 @@ void ts__io_update_interest(ts_iostream *s)
     if (f & TS__F_IN_RUN)
         return; /* run() settles interest once, on its way out */
     release_read_memory(s);
-    if (s->tmo)
+    if (s->flags & TS__F_TIMEOUTS) /* (read again: the release may have closed the stream) */
         ts__io_timeouts_settle(s);
     int want = 0;
     if (f & TS__F_CLOSED) {
@@ -662,16 +684,15 @@ void ts__io_update_interest(ts_iostream *s)
     }
     if (s->events == 0) {
         int fd = s->ops->fileno(s->transport);
-        int r = ts_ioloop_add_handler(s->loop, fd, want, on_events, s);
+        int r = ts__ioloop_add_handler_embedded(s->loop, &s->handler, fd, want, &handler_ops);
         if (r < 0) {
             ts__io_close(s, r, false);
             return;
         }
-        s->fd = fd;
     } else {
-        ts_ioloop_update_handler(s->loop, s->fd, want);
+        ts__ioloop_update_handler_embedded(s->loop, &s->handler, want);
     }
-    s->events = want;
+    s->events = (uint8_t)want;
 }
 
 /* ---- connect and handshake ---------------------------------------------- */
@@ -688,6 +709,9 @@ int ts_iostream_connect(ts_iostream *s, const struct sockaddr *addr, socklen_t a
         return TS_EINVAL;
     if (!op)
         return TS_ENOTSUP;
+    ts__rare *rare = ts__io_rare(s);
+    if (!rare)
+        return TS_ENOMEM; /* before the transport is asked: nothing started */
     int r = op(s->transport, addr, addrlen);
     /*
      * connect(2)'s word for "under way". Not -EAGAIN: from a unix socket's
@@ -697,8 +721,8 @@ int ts_iostream_connect(ts_iostream *s, const struct sockaddr *addr, socklen_t a
         r = TS_EAGAIN;
     if (r == TS_ENOTSUP)
         return r; /* e.g. a socket stream over a pipe: nothing was started */
-    s->connect_cb = cb;
-    s->connect_arg = arg;
+    rare->connect_cb = cb;
+    rare->connect_arg = arg;
     s->flags |= TS__F_CONNECT_WAIT;
     if (r == 0) {
         connected(s);
@@ -717,14 +741,17 @@ int ts__iostream_wait_for_handshake(ts_iostream *s, ts_iostream_connect_cb cb, v
 {
     if (s->flags & TS__F_HS_WAIT)
         return TS_EBUSY;
-    s->hs_cb = cb;
-    s->hs_arg = arg;
+    ts__rare *rare = ts__io_rare(s);
+    if (!rare)
+        return TS_ENOMEM;
+    rare->hs_cb = cb;
+    rare->hs_arg = arg;
     s->flags |= TS__F_HS_WAIT;
     if (s->flags & TS__F_CLOSED) {
-        s->hs_status = ts__io_close_status(s);
+        rare->hs_status = ts__io_close_status(s);
         s->flags |= TS__F_HS_READY;
     } else if (!(s->flags & TS__F_HANDSHAKING)) {
-        s->hs_status = 0;
+        rare->hs_status = 0;
         s->flags |= TS__F_HS_READY;
     }
     if (s->flags & TS__F_HS_READY)
@@ -829,7 +856,7 @@ void ts__iostream_get_options(ts_iostream *s, ts_iostream_options *out)
         out->max_write_buffer_size = s->max_write_buffer_size;
     }
     if (out->size >= offsetof(ts_iostream_options, handshake_timeout) + sizeof(out->handshake_timeout))
-        out->handshake_timeout = s->hs_timeout;
+        out->handshake_timeout = s->rare ? s->rare->hs_timeout : 0;
 }
 const ts_stream_ops *ts__iostream_ops(ts_iostream *s) { return s->ops; }
 uint64_t ts__iostream_search_bytes(const ts_iostream *s) { return s->search_bytes; }

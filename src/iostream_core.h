@@ -37,7 +37,8 @@ enum {
     TS__F_SHUT_REQ = 1u << 21,       /* ts_iostream_shutdown(): shut the write side once the queue drains */
     TS__F_SHUT_DONE = 1u << 22,      /* ... done (or the stream closed first) */
     TS__F_SHUT_READY = 1u << 23,     /* ... and its callback is owed (shut_status) */
-    TS__F_ORPHAN = 1u << 24          /* its loop was freed: closed, and nothing may reach the loop */
+    TS__F_ORPHAN = 1u << 24,         /* its loop was freed: closed, and nothing may reach the loop */
+    TS__F_TIMEOUTS = 1u << 25        /* ts_iostream_set_timeouts() set one: rare->tmo is live */
 };
 
 /* An optional op, or NULL when the ops struct is too old to have it. */
@@ -99,7 +100,7 @@ typedef struct ts__read {
 
 typedef struct ts__regex ts__regex;
 
-/* Per-stream read/write timeouts (ts_iostream_set_timeouts), allocated only when set. */
+/* Per-stream read/write timeouts (ts_iostream_set_timeouts), in the stream's ts__rare while TS__F_TIMEOUTS. */
 typedef struct ts__timeouts {
     double read, write;          /* seconds without progress, 0: none */
     double rd_since, wr_since;   /* loop time of the last progress (or of the wait's start) */
@@ -108,6 +109,29 @@ typedef struct ts__timeouts {
     double due;                  /* when it fires */
 } ts__timeouts;
 
+/*
+ * What only a connect, a handshake or ts_iostream_shutdown() needs, kept
+ * apart so that an idle stream does not carry it: allocated by the API call
+ * that first needs it (ts__io_rare()), or at creation for a transport with a
+ * handshake or a handshake_timeout, freed with the stream. Set whenever
+ * TS__F_CONNECT_WAIT, TS__F_HS_WAIT, TS__F_SHUT_REQ, TS__F_TIMEOUTS or a
+ * handshake timeout is.
+ */
+typedef struct ts__rare {
+    ts_iostream_connect_cb connect_cb;
+    void *connect_arg;
+    ts_iostream_connect_cb hs_cb;
+    void *hs_arg;
+    ts_iostream_write_cb shut_cb;
+    void *shut_arg;
+    double hs_timeout; /* seconds, 0: none */
+    uint64_t hs_timer; /* the handshake's deadline timeout, 0: none armed */
+    int connect_status;
+    int hs_status;
+    int shut_status;
+    ts__timeouts tmo; /* live while TS__F_TIMEOUTS */
+} ts__rare;
+
 struct ts_iostream {
     ts__loop_member member; /* on the loop's list until destroyed or orphaned */
     ts_ioloop *loop;
@@ -115,45 +139,36 @@ struct ts_iostream {
     void *transport;
     unsigned flags;
     int refs;
-    int fd;     /* fd registered with the loop, -1 when none */
-    int events; /* interest registered with the loop (0: none) */
     int error;
-    int connect_status;
-    int hs_status;
-    uint8_t read_wait;  /* TS_IOLOOP_READ/WRITE a blocked read waits for (0: not blocked) */
-    uint8_t write_wait; /* likewise for the write buffer */
-    uint8_t run_reads;  /* transport reads made in this run (bounded by TS__READS_PER_RUN) */
-    size_t run_written; /* bytes written in this run or API call (bounded by TS__WRITE_EVENT_CAP) */
-    uint8_t hs_wait;    /* likewise for the handshake */
+    uint32_t run_written; /* bytes written in this run or API call (bounded by TS__WRITE_EVENT_CAP) */
+    uint8_t read_wait;    /* TS_IOLOOP_READ/WRITE a blocked read waits for (0: not blocked) */
+    uint8_t write_wait;   /* likewise for the write buffer */
+    uint8_t hs_wait;      /* likewise for the handshake */
+    uint8_t run_reads;    /* transport reads made in this run (bounded by TS__READS_PER_RUN) */
+    uint8_t events;       /* interest registered with the loop through handler (0: none) */
 
     size_t max_buffer_size;
     size_t read_chunk_size;
     size_t max_write_buffer_size;
-    double hs_timeout; /* seconds, 0: none */
-    uint64_t hs_timer; /* the handshake's deadline timeout, 0: none armed */
 
     ts__readbuf rb;
     ts__writebuf wb;
     ts__read rd;
     ts__regex *re;
-    ts__timeouts *tmo;
+    ts__rare *rare; /* NULL until needed */
 
-    ts_iostream_connect_cb connect_cb;
-    void *connect_arg;
-    ts_iostream_connect_cb hs_cb;
-    void *hs_arg;
-    ts_iostream_write_cb shut_cb;
-    void *shut_arg;
-    int shut_status;
     ts_iostream_close_cb close_cb;
     void *close_arg;
     void *userdata;
     uint64_t search_bytes;
     ts__cbnode deferred; /* the loop queue's node for the deferred run (TS__F_SCHEDULED) */
+    ts__handler handler; /* the loop's fd handler while events != 0 (its fd: handler.io.fd) */
 };
 
 /* Most bytes one flush hands the transport, so one busy stream cannot starve the others. */
 #define TS__WRITE_EVENT_CAP (4u * 1024u * 1024u)
+/* run_written counts up to the cap (each write asks for at most what is left of it). */
+_Static_assert(TS__WRITE_EVENT_CAP <= UINT32_MAX / 2, "run_written is 32 bits");
 /*
  * Transport reads one run makes at most (libuv's 32): a stream that still
  * has data waits for the next poll, where the fd (level-triggered) or its
@@ -188,6 +203,8 @@ static inline bool ts__io_ready_for_io(const ts_iostream *s)
 }
 /** The error a failed operation reports: the closing error, else TS_ECLOSED. */
 int ts__io_close_status(const ts_iostream *s);
+/** The stream's ts__rare, allocated (zeroed) on first use; NULL when out of memory (nothing changed). */
+ts__rare *ts__io_rare(ts_iostream *s);
 
 /*
  * The callback wrapper, inline because it brackets every completion: enter
@@ -208,21 +225,21 @@ static inline bool ts__io_cb_leave(ts_iostream *s)
 
 /* ---- iostream_timeout.c -------------------------------------------------- */
 
-/** Arms, moves or drops the timeout check after the stream's state changed (only called when tmo is set). */
+/** Arms, moves or drops the timeout check after the stream's state changed (only called with TS__F_TIMEOUTS). */
 void ts__io_timeouts_settle(ts_iostream *s);
 /** Disarms and frees the timeouts (destroy, close). */
 void ts__io_timeouts_free(ts_iostream *s);
 /** The read side made progress (bytes arrived): its clock restarts. */
 static inline void ts__io_read_progress(ts_iostream *s)
 {
-    if (s->tmo)
-        s->tmo->rd_since = ts_ioloop_time(s->loop);
+    if (s->flags & TS__F_TIMEOUTS) /* one test of a word the caller has at hand when no timeout is set */
+        s->rare->tmo.rd_since = ts_ioloop_time(s->loop);
 }
 /** The write side made progress (bytes went out): its clock restarts. */
 static inline void ts__io_write_progress(ts_iostream *s)
 {
-    if (s->tmo)
-        s->tmo->wr_since = ts_ioloop_time(s->loop);
+    if (s->flags & TS__F_TIMEOUTS)
+        s->rare->tmo.wr_since = ts_ioloop_time(s->loop);
 }
 
 /* ---- iostream_read.c ---------------------------------------------------- */

@@ -336,7 +336,7 @@ int ts__iostream_detach_fd(ts_iostream *s, int *fd_out);
  * (status 0) or failed (its error). Always deferred through the loop, even
  * when the handshake is already done, the transport has none (status 0), or
  * the stream is already closed (its error, or TS_ECLOSED). Returns 0, or
- * TS_EBUSY if already waiting (then @p cb never runs).
+ * TS_EBUSY if already waiting or TS_ENOMEM (then @p cb never runs).
  */
 int ts__iostream_wait_for_handshake(ts_iostream *s, ts_iostream_connect_cb cb, void *arg);
 

@@ -10,6 +10,8 @@
  * ts__io_update_interest, the one place the core brings the loop in line
  * with the stream. This file does no I/O.
  */
+#include <string.h>
+
 #include "iostream_core.h"
 
 static void disarm(ts__timeouts *t, ts_ioloop *loop)
@@ -22,11 +24,10 @@ static void disarm(ts__timeouts *t, ts_ioloop *loop)
 
 void ts__io_timeouts_free(ts_iostream *s)
 {
-    if (!s->tmo)
+    if (!(s->flags & TS__F_TIMEOUTS))
         return;
-    disarm(s->tmo, s->loop);
-    ts__free(s->tmo);
-    s->tmo = NULL;
+    disarm(&s->rare->tmo, s->loop);
+    s->flags &= ~TS__F_TIMEOUTS; /* (the block stays the stream's: freed with it) */
 }
 
 /* The earliest deadline of the sides that wait, or 0 when none does. */
@@ -45,7 +46,7 @@ static void arm(ts_iostream *s, double due);
 static void on_check(ts_ioloop *loop, void *arg)
 {
     ts_iostream *s = arg;
-    ts__timeouts *t = s->tmo;
+    ts__timeouts *t = &s->rare->tmo;
     t->timer = 0;
     double now = ts_ioloop_time(loop);
     bool rd_late = t->rd_waiting && t->read > 0 && now >= t->rd_since + t->read;
@@ -63,7 +64,7 @@ static void on_check(ts_ioloop *loop, void *arg)
 
 static void arm(ts_iostream *s, double due)
 {
-    ts__timeouts *t = s->tmo;
+    ts__timeouts *t = &s->rare->tmo;
     double delay = due - ts_ioloop_time(s->loop);
     t->timer = ts_ioloop_call_later(s->loop, delay > 0 ? delay : 0, on_check, s);
     t->due = due;
@@ -73,7 +74,7 @@ static void arm(ts_iostream *s, double due)
 
 void ts__io_timeouts_settle(ts_iostream *s)
 {
-    ts__timeouts *t = s->tmo;
+    ts__timeouts *t = &s->rare->tmo;
     bool closed = (s->flags & TS__F_CLOSED) != 0;
     bool rd = !closed && ts__io_read_wants_fd(s);
     bool wr = !closed && ts__io_write_pending(s);
@@ -107,12 +108,14 @@ int ts_iostream_set_timeouts(ts_iostream *s, double read_timeout, double write_t
         ts__io_timeouts_free(s);
         return 0;
     }
-    if (!s->tmo) {
-        s->tmo = ts__calloc(1, sizeof *s->tmo);
-        if (!s->tmo)
+    if (!(s->flags & TS__F_TIMEOUTS)) {
+        ts__rare *rare = ts__io_rare(s);
+        if (!rare)
             return TS_ENOMEM;
+        memset(&rare->tmo, 0, sizeof rare->tmo);
+        s->flags |= TS__F_TIMEOUTS;
     }
-    ts__timeouts *t = s->tmo;
+    ts__timeouts *t = &s->rare->tmo;
     t->read = read_timeout;
     t->write = write_timeout;
     /* New limits count from now for whatever is waiting already. */
@@ -126,7 +129,7 @@ int ts_iostream_set_timeouts(ts_iostream *s, double read_timeout, double write_t
 void ts_iostream_get_timeouts(const ts_iostream *s, double *read_timeout, double *write_timeout)
 {
     if (read_timeout)
-        *read_timeout = s->tmo ? s->tmo->read : 0;
+        *read_timeout = (s->flags & TS__F_TIMEOUTS) ? s->rare->tmo.read : 0;
     if (write_timeout)
-        *write_timeout = s->tmo ? s->tmo->write : 0;
+        *write_timeout = (s->flags & TS__F_TIMEOUTS) ? s->rare->tmo.write : 0;
 }

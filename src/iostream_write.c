@@ -44,7 +44,7 @@ static void shutdown_write(ts_iostream *s)
             return; /* e.g. a close_notify the socket would not take yet: retried when writable */
     }
     s->flags = (s->flags & ~TS__F_SHUT_REQ) | TS__F_SHUT_DONE | TS__F_SHUT_READY;
-    s->shut_status = r < 0 ? r : 0;
+    s->rare->shut_status = r < 0 ? r : 0; /* (set: TS__F_SHUT_REQ was) */
     if (!op)
         ts__io_close(s, 0, true); /* the only end of data this transport can send */
     else if (r < 0)
@@ -338,9 +338,12 @@ int ts_iostream_shutdown(ts_iostream *s, ts_iostream_write_cb cb, void *arg)
         return TS_ECLOSED;
     if (s->flags & (TS__F_SHUT_REQ | TS__F_SHUT_DONE))
         return TS_ESTATE;
+    ts__rare *rare = ts__io_rare(s);
+    if (!rare)
+        return TS_ENOMEM;
     s->flags |= TS__F_SHUT_REQ;
-    s->shut_cb = cb;
-    s->shut_arg = arg;
+    rare->shut_cb = cb;
+    rare->shut_arg = arg;
     /* A run flushes what is queued and then shuts; never inside this call. */
     ts__io_schedule(s);
     return 0;
@@ -351,16 +354,17 @@ bool ts__io_shutdown_deliver(ts_iostream *s)
 {
     if (s->flags & TS__F_CLOSED && (s->flags & TS__F_SHUT_REQ)) {
         s->flags = (s->flags & ~TS__F_SHUT_REQ) | TS__F_SHUT_DONE | TS__F_SHUT_READY;
-        s->shut_status = ts__io_close_status(s);
+        s->rare->shut_status = ts__io_close_status(s);
     }
     if (!(s->flags & TS__F_SHUT_READY))
         return false;
     s->flags &= ~TS__F_SHUT_READY;
-    ts_iostream_write_cb cb = s->shut_cb;
-    s->shut_cb = NULL;
+    ts__rare *rare = s->rare; /* (set: TS__F_SHUT_REQ was) */
+    ts_iostream_write_cb cb = rare->shut_cb;
+    rare->shut_cb = NULL;
     if (cb) {
         ts__io_cb_enter(s);
-        cb(s, s->shut_status, s->shut_arg);
+        cb(s, rare->shut_status, rare->shut_arg);
         ts__io_cb_leave(s);
     }
     return true;

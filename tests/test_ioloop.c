@@ -1,6 +1,7 @@
 /* IOLoop behaviour, ported from Tornado's test/ioloop_test.py where it applies to C. */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -18,6 +19,7 @@
 
 #include "tstream.h"
 #include "ioloop_int.h"
+#include "testutil.h"
 
 static void watchdog_fired(ts_ioloop *loop, void *arg)
 {
@@ -687,6 +689,110 @@ static void test_free_all_fds(void **state)
     close(b[1]);
 }
 
+/* ---- embedded handlers (caller-owned storage) ------------------------------ */
+
+typedef struct emb {
+    int before;     /* something in front, as a stream has */
+    ts__handler h;
+    int calls, events;
+    ts_ioloop *loop; /* set: the callback removes the handler */
+} emb;
+
+static void on_emb(ts__handler *h, int events)
+{
+    emb *e = (emb *)((char *)h - offsetof(emb, h));
+    e->calls++;
+    e->events |= events;
+    if (e->loop)
+        ts__ioloop_remove_handler_embedded(e->loop, h);
+}
+
+static const ts__handler_ops emb_ops = {on_emb};
+static const ts__handler_ops no_ops = {NULL};
+
+static void on_user(ts_ioloop *loop, int fd, int events, void *arg)
+{
+    (void)loop, (void)fd, (void)events;
+    (*(int *)arg)++;
+}
+
+static void test_embedded_handler_api(void **state)
+{
+    (void)state;
+    int fds_before = tu_count_fds();
+    ts_ioloop *loop = tu_loop_new(30);
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    emb e = {0};
+    assert_int_equal(ts__ioloop_add_handler_embedded(loop, &e.h, -1, TS_IOLOOP_READ, &emb_ops), TS_EINVAL);
+    assert_int_equal(ts__ioloop_add_handler_embedded(loop, &e.h, sv[0], 0, &emb_ops), TS_EINVAL);
+    assert_int_equal(ts__ioloop_add_handler_embedded(loop, &e.h, sv[0], TS_IOLOOP_ERROR, &emb_ops), TS_EINVAL);
+    assert_int_equal(ts__ioloop_add_handler_embedded(loop, &e.h, sv[0], TS_IOLOOP_READ, NULL), TS_EINVAL);
+    assert_int_equal(ts__ioloop_add_handler_embedded(loop, &e.h, sv[0], TS_IOLOOP_READ, &no_ops), TS_EINVAL);
+    assert_int_equal(ts__ioloop_add_handler_embedded(loop, &e.h, sv[0], TS_IOLOOP_READ, &emb_ops), 0);
+    /* the fd table is shared: one handler per fd, and the public calls leave the embedded one alone */
+    int ucalls = 0;
+    emb other = {0};
+    assert_int_equal(ts_ioloop_add_handler(loop, sv[0], TS_IOLOOP_READ, on_user, &ucalls), -EEXIST);
+    assert_int_equal(ts__ioloop_add_handler_embedded(loop, &other.h, sv[0], TS_IOLOOP_READ, &emb_ops), -EEXIST);
+    assert_int_equal(ts_ioloop_update_handler(loop, sv[0], TS_IOLOOP_WRITE), -ENOENT);
+    assert_int_equal(ts_ioloop_remove_handler(loop, sv[0]), -ENOENT);
+    /* not readable yet */
+    tu_run_iterations(loop, 2);
+    assert_int_equal(e.calls, 0);
+    /* writable: only once asked for */
+    ts__ioloop_update_handler_embedded(loop, &e.h, TS_IOLOOP_READ | TS_IOLOOP_WRITE);
+    tu_run_iterations(loop, 1);
+    assert_true(e.calls >= 1);
+    assert_int_equal(e.events, TS_IOLOOP_WRITE);
+    ts__ioloop_update_handler_embedded(loop, &e.h, TS_IOLOOP_READ);
+    e.calls = e.events = 0;
+    assert_int_equal(write(sv[1], "x", 1), 1);
+    e.loop = loop; /* removed from its own callback: never called again */
+    tu_run_iterations(loop, 3);
+    assert_int_equal(e.calls, 1);
+    assert_int_equal(e.events, TS_IOLOOP_READ);
+    /* the fd is free again for a public handler */
+    assert_int_equal(ts_ioloop_add_handler(loop, sv[0], TS_IOLOOP_READ, on_user, &ucalls), 0);
+    tu_run_iterations(loop, 1);
+    assert_true(ucalls >= 1);
+    assert_int_equal(ts_ioloop_remove_handler(loop, sv[0]), 0);
+    tu_loop_free(loop);
+    close(sv[0]);
+    close(sv[1]);
+    assert_int_equal(tu_count_fds(), fds_before);
+}
+
+/* A loop freed with an embedded handler registered stops it but neither frees it nor closes its fd. */
+static void test_loop_free_leaves_embedded_handler(void **state)
+{
+    (void)state;
+    int fds_before = tu_count_fds();
+    ts_ioloop *loop = ts_ioloop_new();
+    assert_non_null(loop);
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    emb *heap = calloc(1, sizeof *heap); /* freed by the loop, ASan would name it */
+    assert_non_null(heap);
+    emb onstack = {0};
+    int ucalls = 0;
+    int extra = dup(sv[1]);
+    assert_true(extra >= 0);
+    assert_int_equal(ts__ioloop_add_handler_embedded(loop, &heap->h, sv[0], TS_IOLOOP_READ, &emb_ops), 0);
+    assert_int_equal(ts__ioloop_add_handler_embedded(loop, &onstack.h, sv[1], TS_IOLOOP_WRITE, &emb_ops), 0);
+    assert_int_equal(ts_ioloop_add_handler(loop, extra, TS_IOLOOP_READ, on_user, &ucalls), 0);
+    ts_ioloop_free(loop, true); /* all_fds closes what ts_ioloop_add_handler registered, only that */
+    struct pollfd p[2] = {{.fd = sv[0]}, {.fd = sv[1]}};
+    assert_int_equal(poll(p, 2, 0), 0); /* both still open: no POLLNVAL */
+    assert_int_equal(fcntl(extra, F_GETFD), -1); /* closed by the loop */
+    assert_int_equal(errno, EBADF);
+    assert_int_equal(heap->calls + onstack.calls, 0);
+    free(heap);
+    close(sv[0]);
+    close(sv[1]);
+    assert_int_equal(tu_count_fds(), fds_before);
+}
+
 /* ---- executor ------------------------------------------------------------- */
 
 static void *square_job(void *arg, int *err)
@@ -898,6 +1004,8 @@ int main(void)
         cmocka_unit_test(test_handler_events_on_socketpair),
         cmocka_unit_test(test_remove_handler_inside_handler),
         cmocka_unit_test(test_free_all_fds),
+        cmocka_unit_test(test_embedded_handler_api),
+        cmocka_unit_test(test_loop_free_leaves_embedded_handler),
         cmocka_unit_test(test_run_in_executor),
         cmocka_unit_test(test_free_with_jobs_in_flight),
         cmocka_unit_test(test_add_callback_from_signal),

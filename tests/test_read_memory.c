@@ -5,7 +5,10 @@
  * - a peer that never sends the delimiter grows the buffer to the read's
  *   max_bytes plus one read chunk at most, not to the next doubling;
  * - a steady line echo (reads that complete, small replies written from the
- *   callbacks) allocates nothing per line once warm.
+ *   callbacks) allocates nothing per line once warm;
+ * - an idle echo connection is one block (its loop fd handler lives in the
+ *   stream), holding no more than that block;
+ * - a stream that outlives its loop frees cleanly, its fd closed once.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,12 +18,16 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "iostream_int.h"
 #include "testutil.h"
 #include "tstream.h"
 
@@ -227,12 +234,275 @@ static void test_steady_echo_allocates_nothing(void **state)
     assert_int_equal(tu_count_fds(), fds_before);
 }
 
+static void count_close(ts_iostream *s, void *arg)
+{
+    (void)s;
+    (*(int *)arg)++;
+}
+
+/* An idle stream watched by the loop is one allocation: the fd handler is inside it. */
+static void test_idle_stream_is_one_allocation(void **state)
+{
+    (void)state;
+    int fds_before = tu_count_fds();
+    ts_ioloop *loop = tu_loop_new(30);
+    int lines = 0, closes = 0;
+    /* a first stream makes the loop's fd table and blocks (its write chunk pool's included) */
+    int warm[2];
+    ts_iostream *w = socket_stream(loop, warm);
+    start_line(w, &lines);
+    tu_run_iterations(loop, 2);
+    send_all(warm[1], "warm\n", 5);
+    drain(loop, warm[1], 5);
+    lines = 0;
+
+    tu_use_counting_allocator();
+    int sv[2];
+    ts_iostream *s = socket_stream(loop, sv);
+    start_line(s, &lines);
+    ts_iostream_set_close_callback(s, count_close, &closes);
+    tu_run_iterations(loop, 2);
+    send_all(sv[1], "hello\n", 6);
+    drain(loop, sv[1], 6);
+    long allocs = tu_alloc_count();
+    tu_restore_allocator();
+    printf("allocations for an idle stream that echoed one line: %ld\n", allocs);
+    assert_int_equal(lines, 1);
+    assert_int_equal(allocs, 1);
+
+    ts_iostream_free(s);
+    ts_iostream_free(w);
+    close(sv[1]);
+    close(warm[1]);
+    tu_loop_free(loop);
+    assert_int_equal(closes, 1);
+    assert_int_equal(tu_count_fds(), fds_before);
+}
+
+/* Heap bytes per idle echo connection after one line: the stream's block, rounded by malloc, and nothing else. */
+static void test_idle_echo_heap_bytes(void **state)
+{
+    (void)state;
+    enum { N = 200 };
+    raise_nofile(2 * N + 64);
+    int fds_before = tu_count_fds();
+    ts_ioloop *loop = tu_loop_new(30);
+    static int peer[N];
+    static ts_iostream *srv[N];
+    int lines = 0, closes = 0;
+    /* the loop's fd table reaches past every fd the test opens before counting starts */
+    {
+        int warm[2];
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, warm), 0);
+        tu_set_nonblock(warm[1]);
+        int hi = fcntl(warm[0], F_DUPFD_CLOEXEC, 2 * N + 40);
+        assert_true(hi >= 2 * N + 40);
+        close(warm[0]);
+        ts_iostream *w = ts_iostream_new_socket(loop, hi, NULL);
+        assert_non_null(w);
+        start_line(w, &lines);
+        tu_run_iterations(loop, 2);
+        send_all(warm[1], "warm\n", 5);
+        drain(loop, warm[1], 5);
+        lines = 0;
+        ts_iostream_free(w);
+        close(warm[1]);
+    }
+    tu_run_iterations(loop, 2);
+    tu_use_byte_allocator();
+    long base = tu_mem_mark();
+    for (int i = 0; i < N; i++) {
+        int sv[2];
+        srv[i] = socket_stream(loop, sv);
+        peer[i] = sv[1];
+        start_line(srv[i], &lines);
+        ts_iostream_set_close_callback(srv[i], count_close, &closes);
+    }
+    tu_run_iterations(loop, 2);
+    for (int i = 0; i < N; i++)
+        send_all(peer[i], "ping\n", 5);
+    for (int i = 0; i < N; i++)
+        drain(loop, peer[i], 5);
+    long per_stream = (tu_mem_live() - base) / N;
+    tu_restore_allocator();
+    size_t block = ts__iostream_struct_size();
+    printf("sizeof(struct ts_iostream): %zu; heap bytes per idle echo stream: %ld\n", block, per_stream);
+    assert_int_equal(lines, N);
+    /* the block is the struct, its inline socket transport (an int, max-aligned) and malloc's rounding */
+    assert_true(per_stream <= (long)block + 40);
+    /* ... at most 496 bytes: connect, handshake, shutdown and timeout state live apart */
+    assert_true(per_stream <= 496);
+    for (int i = 0; i < N; i++) {
+        ts_iostream_free(srv[i]);
+        close(peer[i]);
+    }
+    tu_loop_free(loop);
+    assert_int_equal(closes, N);
+    assert_int_equal(tu_count_fds(), fds_before);
+}
+
+/* With reads and writes both waiting on the fd, the loop freed first: the stream stays valid, closed, and frees cleanly. */
+static void test_stream_outlives_loop(void **state)
+{
+    (void)state;
+    int fds_before = tu_count_fds();
+    ts_ioloop *loop = tu_loop_new(30);
+    int sv[2];
+    ts_iostream *s = socket_stream(loop, sv);
+    int lines = 0, closes = 0;
+    start_line(s, &lines);
+    ts_iostream_set_close_callback(s, count_close, &closes);
+    /* more than the socket takes: the write side waits for the fd too */
+    size_t big = 4u << 20;
+    char *data = malloc(big);
+    assert_non_null(data);
+    memset(data, 'z', big);
+    assert_int_equal(ts_iostream_write(s, data, big, NULL, NULL), 0);
+    free(data);
+    tu_run_for(loop, 0.05);
+    assert_true(ts_iostream_write_buffer_size(s) > 0);
+    tu_loop_forget(loop);
+    ts_ioloop_free(loop, true);
+    assert_int_equal(closes, 1);
+    assert_true(ts_iostream_closed(s));
+    assert_null(ts_iostream_loop(s));
+    assert_int_equal(ts_iostream_fileno(s), -1);
+    /* its fd was closed once, by the stream: the peer sees the end */
+    static char sink[65536];
+    ssize_t r;
+    while ((r = recv(sv[1], sink, sizeof sink, 0)) > 0)
+        ;
+    assert_int_equal(r, 0);
+    ts_iostream_free(s);
+    close(sv[1]);
+    assert_int_equal(tu_count_fds(), fds_before);
+}
+
+/* ---- connect, handshake-wait and shutdown state, allocated on first use ---- */
+
+static void on_status(ts_iostream *s, int status, void *arg)
+{
+    (void)s;
+    int *r = arg;
+    r[0]++;
+    r[1] = status;
+}
+
+/* Out of memory for its state, connect says TS_ENOMEM and starts nothing; with memory it connects. */
+static void test_connect_state_enomem(void **state)
+{
+    (void)state;
+    int fds_before = tu_count_fds();
+    ts_ioloop *loop = tu_loop_new(30);
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(lfd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(lfd, 4), 0);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&a, &alen), 0);
+    int cfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    assert_true(cfd >= 0);
+    ts_iostream *c = ts_iostream_new_socket(loop, cfd, NULL);
+    assert_non_null(c);
+    int rec[2] = {0, 1};
+    tu_use_counting_allocator();
+    tu_fail_alloc_after(0);
+    assert_int_equal(ts_iostream_connect(c, (struct sockaddr *)&a, alen, on_status, rec), TS_ENOMEM);
+    tu_fail_alloc_after(-1);
+    struct sockaddr_storage peer;
+    socklen_t plen = sizeof peer;
+    assert_int_equal(getpeername(cfd, (struct sockaddr *)&peer, &plen), -1); /* connect() was not called */
+    assert_int_equal(errno, ENOTCONN);
+    tu_run_iterations(loop, 2);
+    assert_int_equal(rec[0], 0);
+    assert_false(ts_iostream_closed(c));
+    assert_int_equal(ts_iostream_connect(c, (struct sockaddr *)&a, alen, on_status, rec), 0);
+    tu_run_until_count(loop, &rec[0], 1, 5);
+    tu_restore_allocator();
+    assert_int_equal(rec[1], 0);
+    int sfd = accept(lfd, NULL, NULL);
+    assert_true(sfd >= 0);
+    ts_iostream_free(c);
+    close(sfd);
+    close(lfd);
+    tu_loop_free(loop);
+    assert_int_equal(tu_count_fds(), fds_before);
+}
+
+typedef int (*state_call)(ts_iostream *s, int *rec);
+
+/*
+ * @p call fails with TS_ENOMEM when the allocation of its state does, and no
+ * callback follows; @p between (may be NULL) then checks that nothing changed;
+ * the same call then succeeds and its callback gets 0. Leaves @p sv[1] open
+ * for @p after (may be NULL).
+ */
+static void check_state_enomem(state_call call, void (*between)(ts_iostream *s), void (*after)(int peer))
+{
+    int fds_before = tu_count_fds();
+    ts_ioloop *loop = tu_loop_new(30);
+    int sv[2];
+    ts_iostream *s = socket_stream(loop, sv);
+    int rec[2] = {0, 1};
+    tu_use_counting_allocator();
+    tu_fail_alloc_after(0);
+    assert_int_equal(call(s, rec), TS_ENOMEM);
+    tu_fail_alloc_after(-1);
+    tu_restore_allocator();
+    if (between)
+        between(s);
+    tu_run_iterations(loop, 2);
+    assert_int_equal(rec[0], 0);
+    assert_int_equal(call(s, rec), 0);
+    tu_run_until_count(loop, &rec[0], 1, 5);
+    assert_int_equal(rec[1], 0);
+    if (after)
+        after(sv[1]);
+    ts_iostream_free(s);
+    close(sv[1]);
+    tu_loop_free(loop);
+    assert_int_equal(tu_count_fds(), fds_before);
+}
+
+static int call_shutdown(ts_iostream *s, int *rec) { return ts_iostream_shutdown(s, on_status, rec); }
+static int call_wait_handshake(ts_iostream *s, int *rec) { return ts__iostream_wait_for_handshake(s, on_status, rec); }
+
+static void write_two(ts_iostream *s) { assert_int_equal(ts_iostream_write(s, "ab", 2, NULL, NULL), 0); }
+
+static void read_two_then_end(int peer)
+{
+    char buf[8];
+    assert_int_equal(recv(peer, buf, sizeof buf, 0), 2);
+    assert_int_equal(recv(peer, buf, sizeof buf, 0), 0); /* the write side's end */
+}
+
+/* Out of memory for its state, shutdown says TS_ENOMEM and the write side stays open; with memory it shuts. */
+static void test_shutdown_state_enomem(void **state)
+{
+    (void)state;
+    check_state_enomem(call_shutdown, write_two, read_two_then_end);
+}
+
+/* Out of memory for its state, a handshake wait says TS_ENOMEM; with memory it is answered (no handshake: 0). */
+static void test_handshake_wait_state_enomem(void **state)
+{
+    (void)state;
+    check_state_enomem(call_wait_handshake, NULL, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_slow_clients_keep_what_they_buffer),
         cmocka_unit_test(test_undelimited_flood_stays_under_max_bytes),
         cmocka_unit_test(test_steady_echo_allocates_nothing),
+        cmocka_unit_test(test_idle_stream_is_one_allocation),
+        cmocka_unit_test(test_idle_echo_heap_bytes),
+        cmocka_unit_test(test_stream_outlives_loop),
+        cmocka_unit_test(test_connect_state_enomem),
+        cmocka_unit_test(test_shutdown_state_enomem),
+        cmocka_unit_test(test_handshake_wait_state_enomem),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -350,6 +350,7 @@ TS_EXPORT void ts_iostream_free(ts_iostream *s);
  * @retval TS_EINVAL  @p addr is NULL
  * @retval TS_ENOTSUP the transport cannot connect (no connect op, as a pipe
  *                    stream, or a socket stream whose fd is not a socket)
+ * @retval TS_ENOMEM  out of memory (nothing was started)
  */
 TS_EXPORT int ts_iostream_connect(ts_iostream *s, const struct sockaddr *addr, socklen_t addrlen,
                                   ts_iostream_connect_cb cb, void *arg);
@@ -713,6 +714,7 @@ TS_EXPORT int ts_iostream_write_file(ts_iostream *s, int fd, uint64_t offset, ui
  * @return 0 when started (@p cb will run exactly once)
  * @retval TS_ECLOSED the stream is closed
  * @retval TS_ESTATE  a shutdown was already asked for
+ * @retval TS_ENOMEM  out of memory (nothing changed)
  */
 TS_EXPORT int ts_iostream_shutdown(ts_iostream *s, ts_iostream_write_cb cb, void *arg);
 

@@ -272,6 +272,7 @@ TS_EXPORT ts_future *ts_iostream_start_tls_future(ts_iostream *s, bool server_si
  * @retval TS_EINVAL  @p s is not a TLS stream, or @p cb is NULL
  * @retval TS_EBUSY   a wait is already pending (Tornado's "Already waiting")
  * @retval TS_ECLOSED the stream closed before a handshake completed
+ * @retval TS_ENOMEM  out of memory (@p cb will not run)
  */
 TS_EXPORT int ts_iostream_wait_for_handshake(ts_iostream *s, ts_iostream_connect_cb cb, void *arg);
 

@@ -60,6 +60,11 @@ void tu_loop_forget(ts_ioloop *loop)
             g_loops[i].loop = NULL;
 }
 
+static void probe_handler(ts_ioloop *loop, int fd, int events, void *arg)
+{
+    (void)loop, (void)fd, (void)events, (void)arg;
+}
+
 void tu_loop_free(ts_ioloop *loop)
 {
     if (!loop)
@@ -69,10 +74,19 @@ void tu_loop_free(ts_ioloop *loop)
     for (int i = 0; i < TU_MAX_LOOPS; i++)
         if (g_loops[i].loop == loop)
             g_loops[i].loop = NULL;
-    /* A stream that is still registered would be a leaked fd. */
+    /*
+     * A stream that is still registered would be a leaked fd. A stream's
+     * handler is the stream's own (remove by fd says -ENOENT): adding one
+     * finds it.
+     */
     for (int fd = 0; fd < 1024; fd++) {
         if (ts_ioloop_remove_handler(loop, fd) == 0)
             fail_msg("fd %d still has a loop handler at teardown", fd);
+        int r = ts_ioloop_add_handler(loop, fd, TS_IOLOOP_READ, probe_handler, NULL);
+        if (r == -EEXIST)
+            fail_msg("fd %d still has a stream's loop handler at teardown", fd);
+        if (r == 0)
+            ts_ioloop_remove_handler(loop, fd);
     }
     ts_ioloop_free(loop, false);
 }
