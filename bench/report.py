@@ -211,7 +211,7 @@ def headline():
 
 
 def target_rows():
-    """The targets of issue 9, each against this run."""
+    """The engine's targets, each against this run."""
     rows = []
 
     def add(figure, target, measured, ok):
@@ -383,7 +383,7 @@ def main():
     summary = ["## libtstream against the peers, same run", "",
                "Ratios are ours ÷ peer: above 1 is better for throughput (msgs/s, MB/s, req/s), "
                "below 1 is better for costs (instructions, system calls, CPU, KiB).", ""]
-    summary += headline() + ["", "## The targets of issue 9, against this run", ""] + target_rows() + [""]
+    summary += headline() + ["", "## The engine's targets, against this run", ""] + target_rows() + [""]
     summary += ["## Per workload", ""]
     for wl in WORKLOADS:
         t = workload_table(wl)

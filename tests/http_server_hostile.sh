@@ -27,7 +27,7 @@ H = b"Host: x\r\n"
 pad = lambda n: b"a" * n
 # name, request bytes, close the write side after sending?, wanted statuses, wanted body (or None)
 ROWS = [
-    # the table
+    # request smuggling and framing attacks that must be refused
     ("cl-conflict", b"POST /echo HTTP/1.1\r\n" + H + b"Content-Length: 3\r\nContent-Length: 40\r\n\r\nabc"
      b"GET /nope HTTP/1.1\r\nHost: x\r\nX-Pad: 12345\r\n\r\n", False, ["400"], None),
     ("cl-65-digits", b"POST /echo HTTP/1.1\r\n" + H + b"Content-Length: " + b"0" * 63 + b"40\r\n\r\n"

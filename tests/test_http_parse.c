@@ -156,7 +156,7 @@ static void test_request_rejections(void **state)
 {
     (void)state;
     static const bad_case cases[] = {
-        /* the rows of the table */
+        /* request smuggling and framing attacks that must be refused */
         {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 40\r\n\r\n", HP_EBAD},
         {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 00000000000000000000000000000000000000000000000000000000000000040\r\n\r\n", HP_EBAD},
         {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\nContent-Length: 3\r\n\r\n", HP_EBAD},
