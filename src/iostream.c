@@ -1,9 +1,10 @@
 /*
  * The stream core (Tornado's BaseIOStream): lifetime and reference counts,
  * the run loop that turns fd readiness into transport calls and transport
- * results into callbacks, loop interest, connect, the handshake, and closing
- * in two phases. The read and write halves live in iostream_read.c and
- * iostream_write.c; the transports behind ts_stream_ops do the actual I/O.
+ * results into callbacks, loop interest, and closing in two phases. The
+ * read and write halves live in iostream_read.c and iostream_write.c,
+ * connect and the handshake in iostream_connect.c; the transports behind
+ * ts_stream_ops do the actual I/O.
  *
  * This file does no buffer management, knows no socket, pipe or TLS
  * specifics and makes no system call on the transport's fd: connect, the
@@ -134,18 +135,10 @@ ts__rare *ts__io_rare(ts_iostream *s)
     return s->rare;
 }
 
-static void disarm_handshake_timer(ts_iostream *s)
-{
-    if (s->rare && s->rare->hs_timer) {
-        ts_ioloop_remove_timeout(s->loop, s->rare->hs_timer);
-        s->rare->hs_timer = 0;
-    }
-}
-
 static void destroy(ts_iostream *s)
 {
     ts__ioloop_detach(&s->member);
-    disarm_handshake_timer(s);
+    ts__io_disarm_handshake_timer(s);
     ts__io_timeouts_free(s);
     if (s->rb.lent)
         ts__ioloop_rdbuf_give(s->loop, s->rb.base);
@@ -201,7 +194,7 @@ static void drop_handler(ts_iostream *s)
 }
 
 /* The transport's peer_address op, or TS_ENOTSUP without one. */
-static int peer_address(const ts_iostream *s, struct sockaddr_storage *ss, socklen_t *len)
+int ts__io_peer_address(const ts_iostream *s, struct sockaddr_storage *ss, socklen_t *len)
 {
     int (*op)(void *, struct sockaddr *, socklen_t *) = TS__OP(s, peer_address);
     *len = sizeof(*ss);
@@ -213,7 +206,7 @@ void ts__io_describe_peer(ts_iostream *s, char *buf, size_t len)
     int fd = s->ops->fileno(s->transport);
     struct sockaddr_storage ss;
     socklen_t sl;
-    if (fd >= 0 && peer_address(s, &ss, &sl) == 0 && (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) &&
+    if (fd >= 0 && ts__io_peer_address(s, &ss, &sl) == 0 && (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) &&
         ts_sockaddr_str((struct sockaddr *)&ss, sl, buf, len) > 0)
         return;
     snprintf(buf, len, "fd %d", fd);
@@ -235,7 +228,7 @@ void ts__io_close(ts_iostream *s, int err, bool orderly)
             ts_log(TS_LOG_WARN, "iostream: reached maximum buffer size, closing connection to %s", peer);
     }
     drop_handler(s);
-    disarm_handshake_timer(s);
+    ts__io_disarm_handshake_timer(s);
     ts__io_timeouts_free(s);
     void (*shut)(void *) = TS__OP(s, shutdown);
     /*
@@ -290,7 +283,7 @@ static void on_loop_orphan(ts__loop_member *m)
     s->flags |= TS__F_ORPHAN; /* from here on nothing is scheduled */
     ts__io_close(s, 0, false);
     /* A stream closed by ts__iostream_detach_fd() kept its timers: none may outlive the loop. */
-    disarm_handshake_timer(s);
+    ts__io_disarm_handshake_timer(s);
     ts__io_timeouts_free(s);
     if (s->flags & TS__F_SCHEDULED) {
         /* its queued run is freed with the loop, never run: drop the reference it held */
@@ -335,106 +328,6 @@ static void on_events(ts__handler *h, int events)
 
 static const ts__handler_ops handler_ops = {on_events};
 
-/* The outcome of a connect (SO_ERROR): connect_result, else get_fd_error, else 0. */
-static int connect_result(ts_iostream *s)
-{
-    int (*op)(void *) = TS__OP(s, connect_result);
-    if (!op)
-        op = TS__OP(s, get_fd_error);
-    return op ? op(s->transport) : 0;
-}
-
-static bool fd_connected(ts_iostream *s)
-{
-    struct sockaddr_storage ss;
-    socklen_t len;
-    if (peer_address(s, &ss, &len) != -ENOTCONN)
-        return true; /* connected, or nothing to wait for (not a socket, no such op) */
-    /*
-     * ENOTCONN is also what an accepted socket says once its peer reset it.
-     * A pending SO_ERROR tells the two apart: such a socket is "connected"
-     * as far as we are concerned, and the handshake will meet the error.
-     */
-    return connect_result(s) != 0;
-}
-
-static void handshake_done(ts_iostream *s, int status)
-{
-    if (s->flags & TS__F_CONNECT_WAIT) {
-        s->rare->connect_status = status;
-        s->flags |= TS__F_CONNECT_READY;
-    }
-    if (s->flags & TS__F_HS_WAIT) {
-        s->rare->hs_status = status;
-        s->flags |= TS__F_HS_READY;
-    }
-}
-
-/* A peer that stalls its handshake must not hold the fd and the memory for as long as it likes. */
-static void on_handshake_deadline(ts_ioloop *loop, void *arg)
-{
-    TS__UNUSED(loop);
-    ts_iostream *s = arg;
-    s->rare->hs_timer = 0;
-    if (!(s->flags & TS__F_HANDSHAKING) || (s->flags & TS__F_CLOSED))
-        return;
-    ts_log(TS_LOG_DEBUG, "iostream: handshake not finished in %.3g s, closing", s->rare->hs_timeout);
-    ts__io_close(s, TS_ETIMEDOUT, false);
-}
-
-static void step_handshake(ts_iostream *s)
-{
-    if (!(s->flags & TS__F_HS_STARTED)) {
-        if ((s->flags & TS__F_CONNECTING) || !fd_connected(s))
-            return; /* a client stream: connect() will start it */
-        s->flags |= TS__F_HS_STARTED;
-        ts__rare *rare = s->rare; /* (set whenever a timeout is) */
-        if (rare && rare->hs_timeout > 0) {
-            rare->hs_timer = ts_ioloop_call_later(s->loop, rare->hs_timeout, on_handshake_deadline, s);
-            if (!rare->hs_timer) {
-                ts__io_close(s, TS_ENOMEM, false); /* a deadline asked for and not kept would be a silent hole */
-                return;
-            }
-        }
-    }
-    int r = s->ops->handshake(s->transport);
-    if (r == 0) {
-        disarm_handshake_timer(s);
-        s->flags &= ~TS__F_HANDSHAKING;
-        s->flags |= TS__F_HANDSHAKE_DONE;
-        s->hs_wait = 0;
-        handshake_done(s, 0);
-    } else if (r == TS_EWANTREAD || (int)ts__io_wouldblock(r) == TS_EAGAIN) {
-        s->hs_wait = TS_IOLOOP_READ;
-    } else if (r == TS_EWANTWRITE) {
-        s->hs_wait = TS_IOLOOP_WRITE;
-    } else {
-        ts__io_close(s, r, false); /* phase two hands r to the connect / handshake waiters */
-    }
-}
-
-/* The socket is connected (connect finished or succeeded at once). */
-static void connected(ts_iostream *s)
-{
-    s->flags &= ~TS__F_CONNECTING;
-    if (!(s->flags & TS__F_HANDSHAKING) && (s->flags & TS__F_CONNECT_WAIT)) {
-        s->rare->connect_status = 0;
-        s->flags |= TS__F_CONNECT_READY;
-    }
-}
-
-static void finish_connect(ts_iostream *s)
-{
-    int err = connect_result(s);
-    if (err) {
-        ts__io_close(s, err, false);
-        return;
-    }
-    connected(s);
-}
-
-static bool setup_io(ts_iostream *s, int events, bool *inl_io);
-
 static bool idle_listening(const ts_iostream *s)
 {
     /*
@@ -453,7 +346,7 @@ static bool idle_listening(const ts_iostream *s)
 static void do_io(ts_iostream *s, int events, bool inl, bool flush)
 {
     /* Most calls find an open, connected stream: one test skips the three below. */
-    if (!ts__io_ready_for_io(s) && !setup_io(s, events, &inl))
+    if (!ts__io_ready_for_io(s) && !ts__io_setup(s, events, &inl))
         return;
     if (ts__io_read_wants_fd(s)) {
         ts__io_read_check(s);
@@ -474,56 +367,6 @@ static void do_io(ts_iostream *s, int events, bool inl, bool flush)
     }
 }
 
-/* The closed / connecting / handshaking part of do_io. Returns whether reads and writes may go on. */
-static bool setup_io(ts_iostream *s, int events, bool *inl_io)
-{
-    bool inl = *inl_io;
-    if (s->flags & TS__F_CLOSED)
-        return false;
-    if (s->flags & TS__F_CONNECTING) {
-        if (!(events & (TS_IOLOOP_WRITE | TS_IOLOOP_READ)))
-            return false;
-        finish_connect(s);
-        if (s->flags & (TS__F_CONNECTING | TS__F_CLOSED))
-            return false;
-        inl = true;
-    }
-    if (s->flags & TS__F_HANDSHAKING) {
-        int dir = s->hs_wait ? s->hs_wait : (TS_IOLOOP_READ | TS_IOLOOP_WRITE);
-        if (!inl && !(events & dir))
-            return false;
-        step_handshake(s);
-        if (s->flags & (TS__F_HANDSHAKING | TS__F_CLOSED))
-            return false;
-        inl = true; /* queued reads and writes may go now */
-    }
-    *inl_io = inl;
-    return true;
-}
-
-/* Runs the connect or handshake-wait callback. */
-static void deliver_connect(ts_iostream *s, bool hs)
-{
-    ts_iostream_connect_cb cb;
-    void *arg;
-    int status;
-    ts__rare *r = s->rare; /* (set: a wait flag was) */
-    if (hs) {
-        s->flags &= ~(TS__F_HS_WAIT | TS__F_HS_READY);
-        cb = r->hs_cb, arg = r->hs_arg, status = r->hs_status;
-        r->hs_cb = NULL;
-    } else {
-        s->flags &= ~(TS__F_CONNECT_WAIT | TS__F_CONNECT_READY);
-        cb = r->connect_cb, arg = r->connect_arg, status = r->connect_status;
-        r->connect_cb = NULL;
-    }
-    if (!cb)
-        return;
-    ts__io_cb_enter(s);
-    cb(s, status, arg);
-    ts__io_cb_leave(s);
-}
-
 /* Runs one ready callback, in the order the contract promises. Returns whether one ran. */
 static bool deliver(ts_iostream *s)
 {
@@ -540,11 +383,11 @@ static bool deliver(ts_iostream *s)
         ts__io_read_finalize(s);
     }
     if (s->flags & TS__F_CONNECT_READY) {
-        deliver_connect(s, false);
+        ts__io_deliver_connect(s, false);
         return true;
     }
     if (s->flags & TS__F_HS_READY) {
-        deliver_connect(s, true);
+        ts__io_deliver_connect(s, true);
         return true;
     }
     if (ts__io_read_deliver(s))
@@ -695,70 +538,6 @@ void ts__io_update_interest(ts_iostream *s)
     s->events = (uint8_t)want;
 }
 
-/* ---- connect and handshake ---------------------------------------------- */
-
-int ts_iostream_connect(ts_iostream *s, const struct sockaddr *addr, socklen_t addrlen, ts_iostream_connect_cb cb,
-                        void *arg)
-{
-    if (s->flags & TS__F_CLOSED)
-        return TS_ECLOSED;
-    if (s->flags & (TS__F_CONNECTING | TS__F_CONNECT_WAIT))
-        return TS_EBUSY;
-    int (*op)(void *, const struct sockaddr *, socklen_t) = TS__OP(s, connect);
-    if (!addr)
-        return TS_EINVAL;
-    if (!op)
-        return TS_ENOTSUP;
-    ts__rare *rare = ts__io_rare(s);
-    if (!rare)
-        return TS_ENOMEM; /* before the transport is asked: nothing started */
-    int r = op(s->transport, addr, addrlen);
-    /*
-     * connect(2)'s word for "under way". Not -EAGAIN: from a unix socket's
-     * connect that means its listener's backlog is full, a failure.
-     */
-    if (r == -EINPROGRESS)
-        r = TS_EAGAIN;
-    if (r == TS_ENOTSUP)
-        return r; /* e.g. a socket stream over a pipe: nothing was started */
-    rare->connect_cb = cb;
-    rare->connect_arg = arg;
-    s->flags |= TS__F_CONNECT_WAIT;
-    if (r == 0) {
-        connected(s);
-        ts__io_schedule(s); /* callback, handshake and queued writes from the loop */
-    } else if (r == TS_EAGAIN) {
-        s->flags |= TS__F_CONNECTING;
-    } else {
-        /* Refused at once (e.g. a missing unix socket): reported like a late failure. */
-        ts__io_close(s, r, false);
-    }
-    ts__io_update_interest(s);
-    return 0;
-}
-
-int ts__iostream_wait_for_handshake(ts_iostream *s, ts_iostream_connect_cb cb, void *arg)
-{
-    if (s->flags & TS__F_HS_WAIT)
-        return TS_EBUSY;
-    ts__rare *rare = ts__io_rare(s);
-    if (!rare)
-        return TS_ENOMEM;
-    rare->hs_cb = cb;
-    rare->hs_arg = arg;
-    s->flags |= TS__F_HS_WAIT;
-    if (s->flags & TS__F_CLOSED) {
-        rare->hs_status = ts__io_close_status(s);
-        s->flags |= TS__F_HS_READY;
-    } else if (!(s->flags & TS__F_HANDSHAKING)) {
-        rare->hs_status = 0;
-        s->flags |= TS__F_HS_READY;
-    }
-    if (s->flags & TS__F_HS_READY)
-        ts__io_schedule(s);
-    return 0;
-}
-
 int ts__iostream_detach_fd(ts_iostream *s, int *fd_out)
 {
     if (s->flags & TS__F_CLOSED)
@@ -806,7 +585,7 @@ int ts_iostream_peer_address(const ts_iostream *s, struct sockaddr_storage *addr
 {
     if (ts_iostream_fileno(s) < 0)
         return TS_ECLOSED;
-    return peer_address(s, addr, len);
+    return ts__io_peer_address(s, addr, len);
 }
 
 int ts_iostream_local_address(const ts_iostream *s, struct sockaddr_storage *addr, socklen_t *len)

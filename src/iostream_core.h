@@ -196,6 +196,22 @@ void ts__io_update_interest(ts_iostream *s);
 #define TS__PEER_STRLEN TS_SOCKADDR_STRLEN
 /** "host:port" ("[v6]:port") of the peer when the fd is an inet socket, else "fd N" (for log lines). */
 void ts__io_describe_peer(ts_iostream *s, char *buf, size_t len);
+/** The transport's peer_address op, or TS_ENOTSUP without one (*len is set to the room). */
+int ts__io_peer_address(const ts_iostream *s, struct sockaddr_storage *ss, socklen_t *len);
+
+/* ---- iostream_connect.c -------------------------------------------------- */
+
+/**
+ * The closed / connecting / handshaking part of a run's fd work: finishes a
+ * connect on readiness, steps the handshake. Returns whether reads and
+ * writes may go on (*inl_io: they may be tried without readiness).
+ */
+bool ts__io_setup(ts_iostream *s, int events, bool *inl_io);
+/** Runs the connect (@p hs false) or handshake-wait callback owed. */
+void ts__io_deliver_connect(ts_iostream *s, bool hs);
+/** Cancels the handshake deadline, if one is armed. */
+void ts__io_disarm_handshake_timer(ts_iostream *s);
+
 /** Whether fd I/O may happen now (open, connected, handshake done). */
 static inline bool ts__io_ready_for_io(const ts_iostream *s)
 {

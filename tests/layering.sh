@@ -21,7 +21,7 @@ for f in "${loop_files[@]}"; do
     fi
 done
 
-core_files=(src/iostream.c src/iostream_read.c src/iostream_write.c src/iostream_regex.c
+core_files=(src/iostream.c src/iostream_connect.c src/iostream_read.c src/iostream_write.c src/iostream_regex.c
             src/iostream_future.c src/iostream_timeout.c src/iostream_core.h)
 calls='connect|getpeername|getsockname|getsockopt|setsockopt|shutdown|recv|recvmsg|send|sendmsg|sendfile|ioctl'
 for f in "${core_files[@]}"; do
