@@ -565,8 +565,13 @@ TS_EXPORT ts_future *ts_iostream_read_into_future(ts_iostream *s, void *buf, siz
  * these bytes reached the kernel. len == 0 is allowed (the callback runs
  * once earlier writes are done).
  *
+ * An echo is not copied: bytes that a read callback of this stream was
+ * handed (they lie in the stream's read buffer), written from that
+ * callback, are queued by reference and kept in place until they went out;
+ * consecutive ones form one writev entry. Nothing changes for the caller.
+ *
  * @param s    the stream
- * @param data the bytes (copied before this returns)
+ * @param data the bytes (copied before this returns, or, for an echo, kept by the stream)
  * @param len  their number
  * @param cb   runs once the bytes reached the kernel (0) or the stream closed first; may be NULL
  * @param arg  passed to @p cb
