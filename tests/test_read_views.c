@@ -130,6 +130,13 @@ static void recv_exactly(ts_ioloop *loop, int fd, char *out, size_t n)
     assert_int_equal(got, n);
 }
 
+/* Runs the loop until *@p calls is nonzero, for at most @p rounds iterations. */
+static void run_until_called(ts_ioloop *loop, const int *calls, int rounds)
+{
+    for (int i = 0; i < rounds && *calls == 0; i++)
+        tu_run_iterations(loop, 1);
+}
+
 /* ---- echo of the view --------------------------------------------------- */
 
 typedef struct echo {
@@ -324,8 +331,7 @@ static void test_large_message_in_pieces_allocates_nothing(void **state)
     /* warm up: the loop's block comes into being */
     assert_int_equal(ts_iostream_read_until(s, "\n", 1, 0, on_big, &b), 0);
     send_all(peer, "w\n", 2);
-    for (int i = 0; i < 50 && b.calls == 0; i++)
-        tu_run_iterations(loop, 1);
+    run_until_called(loop, &b.calls, 50);
     assert_int_equal(b.calls, 1);
     b = (big){0};
     assert_int_equal(ts_iostream_read_until(s, "\n", 1, 0, on_big, &b), 0);
@@ -334,8 +340,7 @@ static void test_large_message_in_pieces_allocates_nothing(void **state)
         send_all(peer, line + off, TS__MIN((size_t)4096, sizeof line - off));
         tu_run_iterations(loop, 2);
     }
-    for (int i = 0; i < 50 && b.calls == 0; i++)
-        tu_run_iterations(loop, 1);
+    run_until_called(loop, &b.calls, 50);
     long allocs = tu_alloc_count();
     tu_restore_allocator();
     printf("allocations while a 120 KiB line arrived in 30 pieces: %ld\n", allocs);
@@ -412,8 +417,7 @@ static void test_stream_freed_while_keeping_block(void **state)
     /* the block went back with the stream: another one reads through it */
     assert_int_equal(ts_iostream_read_until(t, "\n", 1, 0, on_big, &r2), 0);
     send_all(peer2, "hello\n", 6);
-    for (int i = 0; i < 50 && r2.calls == 0; i++)
-        tu_run_iterations(loop, 1);
+    run_until_called(loop, &r2.calls, 50);
     assert_int_equal(r2.calls, 1);
     assert_int_equal(r2.len, 6);
     assert_int_equal(r.calls, 1); /* the freed stream's read failed */

@@ -169,17 +169,13 @@ static void ut_close(void *t)
 
 static void ut_free(void *t) { free(t); }
 
-static const ts_stream_ops user_ops = {
-    .size = sizeof(ts_stream_ops),
-    .name = "user",
-    .fileno = ut_fileno,
-    .read_from_fd = ut_read,
-    .write_to_fd = ut_write,
-    .close_fd = ut_close,
-    .free = ut_free,
-    /* it reads the fd itself, yet writes go through write_to_fd: no sendfile past it */
-    .flags = TS_STREAM_OPS_SHORT_READ_DRAINED,
-};
+/* The ops both user transports share; it reads the fd itself, yet writes go through write_to_fd. */
+#define USER_OPS_COMMON                                                                          \
+    .size = sizeof(ts_stream_ops), .fileno = ut_fileno, .read_from_fd = ut_read, .write_to_fd = ut_write, \
+    .close_fd = ut_close, .free = ut_free, .flags = TS_STREAM_OPS_SHORT_READ_DRAINED
+
+/* Without send_file: no sendfile past write_to_fd, every file byte is staged through it. */
+static const ts_stream_ops user_ops = {USER_OPS_COMMON, .name = "user"};
 
 static uint64_t g_user_sent_file; /* bytes the send_file op sent */
 
@@ -203,17 +199,7 @@ static ssize_t ut_send_file(void *t, int file_fd, uint64_t off, size_t len)
     return r >= 0 ? r : err == EAGAIN ? TS_EAGAIN : -err;
 }
 
-static const ts_stream_ops user_sf_ops = {
-    .size = sizeof(ts_stream_ops),
-    .name = "user-sendfile",
-    .fileno = ut_fileno,
-    .read_from_fd = ut_read,
-    .write_to_fd = ut_write,
-    .close_fd = ut_close,
-    .free = ut_free,
-    .flags = TS_STREAM_OPS_SHORT_READ_DRAINED,
-    .send_file = ut_send_file,
-};
+static const ts_stream_ops user_sf_ops = {USER_OPS_COMMON, .name = "user-sendfile", .send_file = ut_send_file};
 
 static ts_iostream *user_stream(ts_ioloop *loop, const ts_stream_ops *ops, int fd, const ts_iostream_options *opts)
 {
