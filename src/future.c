@@ -64,7 +64,7 @@ void ts_future_unref(ts_future *f)
 static void run_done_callbacks(ts_ioloop *loop, void *arg)
 {
     TS__UNUSED(loop);
-    ts_future *f = arg;
+    ts_future *f = (ts_future *)((char *)arg - offsetof(ts_future, node)); /* (schedule() took a reference) */
     f->scheduled = false;
     donecb *c = f->cbs;
     f->cbs = f->cbs_tail = NULL;
@@ -84,7 +84,8 @@ static void schedule(ts_future *f)
     if (f->scheduled || !f->cbs)
         return;
     f->scheduled = true;
-    ts__ioloop_add_callback_node(f->loop, &f->node, run_done_callbacks, ts_future_ref(f));
+    ts_future_ref(f);
+    ts__ioloop_add_callback_node(f->loop, &f->node, run_done_callbacks);
 }
 
 int ts_future_set_result(ts_future *f, void *result, ts_future_dtor dtor)

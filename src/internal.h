@@ -22,13 +22,18 @@ char *ts__strdup(const char *s);
 /* Reads the monotonic clock without a loop (seconds). */
 double ts__monotonic(void);
 
-/* A queued loop callback. */
+/*
+ * A queued loop callback. A node embedded in the object that queued it
+ * (ts__ioloop_defer, ts__ioloop_add_callback_node) is its own argument: that
+ * is how the loop knows not to recycle or free it, and the callback finds
+ * its object from the node.
+ */
 typedef struct ts__cbnode {
     struct ts__cbnode *next;
     ts_ioloop_cb cb;
     void *arg;
-    bool embedded; /* part of the object that queued it: the loop neither recycles nor frees it */
 } ts__cbnode;
+static inline bool ts__cbnode_embedded(const ts__cbnode *n) { return n->arg == n; }
 
 /*
  * Queues a library completion to run right after the current event, in the
@@ -42,9 +47,10 @@ typedef struct ts__cbnode {
  * allocates nothing and cannot fail: an object that must be run (a stream
  * whose handshake is to start, whose close must be told) is never left
  * unscheduled by an out-of-memory. It must not be queued twice at once and
- * must outlive the callback's start (the callback may free it).
+ * must outlive the callback's start (the callback may free it). @p cb gets
+ * @p node as its argument.
  */
-void ts__ioloop_defer(ts_ioloop *loop, ts__cbnode *node, ts_ioloop_cb cb, void *arg);
+void ts__ioloop_defer(ts_ioloop *loop, ts__cbnode *node, ts_ioloop_cb cb);
 
 /*
  * ts_ioloop_add_callback() with the caller's @p node (same queue, same
@@ -52,7 +58,7 @@ void ts__ioloop_defer(ts_ioloop *loop, ts__cbnode *node, ts_ioloop_cb cb, void *
  * accept TS_ENOMEM (a completed future's done callbacks). Rules as for
  * ts__ioloop_defer().
  */
-void ts__ioloop_add_callback_node(ts_ioloop *loop, ts__cbnode *node, ts_ioloop_cb cb, void *arg);
+void ts__ioloop_add_callback_node(ts_ioloop *loop, ts__cbnode *node, ts_ioloop_cb cb);
 
 /*
  * ts_ioloop_call_later() for a timeout that owns @p arg: if the loop is freed
@@ -166,9 +172,9 @@ typedef struct ts__pool {
     void *free; /* singly linked through each block's first word */
     uint32_t n, max;
 } ts__pool;
-/* A loop's write-buffer pools: TS__WB_CHUNK copy chunks, and the headers of referencing chunks. */
+/* A loop's write-buffer pools: TS__WB_CHUNK copy chunks, the headers of referencing chunks, and empty queues. */
 typedef struct ts__wpools {
-    ts__pool chunks, heads;
+    ts__pool chunks, heads, queues;
 } ts__wpools;
 ts__wpools *ts__ioloop_write_pools(ts_ioloop *loop);
 /** A block from the pool (NULL: empty). */
@@ -194,5 +200,7 @@ static inline void ts__pool_put(ts__pool *p, void *b)
 }
 /** Frees every block kept. */
 void ts__pool_drain(ts__pool *p);
+/** Frees the write queues kept in @p queues (with their marker rings). */
+void ts__writebuf_pool_drain(ts__pool *queues);
 
 #endif /* TSTREAM_INTERNAL_H */

@@ -102,7 +102,6 @@ static void collect_foreign(ts_ioloop *loop)
             ts_log(TS_LOG_ERROR, "out of memory queueing a signal callback");
             continue;
         }
-        n->embedded = false;
         n->cb = cb;
         n->arg = arg;
         n->next = NULL;
@@ -110,12 +109,11 @@ static void collect_foreign(ts_ioloop *loop)
     }
 }
 
-void ts__ioloop_defer(ts_ioloop *loop, ts__cbnode *n, ts_ioloop_cb cb, void *arg)
+void ts__ioloop_defer(ts_ioloop *loop, ts__cbnode *n, ts_ioloop_cb cb)
 {
     n->cb = cb;
-    n->arg = arg;
+    n->arg = n;
     n->next = NULL;
-    n->embedded = true;
     queue_append(&loop->phead, &loop->ptail, n, n);
 }
 
@@ -135,7 +133,7 @@ static void run_pending(ts_ioloop *loop)
         ts__cbnode *next = n->next;
         ts_ioloop_cb cb = n->cb;
         void *arg = n->arg;
-        if (!n->embedded)
+        if (!ts__cbnode_embedded(n))
             node_put(loop, n);
         cb(loop, arg);
         n = next;
@@ -152,7 +150,7 @@ static void run_callbacks(ts_ioloop *loop)
         ts__cbnode *next = n->next;
         ts_ioloop_cb cb = n->cb;
         void *arg = n->arg;
-        if (!n->embedded)
+        if (!ts__cbnode_embedded(n))
             node_put(loop, n);
         cb(loop, arg);
         run_pending(loop);
@@ -228,15 +226,13 @@ int ts_ioloop_add_callback(ts_ioloop *loop, ts_ioloop_cb cb, void *arg)
     ts__cbnode *n = on_thread ? node_get(loop) : ts__malloc(sizeof *n); /* the spare list is the loop's */
     if (!n)
         return TS_ENOMEM;
-    n->embedded = false;
     enqueue(loop, on_thread, n, cb, arg);
     return 0;
 }
 
-void ts__ioloop_add_callback_node(ts_ioloop *loop, ts__cbnode *node, ts_ioloop_cb cb, void *arg)
+void ts__ioloop_add_callback_node(ts_ioloop *loop, ts__cbnode *node, ts_ioloop_cb cb)
 {
-    node->embedded = true;
-    enqueue(loop, ts__ioloop_on_thread(loop), node, cb, arg);
+    enqueue(loop, ts__ioloop_on_thread(loop), node, cb, node);
 }
 
 int ts_ioloop_add_callback_from_signal(ts_ioloop *loop, ts_ioloop_cb cb, void *arg)
@@ -296,6 +292,7 @@ static ts_ioloop *loop_init(struct ev_loop *ev, bool owns)
     loop->members.prev = loop->members.next = &loop->members;
     loop->wpools.chunks.max = 16; /* 256 KiB of write chunks at most */
     loop->wpools.heads.max = 64;
+    loop->wpools.queues.max = 64;
 
     ev_prepare_init(&loop->prepare, prepare_cb);
     ev_check_init(&loop->check, check_cb);
@@ -484,7 +481,7 @@ static void free_nodes(ts__cbnode *n)
 {
     for (ts__cbnode *next; n; n = next) {
         next = n->next;
-        if (!n->embedded)
+        if (!ts__cbnode_embedded(n))
             ts__free(n);
     }
 }
@@ -531,6 +528,7 @@ void ts_ioloop_free(ts_ioloop *loop, bool all_fds)
         ts__free(loop->rdbufs[i].base);
     ts__pool_drain(&loop->wpools.chunks);
     ts__pool_drain(&loop->wpools.heads);
+    ts__writebuf_pool_drain(&loop->wpools.queues);
 
     ev_ref(loop->ev);
     ev_ref(loop->ev);

@@ -72,11 +72,10 @@ static bool init_stream(ts_iostream *s, ts_ioloop *loop, const ts_stream_ops *op
     /* A chunk close to the limit makes reads fail spuriously (Tornado caps it the same way). */
     chunk = TS__MIN(chunk ? chunk : TS_IOSTREAM_DEFAULT_CHUNK, s->max_buffer_size / 2);
     chunk = TS__MIN(chunk, TS_IOSTREAM_MAX_CHUNK); /* each read reserves this much: keep it allocatable */
-    s->read_chunk_size = chunk ? chunk : 1;
+    s->read_chunk_size = (uint32_t)(chunk ? chunk : 1);
     s->max_write_buffer_size = TS__OPT(opts, max_write_buffer_size);
     ts__readbuf_init(&s->rb);
-    ts__writebuf_init(&s->wb);
-    s->wb.pool = ts__ioloop_write_pools(loop);
+    s->wb = (ts__writebuf *)&ts__writebuf_idle; /* a queue of its own comes with the first write */
     if (TS__OP(s, handshake))
         /* Nothing may touch the fd before the handshake; it starts once the fd is connected. */
         s->flags |= TS__F_HANDSHAKING;
@@ -143,7 +142,7 @@ static void destroy(ts_iostream *s)
     if (s->rb.lent)
         ts__ioloop_rdbuf_give(s->loop, s->rb.base);
     ts__readbuf_free(&s->rb);
-    ts__writebuf_free(&s->wb);
+    ts__writebuf_release(s->wb);
     ts__io_read_free(s);
     void (*free_fn)(void *) = TS__OP(s, free);
     if (free_fn)
@@ -241,7 +240,7 @@ void ts__io_close(ts_iostream *s, int err, bool orderly)
     s->flags |= TS__F_CLOSED;
     s->flags &= ~TS__F_CONNECTING;
     /* Unwritten bytes can never go out now; their markers fail in phase two. */
-    ts__writebuf_clear(&s->wb);
+    ts__writebuf_clear(s->wb);
     ts__io_schedule(s);
 }
 
@@ -294,7 +293,8 @@ static void on_loop_orphan(ts__loop_member *m)
     s->close_cb = NULL;
     s->flags &= ~TS__F_VIEW;
     release_read_memory(s); /* the loop's read block stays with the loop */
-    s->wb.pool = NULL;      /* and so do its write chunks */
+    if (s->wb != &ts__writebuf_idle)
+        s->wb->pool = NULL; /* and so do its write chunks */
     ts__ioloop_detach(&s->member);
     s->loop = NULL;
     if (s->refs <= 0)
@@ -306,7 +306,7 @@ static void on_loop_orphan(ts__loop_member *m)
 static void on_deferred(ts_ioloop *loop, void *arg)
 {
     TS__UNUSED(loop);
-    ts_iostream *s = arg;
+    ts_iostream *s = (ts_iostream *)((char *)arg - offsetof(ts_iostream, deferred));
     s->flags &= ~TS__F_SCHEDULED;
     run(s, 0, true);
     ts_iostream_unref(s); /* the reference ts__io_schedule took */
@@ -318,7 +318,7 @@ void ts__io_schedule(ts_iostream *s)
         return;
     s->flags |= TS__F_SCHEDULED;
     s->refs++;
-    ts__ioloop_defer(s->loop, &s->deferred, on_deferred, s);
+    ts__ioloop_defer(s->loop, &s->deferred, on_deferred);
 }
 
 static void on_events(ts__handler *h, int events)
@@ -335,7 +335,7 @@ static bool idle_listening(const ts_iostream *s)
      * is pending. Not while writing: a peer that half-closed (shutdown of its
      * write side) still reads, and must get everything queued for it.
      */
-    return s->rd.kind == TS__RK_NONE && s->rb.len == 0 && s->close_cb && ts__writebuf_size(&s->wb) == 0;
+    return s->rd.kind == TS__RK_NONE && s->rb.len == 0 && s->close_cb && ts__writebuf_size(s->wb) == 0;
 }
 
 /*
@@ -407,10 +407,10 @@ static bool has_work(const ts_iostream *s)
 {
     if (s->flags & (TS__F_CONNECT_READY | TS__F_HS_READY | TS__F_KICK | TS__F_SHUT_READY))
         return true;
-    if (s->rd.ready || ts__writebuf_mark_ready(&s->wb))
+    if (s->rd.ready || ts__writebuf_mark_ready(s->wb))
         return true;
     if (s->flags & TS__F_CLOSED)
-        return !(s->flags & TS__F_CLOSE_DONE) || s->rd.kind != TS__RK_NONE || ts__writebuf_has_marks(&s->wb) ||
+        return !(s->flags & TS__F_CLOSE_DONE) || s->rd.kind != TS__RK_NONE || ts__writebuf_has_marks(s->wb) ||
                (s->flags & (TS__F_CONNECT_WAIT | TS__F_HS_WAIT | TS__F_SHUT_REQ));
     return false;
 }
@@ -457,7 +457,7 @@ static void run(ts_iostream *s, int events, bool inline_io)
 static void settle_read_memory(ts_iostream *s)
 {
     /* Echoes still queued by reference are copied: their bytes are about to move. */
-    if (ts__writebuf_has_views(&s->wb))
+    if (ts__writebuf_has_views(s->wb))
         ts__io_pin_views(s, false, true);
     /* The loop's block goes back; an idle stream keeps no read memory, a busy one what it holds. */
     bool lost;
@@ -502,6 +502,7 @@ void ts__io_update_interest(ts_iostream *s)
     if (f & TS__F_IN_RUN)
         return; /* run() settles interest once, on its way out */
     release_read_memory(s);
+    ts__io_wbuf_settle(s);
     if (s->flags & TS__F_TIMEOUTS) /* (read again: the release may have closed the stream) */
         ts__io_timeouts_settle(s);
     int want = 0;
@@ -543,8 +544,8 @@ int ts__iostream_detach_fd(ts_iostream *s, int *fd_out)
     if (s->flags & TS__F_CLOSED)
         return TS_ECLOSED;
     const unsigned busy = TS__F_CONNECTING | TS__F_CONNECT_WAIT | TS__F_HANDSHAKING | TS__F_HS_WAIT;
-    if ((s->flags & busy) || s->rd.kind != TS__RK_NONE || s->rb.len || ts__writebuf_size(&s->wb) ||
-        ts__writebuf_has_marks(&s->wb))
+    if ((s->flags & busy) || s->rd.kind != TS__RK_NONE || s->rb.len || ts__writebuf_size(s->wb) ||
+        ts__writebuf_has_marks(s->wb))
         return TS_EBUSY;
     int fd = s->ops->fileno(s->transport);
     drop_handler(s);
@@ -567,7 +568,7 @@ void ts_iostream_set_close_callback(ts_iostream *s, ts_iostream_close_cb cb, voi
 
 bool ts_iostream_closed(const ts_iostream *s) { return s->flags & TS__F_CLOSED; }
 bool ts_iostream_reading(const ts_iostream *s) { return s->rd.kind != TS__RK_NONE; }
-bool ts_iostream_writing(const ts_iostream *s) { return ts__writebuf_size(&s->wb) != 0; }
+bool ts_iostream_writing(const ts_iostream *s) { return ts__writebuf_size(s->wb) != 0; }
 int ts_iostream_error(const ts_iostream *s) { return s->error; }
 
 const char *ts_iostream_error_detail(const ts_iostream *s)
@@ -607,7 +608,7 @@ int ts_iostream_set_nodelay(ts_iostream *s, bool on)
 
 ts_ioloop *ts_iostream_loop(const ts_iostream *s) { return s->loop; }
 size_t ts_iostream_read_buffer_size(const ts_iostream *s) { return s->rb.len; }
-size_t ts_iostream_write_buffer_size(const ts_iostream *s) { return ts__writebuf_size(&s->wb); }
+size_t ts_iostream_write_buffer_size(const ts_iostream *s) { return ts__writebuf_size(s->wb); }
 void ts_iostream_set_close_on_unsatisfiable(ts_iostream *s, bool close)
 {
     if (close)
@@ -644,8 +645,10 @@ size_t ts__iostream_struct_size(void) { return sizeof(struct ts_iostream); }
 
 size_t ts__iostream_heap_bytes(const ts_iostream *s)
 {
-    size_t n = s->rb.cap + ts__writebuf_size(&s->wb) + (size_t)s->wb.mcap * sizeof(ts__wmark);
+    size_t n = s->rb.cap + ts__writebuf_size(s->wb) + (size_t)s->wb->mcap * sizeof(ts__wmark);
+    if (s->wb != &ts__writebuf_idle)
+        n += sizeof(ts__writebuf); /* a queue of its own */
     if (s->rd.kind == TS__RK_UNTIL && s->rd.dlen > TS__DELIM_INLINE)
         n += s->rd.dlen;
-    return n + ts__regex_heap_bytes(s->re);
+    return n + ts__regex_heap_bytes(s->rare ? s->rare->re : NULL);
 }

@@ -89,13 +89,13 @@ typedef struct ts__read {
         ts_iostream_read_cb cb;           /* every kind but into */
         ts_iostream_read_into_cb into_cb; /* into */
     };
-    ts_iostream_streaming_cb scb;
     void *arg;
     union {
-        char *into;       /* into: the caller's buffer */
-        char *delim_heap; /* until: a delimiter longer than TS__DELIM_INLINE (NULL: inline) */
+        ts_iostream_streaming_cb scb;   /* streaming bytes and until-close: each piece */
+        char *into;                     /* into: the caller's buffer */
+        char *delim_heap;               /* until: a delimiter longer than TS__DELIM_INLINE */
+        char delim[TS__DELIM_INLINE];   /* until: one up to TS__DELIM_INLINE long */
     };
-    char delim[TS__DELIM_INLINE];
 } ts__read;
 
 typedef struct ts__regex ts__regex;
@@ -110,8 +110,9 @@ typedef struct ts__timeouts {
 } ts__timeouts;
 
 /*
- * What only a connect, a handshake or ts_iostream_shutdown() needs, kept
- * apart so that an idle stream does not carry it: allocated by the API call
+ * What only a connect, a handshake, ts_iostream_shutdown(), timeouts or a
+ * regex read needs, kept apart so that an idle stream does not carry it:
+ * allocated by the API call
  * that first needs it (ts__io_rare()), or at creation for a transport with a
  * handshake or a handshake_timeout, freed with the stream. Set whenever
  * TS__F_CONNECT_WAIT, TS__F_HS_WAIT, TS__F_SHUT_REQ, TS__F_TIMEOUTS or a
@@ -130,6 +131,7 @@ typedef struct ts__rare {
     int hs_status;
     int shut_status;
     ts__timeouts tmo; /* live while TS__F_TIMEOUTS */
+    ts__regex *re;    /* the last pattern read_until_regex compiled (NULL: none) */
 } ts__rare;
 
 struct ts_iostream {
@@ -141,20 +143,19 @@ struct ts_iostream {
     int refs;
     int error;
     uint32_t run_written; /* bytes written in this run or API call (bounded by TS__WRITE_EVENT_CAP) */
-    uint8_t read_wait;    /* TS_IOLOOP_READ/WRITE a blocked read waits for (0: not blocked) */
-    uint8_t write_wait;   /* likewise for the write buffer */
-    uint8_t hs_wait;      /* likewise for the handshake */
-    uint8_t run_reads;    /* transport reads made in this run (bounded by TS__READS_PER_RUN) */
-    uint8_t events;       /* interest registered with the loop through handler (0: none) */
+    unsigned read_wait : 3;  /* TS_IOLOOP_READ/WRITE a blocked read waits for (0: not blocked) */
+    unsigned write_wait : 3; /* likewise for the write buffer */
+    unsigned hs_wait : 3;    /* likewise for the handshake */
+    uint8_t run_reads;       /* transport reads made in this run (bounded by TS__READS_PER_RUN) */
+    uint8_t events;          /* interest registered with the loop through handler (0: none) */
+    uint32_t read_chunk_size; /* (at most TS_IOSTREAM_MAX_CHUNK) */
 
     size_t max_buffer_size;
-    size_t read_chunk_size;
     size_t max_write_buffer_size;
 
     ts__readbuf rb;
-    ts__writebuf wb;
+    ts__writebuf *wb; /* &ts__writebuf_idle while nothing is queued (ts__io_wbuf, ts__io_wbuf_settle) */
     ts__read rd;
-    ts__regex *re;
     ts__rare *rare; /* NULL until needed */
 
     ts_iostream_close_cb close_cb;
@@ -164,6 +165,8 @@ struct ts_iostream {
     ts__cbnode deferred; /* the loop queue's node for the deferred run (TS__F_SCHEDULED) */
     ts__handler handler; /* the loop's fd handler while events != 0 (its fd: handler.io.fd) */
 };
+
+_Static_assert(TS_IOSTREAM_MAX_CHUNK <= UINT32_MAX, "read_chunk_size is 32 bits");
 
 /* Most bytes one flush hands the transport, so one busy stream cannot starve the others. */
 #define TS__WRITE_EVENT_CAP (4u * 1024u * 1024u)
@@ -315,10 +318,37 @@ static inline bool ts__io_is_view(const ts_iostream *s, const void *data, size_t
  * could not be made: TS_ENOMEM).
  */
 bool ts__io_pin_views(ts_iostream *s, bool flush, bool copy);
+/** Gives @p s a write queue of its own (ts__io_wbuf's slow part). NULL: out of memory. */
+ts__writebuf *ts__io_wbuf_new(ts_iostream *s);
+/** The stream's write queue, ready to be written to; made on first need. NULL: out of memory. */
+static inline ts__writebuf *ts__io_wbuf(ts_iostream *s)
+{
+    return s->wb != &ts__writebuf_idle ? s->wb : ts__io_wbuf_new(s);
+}
+/**
+ * Gives the queue back once it holds nothing (no bytes, no markers): an idle
+ * stream keeps no write state. Only where no caller holds the queue, i.e.
+ * when interest is settled, outside runs.
+ */
+static inline void ts__io_wbuf_settle(ts_iostream *s)
+{
+    ts__writebuf *wb = s->wb;
+    if (wb == &ts__writebuf_idle || !ts__writebuf_unused(wb))
+        return;
+    s->wb = (ts__writebuf *)&ts__writebuf_idle;
+    /* Once per reply on a request/response stream: the common case, a spare slot in the loop's pool, is inline. */
+    ts__pool *queues = wb->pool ? &wb->pool->queues : NULL;
+    if (queues && queues->n < queues->max && !wb->head) {
+        wb->mhead = 0;
+        ts__pool_put(queues, wb);
+        return;
+    }
+    ts__writebuf_release(wb);
+}
 /** Whether the write side has work: queued bytes, or a shutdown waiting to happen. */
 static inline bool ts__io_write_pending(const ts_iostream *s)
 {
-    return ts__writebuf_size(&s->wb) > 0 || (s->flags & TS__F_SHUT_REQ);
+    return ts__writebuf_size(s->wb) > 0 || (s->flags & TS__F_SHUT_REQ);
 }
 
 #endif /* TSTREAM_IOSTREAM_CORE_H */

@@ -124,6 +124,19 @@ typedef struct ts__writebuf {
 } ts__writebuf;
 
 void ts__writebuf_init(ts__writebuf *wb);
+/*
+ * A stream holds a queue only while something is queued on it: otherwise
+ * its pointer is &ts__writebuf_idle, a shared empty queue that is read but
+ * never written (it is const). ts__writebuf_new() makes a real one (from
+ * @p pool's spare queues when it has one; NULL: out of memory) and
+ * ts__writebuf_release() frees an unused one back there.
+ */
+extern const ts__writebuf ts__writebuf_idle;
+ts__writebuf *ts__writebuf_new(ts__wpools *pool);
+/** Drops what @p wb still holds and gives it back to its pool (or frees it). No-op for ts__writebuf_idle. */
+void ts__writebuf_release(ts__writebuf *wb);
+/** Whether @p wb holds nothing at all: no bytes, no markers (so it may be released). */
+static inline bool ts__writebuf_unused(const ts__writebuf *wb) { return wb->size == 0 && wb->mcount == 0; }
 /** Frees every chunk (owned data through its free function, file regions' fds closed) and the markers, without running any. */
 void ts__writebuf_free(ts__writebuf *wb);
 static inline size_t ts__writebuf_size(const ts__writebuf *wb) { return wb->size; }

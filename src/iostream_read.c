@@ -34,8 +34,10 @@ static void reset_read(ts__read *rd)
 void ts__io_read_free(ts_iostream *s)
 {
     reset_read(&s->rd);
-    ts__regex_free(s->re);
-    s->re = NULL;
+    if (s->rare) {
+        ts__regex_free(s->rare->re);
+        s->rare->re = NULL;
+    }
 }
 
 /* 1: delimiter ends at *end; 0: not yet; TS_EUNSATISFIABLE: cannot end within max_bytes. */
@@ -265,7 +267,7 @@ static ssize_t read_once(ts_iostream *s)
         /* Never let the buffer pass max_buffer_size by more than the one byte that proves it full. */
         size_t limit = s->max_buffer_size - s->rb.len + 1;
         size_t want = TS__MIN(s->read_chunk_size, limit);
-        if (ts__writebuf_has_views(&s->wb)) {
+        if (ts__writebuf_has_views(s->wb)) {
             /*
              * Echoes queued by reference go out before more is read; what the
              * transport leaves is copied if this read moves the buffer's bytes
@@ -318,7 +320,7 @@ static ssize_t read_once(ts_iostream *s)
         /* EOF. A transport may know it was not a clean one (TLS truncation). */
         int (*fd_error)(void *) = TS__OP(s, get_fd_error);
         int err = fd_error ? fd_error(s->transport) : 0;
-        if (!err && ts__writebuf_size(&s->wb) > 0) {
+        if (!err && ts__writebuf_size(s->wb) > 0) {
             /*
              * The half-close rule: the peer only stopped sending. Reads end
              * now, as at a close; what is queued still goes out, and the

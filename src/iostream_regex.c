@@ -107,20 +107,23 @@ static ts__regex *compile(const char *pattern, size_t plen, int *err)
 int ts__regex_prepare(ts_iostream *s, const char *pattern)
 {
     size_t plen = strlen(pattern);
-    if (s->re && s->re->pattern_len == plen && memcmp(s->re->pattern, pattern, plen) == 0)
+    ts__rare *rare = ts__io_rare(s);
+    if (!rare)
+        return TS_ENOMEM;
+    if (rare->re && rare->re->pattern_len == plen && memcmp(rare->re->pattern, pattern, plen) == 0)
         return 0; /* same pattern: keep the compiled code */
     int err;
     ts__regex *re = compile(pattern, plen, &err);
     if (!re)
         return err;
-    ts__regex_free(s->re);
-    s->re = re;
+    ts__regex_free(rare->re);
+    rare->re = re;
     return 0;
 }
 
 int ts__regex_search(ts_iostream *s, const char *data, size_t len, size_t *scan, bool final, size_t *end)
 {
-    ts__regex *re = s->re;
+    ts__regex *re = s->rare->re; /* (set: the read was prepared) */
     s->search_bytes += len - *scan;
     int rc = pcre2_match(re->code, (PCRE2_SPTR)data, len, *scan, final ? 0 : PCRE2_PARTIAL_HARD, re->md, re->mctx);
     PCRE2_SIZE *ov = pcre2_get_ovector_pointer(re->md);

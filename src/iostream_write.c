@@ -68,7 +68,7 @@ static ssize_t flush_file(ts_iostream *s, int fd, uint64_t off, size_t left, siz
         /* A file the transport cannot send from: staged like the others. */
     }
     size_t room;
-    char *buf = ts__writebuf_stage_begin(&s->wb, &room);
+    char *buf = ts__writebuf_stage_begin(s->wb, &room);
     if (!buf)
         return TS_ENOMEM;
     ssize_t r;
@@ -77,7 +77,7 @@ static ssize_t flush_file(ts_iostream *s, int fd, uint64_t off, size_t left, siz
     while (r < 0 && errno == EINTR);
     if (r <= 0)
         return r == 0 ? -ENODATA : -errno;
-    ts__writebuf_stage_commit(&s->wb, (size_t)r);
+    ts__writebuf_stage_commit(s->wb, (size_t)r);
     return 0;
 }
 
@@ -105,7 +105,7 @@ void ts__io_flush(ts_iostream *s)
 {
     struct iovec iov[TS__IOV_CAP];
     budget_begin(s);
-    while (ts__writebuf_size(&s->wb) > 0) {
+    while (ts__writebuf_size(s->wb) > 0) {
         size_t left = write_budget(s);
         if (!left)
             return;
@@ -113,16 +113,16 @@ void ts__io_flush(ts_iostream *s)
         int fd;
         uint64_t off;
         size_t file_left;
-        if (ts__writebuf_head_file(&s->wb, &fd, &off, &file_left)) {
+        if (ts__writebuf_head_file(s->wb, &fd, &off, &file_left)) {
             r = flush_file(s, fd, off, file_left, left);
             if (r == 0)
                 continue; /* staged: written through the transport next */
         } else {
-            int cnt = ts__writebuf_iov(&s->wb, iov, TS__IOV_CAP, left);
+            int cnt = ts__writebuf_iov(s->wb, iov, TS__IOV_CAP, left);
             r = s->ops->write_to_fd(s->transport, iov, cnt);
         }
         if (r > 0) {
-            ts__writebuf_advance(&s->wb, (size_t)r);
+            ts__writebuf_advance(s->wb, (size_t)r);
             s->run_written += (size_t)r;
             s->write_wait = 0;
             ts__io_write_progress(s);
@@ -138,13 +138,21 @@ void ts__io_flush(ts_iostream *s)
         ts__io_close(s, 0, true); /* the half-close rule: everything queued went out */
 }
 
+ts__writebuf *ts__io_wbuf_new(ts_iostream *s)
+{
+    ts__writebuf *wb = ts__writebuf_new(s->loop ? ts__ioloop_write_pools(s->loop) : NULL);
+    if (wb)
+        s->wb = wb;
+    return wb;
+}
+
 bool ts__io_pin_views(ts_iostream *s, bool flush, bool copy)
 {
     if (flush && ts__io_ready_for_io(s) && !(s->flags & TS__F_WBLOCKED))
         ts__io_flush(s);
     if (s->flags & TS__F_CLOSED)
         return false; /* closing dropped the queue, views with it */
-    if (!copy || !ts__writebuf_has_views(&s->wb) || ts__writebuf_own_views(&s->wb) == 0)
+    if (!copy || !ts__writebuf_has_views(s->wb) || ts__writebuf_own_views(s->wb) == 0)
         return true;
     ts__io_close(s, TS_ENOMEM, false);
     return false;
@@ -181,9 +189,9 @@ static int write_refused(ts_iostream *s, uint64_t len, ts_iostream_write_cb cb)
         return TS_ESTATE; /* the write side is (being) shut */
     /* As Tornado: the write is refused and nothing else happens; the caller may wait for the queue to drain. */
     if (s->max_write_buffer_size && (len > s->max_write_buffer_size ||
-                                     ts__writebuf_size(&s->wb) > s->max_write_buffer_size - len))
+                                     ts__writebuf_size(s->wb) > s->max_write_buffer_size - len))
         return TS_EBUFFERFULL;
-    if (cb && ts__writebuf_reserve_mark(&s->wb))
+    if (cb && (!ts__io_wbuf(s) || ts__writebuf_reserve_mark(s->wb)))
         return TS_ENOMEM; /* nothing happened yet */
     return 0;
 }
@@ -197,20 +205,22 @@ static int queue_write(ts_iostream *s, const void *data, size_t len, const ts__w
         return refused;
     if (len && !data)
         return TS_EINVAL;
+    if (!ts__io_wbuf(s))
+        return TS_ENOMEM;
     if (!own && ts__io_is_view(s, data, len)) {
         /* An echo of the callback's view: referenced, and flushed before that memory moves. */
-        int r = ts__writebuf_append_view(&s->wb, data, len);
+        int r = ts__writebuf_append_view(s->wb, data, len);
         if (r) {
             ts__io_close(s, r, false);
             return r;
         }
         if (cb)
-            ts__writebuf_add_mark(&s->wb, cb, arg); /* room reserved above */
+            ts__writebuf_add_mark(s->wb, cb, arg); /* room reserved above */
         return 0; /* only from a read callback, so inside a run: it flushes on its way out */
     }
     size_t done = 0;
     bool closed = false;
-    if (len && ts__writebuf_size(&s->wb) == 0 && ts__io_ready_for_io(s) && !(s->flags & TS__F_WBLOCKED) &&
+    if (len && ts__writebuf_size(s->wb) == 0 && ts__io_ready_for_io(s) && !(s->flags & TS__F_WBLOCKED) &&
         (!(s->flags & TS__F_IN_RUN) || len >= TS__WB_CHUNK)) {
         /*
          * Idle stream: try the kernel first and copy only what it would not
@@ -221,14 +231,14 @@ static int queue_write(ts_iostream *s, const void *data, size_t len, const ts__w
         ssize_t w = write_direct(s, data, len);
         closed = w < 0;
         if (closed)
-            ts__writebuf_lose(&s->wb, len); /* its callback must hear of the failure */
+            ts__writebuf_lose(s->wb, len); /* its callback must hear of the failure */
         else
-            ts__writebuf_skip(&s->wb, (size_t)w), done = (size_t)w;
+            ts__writebuf_skip(s->wb, (size_t)w), done = (size_t)w;
     }
     if (!closed && done < len) {
         const char *rest = (const char *)data + done;
-        int r = own ? ts__writebuf_append_owned(&s->wb, rest, len - done, own)
-                    : ts__writebuf_append(&s->wb, rest, len - done);
+        int r = own ? ts__writebuf_append_owned(s->wb, rest, len - done, own)
+                    : ts__writebuf_append(s->wb, rest, len - done);
         if (r) {
             ts__io_close(s, r, false);
             return r;
@@ -237,11 +247,11 @@ static int queue_write(ts_iostream *s, const void *data, size_t len, const ts__w
         ts__wowner_release(own); /* all of it went out (or never will): done with it */
     }
     if (cb)
-        ts__writebuf_add_mark(&s->wb, cb, arg); /* room reserved above */
+        ts__writebuf_add_mark(s->wb, cb, arg); /* room reserved above */
     /* Inside a run (writes from callbacks), run() delivers, flushes and settles interest on its way out. */
     if (s->flags & TS__F_IN_RUN)
         return 0;
-    if (ts__writebuf_mark_ready(&s->wb))
+    if (ts__writebuf_mark_ready(s->wb))
         ts__io_schedule(s);
     ts__io_update_interest(s);
     return 0;
@@ -258,12 +268,12 @@ int ts_iostream_write(ts_iostream *s, const void *data, size_t len, ts_iostream_
      */
     const unsigned mask = TS__F_IN_RUN | TS__F_CLOSED | TS__F_CONNECTING | TS__F_HANDSHAKING | TS__F_SHUT_REQ |
                           TS__F_SHUT_DONE;
-    if (!cb && data && (s->flags & mask) == TS__F_IN_RUN && !s->max_write_buffer_size) {
+    if (!cb && data && (s->flags & mask) == TS__F_IN_RUN && !s->max_write_buffer_size && ts__io_wbuf(s)) {
         if (ts__io_is_view(s, data, len)) {
             /* An echo of what the read callback was handed: queued by reference, no copy. */
-            if (ts__writebuf_append_view(&s->wb, data, len) == 0)
+            if (ts__writebuf_append_view(s->wb, data, len) == 0)
                 return 0;
-        } else if (len < TS__WB_CHUNK && ts__writebuf_append(&s->wb, data, len) == 0) {
+        } else if (len < TS__WB_CHUNK && ts__writebuf_append(s->wb, data, len) == 0) {
             return 0;
         }
     }
@@ -313,20 +323,22 @@ int ts_iostream_write_file(ts_iostream *s, int fd, uint64_t offset, uint64_t len
         r = write_refused(s, length, cb);
     if (r)
         return r;
+    if (!ts__io_wbuf(s))
+        return TS_ENOMEM;
     if (length) {
         int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
         if (own < 0)
             return -errno;
-        if (ts__writebuf_append_file(&s->wb, own, offset, (size_t)length)) {
+        if (ts__writebuf_append_file(s->wb, own, offset, (size_t)length)) {
             close(own);
             return TS_ENOMEM;
         }
     }
     if (cb)
-        ts__writebuf_add_mark(&s->wb, cb, arg); /* room reserved above */
+        ts__writebuf_add_mark(s->wb, cb, arg); /* room reserved above */
     if (s->flags & TS__F_IN_RUN)
         return 0; /* run() flushes on its way out */
-    if (ts__writebuf_mark_ready(&s->wb))
+    if (ts__writebuf_mark_ready(s->wb))
         ts__io_schedule(s);
     ts__io_update_interest(s);
     return 0;
@@ -374,9 +386,9 @@ bool ts__io_write_deliver(ts_iostream *s)
 {
     ts__wmark m;
     int status = 0;
-    if (!ts__writebuf_pop_mark(&s->wb, false, &m)) {
+    if (!ts__writebuf_pop_mark(s->wb, false, &m)) {
         /* Once closed, the writes that did not make it fail in order. */
-        if (!(s->flags & TS__F_CLOSED) || !ts__writebuf_pop_mark(&s->wb, true, &m))
+        if (!(s->flags & TS__F_CLOSED) || !ts__writebuf_pop_mark(s->wb, true, &m))
             return false;
         status = ts__io_close_status(s);
     }

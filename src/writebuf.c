@@ -23,6 +23,54 @@
 
 void ts__writebuf_init(ts__writebuf *wb) { memset(wb, 0, sizeof(*wb)); }
 
+const ts__writebuf ts__writebuf_idle;
+
+ts__writebuf *ts__writebuf_new(ts__wpools *pool)
+{
+    ts__writebuf *wb = ts__pool_get(pool ? &pool->queues : NULL);
+    if (wb) {
+        /*
+         * A recycled queue was empty when it went back and keeps its marker
+         * ring. Its indexes restart: a queue cleared by a close counted
+         * bytes that were never written, so they no longer agree.
+         */
+        wb->head = NULL;
+        wb->total_index = wb->done_index = 0;
+    } else {
+        if (!(wb = ts__malloc(sizeof(*wb))))
+            return NULL;
+        ts__writebuf_init(wb);
+    }
+    wb->pool = pool;
+    return wb;
+}
+
+void ts__writebuf_release(ts__writebuf *wb)
+{
+    if (wb == &ts__writebuf_idle)
+        return;
+    if (wb->head)
+        ts__writebuf_clear(wb);
+    ts__pool *queues = wb->pool ? &wb->pool->queues : NULL;
+    if (queues && queues->n < queues->max) {
+        /* Kept empty, with its marker ring; markers still owed are dropped (the stream is gone). */
+        wb->mcount = wb->mhead = 0;
+        ts__pool_put(queues, wb);
+        return;
+    }
+    ts__free(wb->marks);
+    ts__free(wb);
+}
+
+void ts__writebuf_pool_drain(ts__pool *queues)
+{
+    ts__writebuf *wb;
+    while ((wb = ts__pool_get(queues))) {
+        ts__free(wb->marks);
+        ts__free(wb);
+    }
+}
+
 static ts__pool *chunk_pool(const ts__writebuf *wb) { return wb->pool ? &wb->pool->chunks : NULL; }
 static ts__pool *head_pool(const ts__writebuf *wb) { return wb->pool ? &wb->pool->heads : NULL; }
 
@@ -78,6 +126,8 @@ static void push_sized(ts__writebuf *wb, ts__wchunk *c, size_t len)
 
 void ts__writebuf_clear(ts__writebuf *wb)
 {
+    if (wb == &ts__writebuf_idle)
+        return; /* nothing queued, and it is never written */
     ts__wchunk *c = wb->head;
     wb->head = wb->tail = NULL;
     /* What was queued but not written is dropped: count it as gone so indexes stay monotonic. */

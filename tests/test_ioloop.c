@@ -141,9 +141,9 @@ typedef struct defer_state {
 
 static void defer_chain(ts_ioloop *loop, void *arg)
 {
-    defer_state *d = arg;
+    defer_state *d = (defer_state *)((char *)arg - offsetof(defer_state, node)); /* the node is the argument */
     if (--d->left > 0) {
-        ts__ioloop_defer(loop, &d->node, defer_chain, d);
+        ts__ioloop_defer(loop, &d->node, defer_chain);
         return;
     }
     d->io_at_end = d->it->io_calls;
@@ -154,7 +154,7 @@ static void defer_start(ts_ioloop *loop, void *arg)
 {
     defer_state *d = arg;
     d->io_at_start = d->it->io_calls;
-    ts__ioloop_defer(loop, &d->node, defer_chain, d);
+    ts__ioloop_defer(loop, &d->node, defer_chain);
 }
 
 static void test_deferred_completions_batched_per_iteration(void **state)
