@@ -367,8 +367,8 @@ static void do_io(ts_iostream *s, int events, bool inl, bool flush)
     }
 }
 
-/* Runs one ready callback, in the order the contract promises. Returns whether one ran. */
-static bool deliver(ts_iostream *s)
+/* deliver()'s first part, for a closed stream or a finished connect or handshake. Returns whether a callback ran. */
+static bool deliver_state(ts_iostream *s)
 {
     if (s->flags & TS__F_CLOSED) {
         /* Phase two: whoever is still waiting learns the outcome now. */
@@ -390,11 +390,23 @@ static bool deliver(ts_iostream *s)
         ts__io_deliver_connect(s, true);
         return true;
     }
-    if (ts__io_read_deliver(s))
+    return false;
+}
+
+/*
+ * Runs one ready callback, in the order the contract promises. Returns
+ * whether one ran. It is asked once more after every callback, so each
+ * kind is tested inline before its function is called.
+ */
+static bool deliver(ts_iostream *s)
+{
+    if ((s->flags & (TS__F_CLOSED | TS__F_CONNECT_READY | TS__F_HS_READY)) && deliver_state(s))
         return true;
-    if (ts__io_write_deliver(s))
+    if (s->rd.ready && ts__io_read_deliver(s))
         return true;
-    if (ts__io_shutdown_deliver(s))
+    if (ts__writebuf_has_marks(s->wb) && ts__io_write_deliver(s))
+        return true;
+    if ((s->flags & (TS__F_SHUT_READY | TS__F_SHUT_REQ)) && ts__io_shutdown_deliver(s))
         return true;
     if ((s->flags & (TS__F_CLOSED | TS__F_CLOSE_DONE)) == TS__F_CLOSED) {
         close_phase_two(s);
@@ -432,8 +444,15 @@ static void run(ts_iostream *s, int events, bool inline_io)
         /* The read the callback started is already answered from the buffer (the next line): deliver it. */
         if (s->rd.ready && ts__io_ready_for_io(s))
             continue;
-        /* The callback may have started a read: serve it now. Writes wait for the flush below. */
-        do_io(s, 0, true, false);
+        /*
+         * The callback may have started a read, or left a streaming one
+         * pending: serve it now. Writes wait for the flush below. An fd this
+         * run found drained has nothing for it: only the buffer is asked.
+         */
+        if (!(s->flags & TS__F_RDRAINED) || !ts__io_ready_for_io(s))
+            do_io(s, 0, true, false);
+        else if (ts__io_read_wants_fd(s))
+            ts__io_read_check(s);
     }
     if (!(s->flags & TS__F_CLOSED) && ts__io_write_pending(s) && ts__io_ready_for_io(s) &&
         !(s->flags & TS__F_WBLOCKED))

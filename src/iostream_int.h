@@ -269,6 +269,23 @@ int ts__writebuf_add_mark(ts__writebuf *wb, ts_iostream_write_cb cb, void *arg);
  * stopping at a file region's bytes that are not staged. Returns the count.
  */
 int ts__writebuf_iov(const ts__writebuf *wb, struct iovec *iov, int max_iov, size_t max_bytes);
+/**
+ * ts__writebuf_iov() with the common queue, one chunk in memory (a reply,
+ * the echo of one read), answered inline. Not for an empty buffer.
+ */
+static inline int ts__writebuf_iov_inline(const ts__writebuf *wb, struct iovec *iov, int max_iov, size_t max_bytes)
+{
+    const ts__wchunk *h = wb->head;
+    if (h == wb->tail && !h->is_file) {
+        size_t n = h->len - wb->head_off;
+        iov[0].iov_base = h->data + wb->head_off;
+        iov[0].iov_len = n < max_bytes ? n : max_bytes;
+        return 1;
+    }
+    return ts__writebuf_iov(wb, iov, max_iov, max_bytes);
+}
+/** Whether the head chunk is a file region (only then may ts__writebuf_head_file() say yes). Not for an empty buffer. */
+static inline bool ts__writebuf_head_is_file(const ts__writebuf *wb) { return wb->head->is_file; }
 /** Marks @p n bytes (<= size) written: frees finished chunks, advances done_index. */
 void ts__writebuf_advance(ts__writebuf *wb, size_t n);
 /** Pops the oldest marker if done_index reached it (or any oldest one with @p force). */

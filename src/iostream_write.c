@@ -113,12 +113,12 @@ void ts__io_flush(ts_iostream *s)
         int fd;
         uint64_t off;
         size_t file_left;
-        if (ts__writebuf_head_file(s->wb, &fd, &off, &file_left)) {
+        if (ts__writebuf_head_is_file(s->wb) && ts__writebuf_head_file(s->wb, &fd, &off, &file_left)) {
             r = flush_file(s, fd, off, file_left, left);
             if (r == 0)
                 continue; /* staged: written through the transport next */
         } else {
-            int cnt = ts__writebuf_iov(s->wb, iov, TS__IOV_CAP, left);
+            int cnt = ts__writebuf_iov_inline(s->wb, iov, TS__IOV_CAP, left);
             r = s->ops->write_to_fd(s->transport, iov, cnt);
         }
         if (r > 0) {
