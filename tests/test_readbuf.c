@@ -285,6 +285,90 @@ static void test_out_of_memory(void **state)
     ts__readbuf_free(&rb);
 }
 
+/*
+ * A lent block carries its lender's tag, in no extra space: settling hands
+ * the tag back, keeping nothing when every byte was consumed and the live
+ * bytes, in a block of their own sized to them, otherwise. Bytes kept in an
+ * own block come along to the next lent block.
+ */
+static void test_lent_block_tag(void **state)
+{
+    (void)state;
+    assert_int_equal(sizeof(ts__readbuf), 4 * sizeof(size_t));
+    static char block[1024];
+    ts__readbuf rb;
+    ts__readbuf_init(&rb);
+    assert_int_equal(ts__readbuf_lent(&rb), 0);
+    ts__readbuf_lend(&rb, block, sizeof block, 3);
+    assert_int_equal(ts__readbuf_lent(&rb), 3);
+    assert_int_equal(ts__readbuf_capacity(&rb), sizeof block);
+    assert_int_equal(ts__readbuf_append(&rb, "line\n", 5, 4096), 0);
+    assert_ptr_equal(ts__readbuf_data(&rb), block);
+    ts__readbuf_consume(&rb, 5);
+    assert_int_equal(ts__readbuf_settle(&rb), 3);
+    assert_null(rb.base);
+    assert_int_equal(ts__readbuf_lent(&rb), 0);
+    assert_int_equal(ts__readbuf_capacity(&rb), 0);
+
+    assert_int_equal(ts__readbuf_append(&rb, "partial", 7, 4096), 0);
+    assert_int_equal(ts__readbuf_lent(&rb), 0);
+    ts__readbuf_lend(&rb, block, sizeof block, TS__RB_TAG_MAX); /* the own block is freed (the allocator checks) */
+    assert_int_equal(ts__readbuf_lent(&rb), TS__RB_TAG_MAX);
+    assert_int_equal(ts__readbuf_capacity(&rb), sizeof block);
+    assert_ptr_equal(ts__readbuf_data(&rb), block);
+    assert_memory_equal(block, "partial", 7);
+    ts__readbuf_consume(&rb, 3);
+    assert_int_equal(ts__readbuf_settle(&rb), TS__RB_TAG_MAX);
+    assert_int_equal(ts__readbuf_lent(&rb), 0);
+    assert_int_equal(ts__readbuf_capacity(&rb), 64);
+    assert_memory_equal(ts__readbuf_data(&rb), "tial", 4);
+    assert_int_equal(ts__readbuf_settle(&rb), 0); /* an own block: no tag to hand back */
+    assert_memory_equal(ts__readbuf_data(&rb), "tial", 4);
+    ts__readbuf_consume(&rb, 4);
+    assert_int_equal(ts__readbuf_settle(&rb), 0);
+    assert_null(rb.base);
+
+    /* Outgrowing a lent block moves the bytes to an own block: the tag is gone, the capacity exact. */
+    ts__readbuf_lend(&rb, block, sizeof block, 2);
+    char fill[1000];
+    memset(fill, 'f', sizeof fill);
+    assert_int_equal(ts__readbuf_append(&rb, fill, sizeof fill, 1500), 0);
+    size_t avail;
+    assert_non_null(ts__readbuf_reserve(&rb, 100, 1500, &avail));
+    assert_int_equal(ts__readbuf_lent(&rb), 0);
+    assert_int_equal(ts__readbuf_capacity(&rb), 1500);
+    assert_int_equal(avail, 500);
+    assert_memory_equal(ts__readbuf_data(&rb), fill, sizeof fill);
+    assert_int_equal(ts__readbuf_settle(&rb), 0);
+    ts__readbuf_free(&rb);
+
+    /* Out of memory while settling: the tag still comes back, marked lost, and nothing is kept. */
+    ts__readbuf_lend(&rb, block, sizeof block, 1);
+    assert_int_equal(ts__readbuf_append(&rb, "abc", 3, 4096), 0);
+    tu_fail_alloc_after(0);
+    assert_int_equal(ts__readbuf_settle(&rb), 1 | TS__RB_LOST);
+    assert_null(rb.base);
+    assert_int_equal(ts__readbuf_len(&rb), 0);
+}
+
+/* A block past TS__RB_CAP_MAX (the capacity shares its word with the tag) is refused like a failed allocation. */
+static void test_capacity_limit(void **state)
+{
+    (void)state;
+    ts__readbuf rb;
+    ts__readbuf_init(&rb);
+    size_t avail;
+    assert_null(ts__readbuf_reserve(&rb, TS__RB_CAP_MAX + 1, SIZE_MAX, &avail));
+    assert_null(rb.base);
+    assert_int_equal(ts__readbuf_append(&rb, "abc", 3, 100), 0);
+    size_t cap = ts__readbuf_capacity(&rb);
+    assert_null(ts__readbuf_reserve(&rb, TS__RB_CAP_MAX - 1, SIZE_MAX, &avail));
+    assert_int_equal(ts__readbuf_capacity(&rb), cap);
+    assert_int_equal(ts__readbuf_len(&rb), 3);
+    assert_memory_equal(ts__readbuf_data(&rb), "abc", 3);
+    ts__readbuf_free(&rb);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -298,6 +382,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_append_from_guard_page, setup, teardown),
         cmocka_unit_test_setup_teardown(test_random_ops_match_model, setup, teardown),
         cmocka_unit_test_setup_teardown(test_out_of_memory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lent_block_tag, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_capacity_limit, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
