@@ -139,11 +139,17 @@ char *ts__readbuf_make_room(ts__readbuf *rb, size_t want, size_t max_cap, size_t
         /* Doubling may overshoot the stream's limit; the limit wins unless the request itself is bigger. */
         if (ncap > max_cap)
             ncap = TS__MAX(max_cap, need);
-        char *p = ncap <= TS__RB_CAP_MAX ? ts__realloc(rb->base, ncap) : NULL;
-        if (!p)
-            return NULL;
-        rb->base = p;
-        rb->cap = ncap;
+        if (rb->start > 0) {
+            /* realloc would keep the offset, and the tail would be short of the need by the prefix. */
+            if (!move_to_own(rb, ncap))
+                return NULL;
+        } else {
+            char *p = ncap <= TS__RB_CAP_MAX ? ts__realloc(rb->base, ncap) : NULL;
+            if (!p)
+                return NULL;
+            rb->base = p;
+            rb->cap = ncap;
+        }
         tail = ncap - rb->len;
     }
     *avail = tail;

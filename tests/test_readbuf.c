@@ -90,15 +90,21 @@ static void test_doubling_growth_and_limit(void **state)
     ts__readbuf_free(&rb);
 }
 
+/* Fills @p data with the bytes 0 .. 99 and a new @p rb with them, in a block of exactly 100 bytes. */
+static void hundred_bytes(ts__readbuf *rb, char data[100])
+{
+    ts__readbuf_init(rb);
+    for (int i = 0; i < 100; i++)
+        data[i] = (char)i;
+    assert_int_equal(ts__readbuf_append(rb, data, 100, 100), 0);
+}
+
 static void test_compaction_only_when_the_tail_is_short(void **state)
 {
     (void)state;
     ts__readbuf rb;
-    ts__readbuf_init(&rb);
     char data[100];
-    for (int i = 0; i < 100; i++)
-        data[i] = (char)i;
-    assert_int_equal(ts__readbuf_append(&rb, data, 100, 100), 0);
+    hundred_bytes(&rb, data);
     ts__readbuf_consume(&rb, 40); /* prefix 40 < half */
     size_t avail;
     /* Tail room 0, must compact (not grow) to fit 30 more. */
@@ -128,8 +134,33 @@ static void test_compaction_only_when_the_tail_is_short(void **state)
     ts__readbuf_consume(&rb, 10);
     assert_non_null(ts__readbuf_reserve(&rb, 50, 1000, &avail));
     assert_int_equal(rb.cap, 200);
-    assert_int_equal(rb.start, 10); /* realloc kept the offset: nothing was moved inside the block */
+    assert_int_equal(rb.start, 0); /* the live bytes moved once, to the front of the new block */
     assert_memory_equal(ts__readbuf_data(&rb), data + 10, 90);
+    ts__readbuf_free(&rb);
+}
+
+/*
+ * Growth after a consumed prefix too short to compact into: the room handed
+ * out is really there, up to the limit (the tail once ended the prefix's
+ * length past the block).
+ */
+static void test_growth_after_prefix_room_is_real(void **state)
+{
+    (void)state;
+    ts__readbuf rb;
+    char data[100];
+    hundred_bytes(&rb, data);
+    ts__readbuf_consume(&rb, 10);
+    size_t avail;
+    char *tail = ts__readbuf_reserve(&rb, 50, 140, &avail); /* the limit: exactly the 140 bytes needed */
+    assert_non_null(tail);
+    assert_true(avail >= 50);
+    assert_true((size_t)(tail - rb.base) + avail <= ts__readbuf_capacity(&rb));
+    memset(tail, 'x', avail);
+    ts__readbuf_commit(&rb, 50);
+    assert_int_equal(ts__readbuf_len(&rb), 140);
+    assert_memory_equal(ts__readbuf_data(&rb), data + 10, 90);
+    assert_int_equal(ts__readbuf_data(&rb)[90], 'x');
     ts__readbuf_free(&rb);
 }
 
@@ -377,6 +408,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_doubling_growth_and_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compaction_only_when_the_tail_is_short, setup, teardown),
         cmocka_unit_test_setup_teardown(test_small_prefix_not_compacted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_growth_after_prefix_room_is_real, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bulk_lines_move_few_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_empty_restarts_at_zero, setup, teardown),
         cmocka_unit_test_setup_teardown(test_append_from_guard_page, setup, teardown),
