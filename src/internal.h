@@ -148,20 +148,21 @@ void ts__ioloop_after_fork(ts_ioloop *loop);
  * stream at a time: streams read into one and keep only what the pending
  * read leaves unconsumed. The first is kept for the loop's life; the others
  * exist while lent (several streams in the middle of large messages at
- * once). NULL when none is free and none can be reclaimed or allocated (the
- * stream then reads into a block of its own).
+ * once). A block is named by its tag (*tag, 1 .. TS__LOOP_RDBUFS), which the
+ * borrower passes back. NULL when none is free and none can be reclaimed or
+ * allocated (the stream then reads into a block of its own).
  */
-char *ts__ioloop_rdbuf_take(ts_ioloop *loop);
-void ts__ioloop_rdbuf_give(ts_ioloop *loop, char *block);
+char *ts__ioloop_rdbuf_take(ts_ioloop *loop, unsigned *tag);
+void ts__ioloop_rdbuf_give(ts_ioloop *loop, unsigned tag);
 /*
- * The stream holding @p block keeps it between its runs (an unfinished
+ * The stream holding block @p tag keeps it between its runs (an unfinished
  * message sits in it and more is on the way): when no block is free, a take
  * by another stream calls @p reclaim(@p keeper), which must give the block
  * back (moving the keeper's bytes out). ts__ioloop_rdbuf_use() ends the rest
  * when the keeper works in it again; giving the block back ends it too.
  */
-void ts__ioloop_rdbuf_rest(ts_ioloop *loop, char *block, void (*reclaim)(void *keeper), void *keeper);
-void ts__ioloop_rdbuf_use(ts_ioloop *loop, char *block);
+void ts__ioloop_rdbuf_rest(ts_ioloop *loop, unsigned tag, void (*reclaim)(void *keeper), void *keeper);
+void ts__ioloop_rdbuf_use(ts_ioloop *loop, unsigned tag);
 
 /*
  * Free blocks of one size kept for reuse (the write buffers' copy chunks),

@@ -364,76 +364,69 @@ void ts__ioloop_before_fork(ts_ioloop *loop)
 
 void ts__ioloop_after_fork(ts_ioloop *loop) { ev_loop_fork(loop->ev); }
 
-static char *lend_block(ts__rdblock *b)
+static char *lend_block(ts_ioloop *loop, ts__rdblock *b, unsigned *tag)
 {
     if (!b->base && !(b->base = ts__malloc(TS__LOOP_RDBUF)))
         return NULL;
     b->lent = true;
+    *tag = (unsigned)(b - loop->rdbufs) + 1;
     return b->base;
 }
 
-char *ts__ioloop_rdbuf_take(ts_ioloop *loop)
+/* A take while the first block is lent: a block of its own, or one reclaimed from a resting stream. */
+__attribute__((noinline)) static char *take_other(ts_ioloop *loop, unsigned *tag)
 {
-    ts__rdblock *free_slot = NULL;
-    for (int i = 0; i < TS__LOOP_RDBUFS; i++) {
-        ts__rdblock *b = &loop->rdbufs[i];
-        if (b->base && !b->lent)
-            return lend_block(b);
-        if (!b->base && !free_slot)
-            free_slot = b;
-    }
-    if (free_slot)
-        return lend_block(free_slot);
+    for (int i = 0; i < TS__LOOP_RDBUFS; i++)
+        if (!loop->rdbufs[i].base)
+            return lend_block(loop, &loop->rdbufs[i], tag);
     /* All lent: take one back from a stream resting with it. */
     for (int i = 0; i < TS__LOOP_RDBUFS; i++) {
         ts__rdblock *b = &loop->rdbufs[i];
         if (b->reclaim) {
             void (*reclaim)(void *) = b->reclaim;
             b->reclaim = NULL;
-            reclaim(b->keeper); /* gives it back */
-            if (!b->lent && b->base)
-                return lend_block(b);
+            reclaim(b->keeper); /* gives it back (a block past the first is freed: made again) */
+            if (!b->lent)
+                return lend_block(loop, b, tag);
         }
     }
     return NULL;
 }
 
-static ts__rdblock *find_block(ts_ioloop *loop, const char *block)
+char *ts__ioloop_rdbuf_take(ts_ioloop *loop, unsigned *tag)
 {
-    for (int i = 0; i < TS__LOOP_RDBUFS; i++)
-        if (loop->rdbufs[i].base == block)
-            return &loop->rdbufs[i];
-    return NULL;
+    /* Blocks past the first exist only while lent: the first is the one that can be free. */
+    ts__rdblock *first = &loop->rdbufs[0];
+    if (first->lent || !first->base)
+        return take_other(loop, tag);
+    first->lent = true;
+    *tag = 1;
+    return first->base;
 }
 
-void ts__ioloop_rdbuf_give(ts_ioloop *loop, char *block)
+__attribute__((noinline)) static void drop_block(ts__rdblock *b)
 {
-    ts__rdblock *b = find_block(loop, block);
-    if (!b)
-        return;
+    ts__free(b->base);
+    b->base = NULL;
+}
+
+void ts__ioloop_rdbuf_give(ts_ioloop *loop, unsigned tag)
+{
+    ts__rdblock *b = &loop->rdbufs[tag - 1];
     b->lent = false;
     b->reclaim = NULL;
-    if (b != &loop->rdbufs[0]) { /* only the first outlives its loan */
-        ts__free(b->base);
-        b->base = NULL;
-    }
+    if (tag != 1) /* only the first outlives its loan */
+        drop_block(b);
 }
 
-void ts__ioloop_rdbuf_rest(ts_ioloop *loop, char *block, void (*reclaim)(void *keeper), void *keeper)
+void ts__ioloop_rdbuf_rest(ts_ioloop *loop, unsigned tag, void (*reclaim)(void *keeper), void *keeper)
 {
-    ts__rdblock *b = find_block(loop, block);
-    if (b) {
-        b->reclaim = reclaim;
-        b->keeper = keeper;
-    }
+    ts__rdblock *b = &loop->rdbufs[tag - 1];
+    b->reclaim = reclaim;
+    b->keeper = keeper;
 }
 
-void ts__ioloop_rdbuf_use(ts_ioloop *loop, char *block)
-{
-    ts__rdblock *b = find_block(loop, block);
-    if (b)
-        b->reclaim = NULL;
-}
+void ts__ioloop_rdbuf_use(ts_ioloop *loop, unsigned tag) { loop->rdbufs[tag - 1].reclaim = NULL; }
 
 ts__wpools *ts__ioloop_write_pools(ts_ioloop *loop) { return &loop->wpools; }
 

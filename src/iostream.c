@@ -140,7 +140,7 @@ static void destroy(ts_iostream *s)
     ts__io_disarm_handshake_timer(s);
     ts__io_timeouts_free(s);
     if (s->rb.lent)
-        ts__ioloop_rdbuf_give(s->loop, s->rb.base);
+        ts__ioloop_rdbuf_give(s->loop, ts__readbuf_lent(&s->rb));
     ts__readbuf_free(&s->rb);
     ts__writebuf_release(s->wb);
     ts__io_read_free(s);
@@ -431,8 +431,8 @@ static void run(ts_iostream *s, int events, bool inline_io)
 {
     s->refs++;
     s->flags |= TS__F_IN_RUN;
-    if (s->rb.lent)
-        ts__ioloop_rdbuf_use(s->loop, s->rb.base); /* kept since the last run: nobody may reclaim it under this one */
+    if (s->rb.lent) /* kept since the last run: nobody may reclaim it under this one */
+        ts__ioloop_rdbuf_use(s->loop, ts__readbuf_lent(&s->rb));
     /* A kick only asks for this run; a deferred run is inline, so the read is retried. */
     s->flags &= ~(TS__F_RDRAINED | TS__F_WBLOCKED | TS__F_KICK);
     s->run_reads = 0;
@@ -473,17 +473,16 @@ static void run(ts_iostream *s, int events, bool inline_io)
  * bytes must stay valid until it returns. The release then happens when
  * run() settles interest on its way out (destroy() frees the rest).
  */
-static void settle_read_memory(ts_iostream *s)
+static inline void settle_read_memory(ts_iostream *s)
 {
     /* Echoes still queued by reference are copied: their bytes are about to move. */
     if (ts__writebuf_has_views(s->wb))
         ts__io_pin_views(s, false, true);
     /* The loop's block goes back; an idle stream keeps no read memory, a busy one what it holds. */
-    bool lost;
-    char *block = s->rb.base;
-    if (ts__readbuf_settle(&s->rb, &lost))
-        ts__ioloop_rdbuf_give(s->loop, block);
-    if (lost)
+    unsigned r = ts__readbuf_settle(&s->rb);
+    if (r & TS__RB_TAG_MAX)
+        ts__ioloop_rdbuf_give(s->loop, r & TS__RB_TAG_MAX);
+    if (r & TS__RB_LOST)
         ts__io_close(s, TS_ENOMEM, false);
 }
 
@@ -509,7 +508,7 @@ static void release_read_memory(ts_iostream *s)
     if ((s->flags & TS__F_VIEW) || !s->rb.base)
         return;
     if (keeps_read_block(s)) { /* the block stays put: so do the bytes echoes queued by reference point at */
-        ts__ioloop_rdbuf_rest(s->loop, s->rb.base, reclaim_read_block, s);
+        ts__ioloop_rdbuf_rest(s->loop, ts__readbuf_lent(&s->rb), reclaim_read_block, s);
         return;
     }
     settle_read_memory(s);

@@ -25,23 +25,31 @@
  * view handed to a read callback stays valid until the core calls reserve,
  * append, settle or release again.
  *
- * The block may also be lent (@c lent): the loop's shared read block, which
- * the stream reads into while it runs and hands back when it settles
+ * The block may also be lent (@c lent != 0): the loop's shared read block,
+ * which the stream reads into while it runs and hands back when it settles
  * (ts__readbuf_settle()), keeping only what is left unconsumed, in a block
- * of its own sized to it. Lent memory is never freed or resized here.
+ * of its own sized to it. @c lent is the lender's tag for the block (the
+ * loop's block index + 1), so giving it back needs no search. Lent memory is
+ * never freed or resized here. The tag shares a word with @c cap, which keeps
+ * the buffer four words long (every connection has one, idle or not); cap
+ * is then limited to TS__RB_CAP_MAX, and growing past it fails as
+ * allocating would.
  */
+#define TS__RB_TAG_BITS 3
+#define TS__RB_TAG_MAX ((1u << TS__RB_TAG_BITS) - 1)
+#define TS__RB_CAP_MAX (SIZE_MAX >> TS__RB_TAG_BITS)
 typedef struct ts__readbuf {
     char *base;
-    size_t cap;
+    size_t lent : TS__RB_TAG_BITS; /* 0: the buffer's own block (or none); else the lender's tag */
+    size_t cap : sizeof(size_t) * 8 - TS__RB_TAG_BITS;
     size_t start;
     size_t len;
-    bool lent;
 } ts__readbuf;
 
 /** Where ts__readbuf_data() points while no block is allocated. */
 extern const char ts__readbuf_empty[1];
 
-void ts__readbuf_init(ts__readbuf *rb);
+static inline void ts__readbuf_init(ts__readbuf *rb) { *rb = (ts__readbuf){0}; }
 /** Frees the block (the buffer is then empty and released). */
 void ts__readbuf_free(ts__readbuf *rb);
 
@@ -52,17 +60,38 @@ static inline const char *ts__readbuf_data(const ts__readbuf *rb)
 }
 static inline size_t ts__readbuf_len(const ts__readbuf *rb) { return rb->len; }
 static inline size_t ts__readbuf_capacity(const ts__readbuf *rb) { return rb->cap; }
+/** The tag the block was lent with (ts__readbuf_lend()), 0 if the block is the buffer's own. */
+static inline unsigned ts__readbuf_lent(const ts__readbuf *rb) { return (unsigned)rb->lent; }
 
+/** ts__readbuf_reserve() without moving memory: the tail, or NULL if it is shorter than @p want (or absent). */
+static inline char *ts__readbuf_tail(ts__readbuf *rb, size_t want, size_t *avail)
+{
+    /* Restarting an empty buffer at 0 is free and keeps the tail long. */
+    if (rb->len == 0)
+        rb->start = 0;
+    size_t tail = rb->cap - rb->start - rb->len; /* 0 while no block is allocated */
+    if (tail == 0 || tail < want)
+        return NULL;
+    *avail = tail;
+    return rb->base + rb->start + rb->len;
+}
+/** ts__readbuf_reserve() once ts__readbuf_tail() found the tail too short: compacts or grows. */
+char *ts__readbuf_make_room(ts__readbuf *rb, size_t want, size_t max_cap, size_t *avail);
 /**
  * Makes room for at least @p want more bytes at the tail and returns the
  * tail (*avail receives the room there, >= want). Compacts with memmove when
- * it must grow or when the consumed prefix passes half of the block; grows
- * by doubling, but never past max(max_cap, len + want). NULL on allocation
+ * the tail is too short and the consumed prefix makes up the difference;
+ * otherwise grows by doubling, but never past max(max_cap, len + want). A
+ * lent block is never grown: the bytes move to an own block. NULL on allocation
  * failure (the buffer is unchanged). Invalidates earlier data pointers.
  */
-char *ts__readbuf_reserve(ts__readbuf *rb, size_t want, size_t max_cap, size_t *avail);
+static inline char *ts__readbuf_reserve(ts__readbuf *rb, size_t want, size_t max_cap, size_t *avail)
+{
+    char *tail = ts__readbuf_tail(rb, want, avail);
+    return tail ? tail : ts__readbuf_make_room(rb, want, max_cap, avail);
+}
 /** Marks @p n bytes written at the tail (after reserve) as data. */
-void ts__readbuf_commit(ts__readbuf *rb, size_t n);
+static inline void ts__readbuf_commit(ts__readbuf *rb, size_t n) { rb->len += n; }
 /** Copies @p n bytes in (reserve + memcpy + commit). 0 or TS_ENOMEM. */
 int ts__readbuf_append(ts__readbuf *rb, const void *data, size_t n, size_t max_cap);
 /** Drops @p n bytes from the front. Moves no memory: the bytes just consumed may still be on loan to a callback. */
@@ -79,21 +108,47 @@ static inline void ts__readbuf_release_if_empty(ts__readbuf *rb)
 }
 /** Size class of a block kept for @p len bytes: a power of two, at least 64. */
 size_t ts__readbuf_class(size_t len);
+/** ts__readbuf_lend() for a buffer that holds a block: its live bytes are copied. */
+void ts__readbuf_lend_move(ts__readbuf *rb, char *block, size_t cap, unsigned tag);
 /**
  * Moves the buffer onto @p block (@p cap bytes, which must hold the live
- * bytes): the live bytes are copied there and the buffer's own block is
- * freed. Invalidates earlier data pointers.
+ * bytes), lent under @p tag (1 .. TS__RB_TAG_MAX): the live bytes are copied
+ * there and the buffer's own block is freed. Invalidates earlier data
+ * pointers.
  */
-void ts__readbuf_lend(ts__readbuf *rb, char *block, size_t cap);
+static inline void ts__readbuf_lend(ts__readbuf *rb, char *block, size_t cap, unsigned tag)
+{
+    if (rb->base) {
+        ts__readbuf_lend_move(rb, block, cap, tag);
+        return;
+    }
+    rb->base = block;
+    rb->cap = cap;
+    rb->lent = tag;
+    rb->start = 0; /* (no block: nothing is live) */
+}
+/** Added to ts__readbuf_settle()'s result when the live bytes were lost. */
+#define TS__RB_LOST (1u << TS__RB_TAG_BITS)
+/** ts__readbuf_settle() for a buffer with live bytes or an own block. */
+unsigned ts__readbuf_settle_move(ts__readbuf *rb);
 /**
  * Gives a lent block back: the live bytes move to a block of their own of
  * ts__readbuf_class(len) bytes (none when empty). An own block much larger
  * than its live bytes (past 4 KiB and 4 times their class) shrinks to
- * their class. Returns whether a lent block was let go (the caller returns
- * it to its owner); on allocation failure the live bytes are dropped and
- * *lost is set. Invalidates earlier data pointers.
+ * their class; an empty one is freed. Returns the tag of the lent block let
+ * go (the caller returns it to its owner), 0 if none was, plus TS__RB_LOST
+ * if the live bytes could not be moved (out of memory: they are dropped).
+ * Invalidates earlier data pointers.
  */
-bool ts__readbuf_settle(ts__readbuf *rb, bool *lost);
+static inline unsigned ts__readbuf_settle(ts__readbuf *rb)
+{
+    unsigned tag = (unsigned)rb->lent;
+    if (rb->len == 0 && tag) { /* the common end of a run: every byte was consumed */
+        ts__readbuf_init(rb);
+        return tag;
+    }
+    return ts__readbuf_settle_move(rb);
+}
 
 /* ------------------------------------------------------------------------ */
 /* Write buffer: FIFO of chunks plus write markers, indexed by byte count.   */

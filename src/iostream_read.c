@@ -232,10 +232,12 @@ static void borrow_block(ts_iostream *s, size_t want)
     if (rb->lent || (rb->base && rb->cap - rb->start - rb->len >= want) || rb->len + want > TS__LOOP_RDBUF / 2 ||
         (s->flags & TS__F_VIEW))
         return;
-    char *block = ts__ioloop_rdbuf_take(s->loop);
+    unsigned tag;
+    char *block = ts__ioloop_rdbuf_take(s->loop, &tag);
     if (block)
-        ts__readbuf_lend(rb, block, TS__LOOP_RDBUF);
+        ts__readbuf_lend(rb, block, TS__LOOP_RDBUF, tag);
 }
+_Static_assert(TS__LOOP_RDBUFS <= TS__RB_TAG_MAX, "a read buffer's tag names each of the loop's blocks");
 
 /* How far the block may grow: max_buffer_size, or the pending read's max_bytes plus one chunk. */
 static size_t grow_cap(const ts_iostream *s)
@@ -279,8 +281,8 @@ static ssize_t read_once(ts_iostream *s)
                 return -1;
         }
         borrow_block(s, want);
-        dst = ts__readbuf_reserve(&s->rb, want, grow_cap(s), &room);
-        if (!dst) {
+        dst = ts__readbuf_tail(&s->rb, want, &room);
+        if (!dst && !(dst = ts__readbuf_make_room(&s->rb, want, grow_cap(s), &room))) {
             ts__io_close(s, TS_ENOMEM, false);
             return -1;
         }

@@ -13,7 +13,7 @@
 /* Shared by every released buffer so data pointers are never NULL. */
 const char ts__readbuf_empty[1] = "";
 
-void ts__readbuf_init(ts__readbuf *rb) { memset(rb, 0, sizeof(*rb)); }
+_Static_assert(sizeof(ts__readbuf) == 4 * sizeof(size_t), "the lent tag shares the cap word");
 
 void ts__readbuf_free(ts__readbuf *rb)
 {
@@ -30,7 +30,7 @@ size_t ts__readbuf_class(size_t len)
     return c < len ? len : c;
 }
 
-void ts__readbuf_lend(ts__readbuf *rb, char *block, size_t cap)
+void ts__readbuf_lend_move(ts__readbuf *rb, char *block, size_t cap, unsigned tag)
 {
     if (rb->len)
         memcpy(block, rb->base + rb->start, rb->len);
@@ -39,13 +39,13 @@ void ts__readbuf_lend(ts__readbuf *rb, char *block, size_t cap)
     rb->base = block;
     rb->cap = cap;
     rb->start = 0;
-    rb->lent = true;
+    rb->lent = tag;
 }
 
 /* Moves the live bytes to a new own block of @p cap bytes. */
 static bool move_to_own(ts__readbuf *rb, size_t cap)
 {
-    char *p = ts__malloc(cap);
+    char *p = cap <= TS__RB_CAP_MAX ? ts__malloc(cap) : NULL;
     if (!p)
         return false;
     memcpy(p, rb->base + rb->start, rb->len);
@@ -54,30 +54,29 @@ static bool move_to_own(ts__readbuf *rb, size_t cap)
     rb->base = p;
     rb->cap = cap;
     rb->start = 0;
-    rb->lent = false;
+    rb->lent = 0;
     return true;
 }
 
-bool ts__readbuf_settle(ts__readbuf *rb, bool *lost)
+unsigned ts__readbuf_settle_move(ts__readbuf *rb)
 {
-    *lost = false;
+    unsigned tag = (unsigned)rb->lent;
     if (rb->len == 0) {
-        bool was_lent = rb->lent;
         if (rb->base)
             ts__readbuf_free(rb);
-        return was_lent;
+        return tag;
     }
     size_t want = ts__readbuf_class(rb->len);
-    if (rb->lent) {
+    if (tag) {
         if (!move_to_own(rb, want)) {
-            *lost = true;
             ts__readbuf_init(rb);
+            return tag | TS__RB_LOST;
         }
-        return true;
+        return tag;
     }
     if (rb->cap > 4096 && rb->cap / 4 > want)
         (void)move_to_own(rb, want); /* failing to shrink loses nothing */
-    return false;
+    return 0;
 }
 
 /* Moves the live bytes to the front of the block. */
@@ -90,12 +89,12 @@ static void compact(ts__readbuf *rb)
     rb->start = 0;
 }
 
-char *ts__readbuf_reserve(ts__readbuf *rb, size_t want, size_t max_cap, size_t *avail)
+char *ts__readbuf_make_room(ts__readbuf *rb, size_t want, size_t max_cap, size_t *avail)
 {
     if (want == 0)
         want = 1;
     if (!rb->base) {
-        char *p = ts__malloc(want);
+        char *p = want <= TS__RB_CAP_MAX ? ts__malloc(want) : NULL;
         if (!p)
             return NULL;
         rb->base = p;
@@ -103,7 +102,6 @@ char *ts__readbuf_reserve(ts__readbuf *rb, size_t want, size_t max_cap, size_t *
         rb->start = 0;
         rb->len = 0;
     }
-    /* Restarting an empty buffer at 0 is free and keeps the tail long. */
     if (rb->len == 0)
         rb->start = 0;
     size_t tail = rb->cap - rb->start - rb->len;
@@ -141,18 +139,22 @@ char *ts__readbuf_reserve(ts__readbuf *rb, size_t want, size_t max_cap, size_t *
         /* Doubling may overshoot the stream's limit; the limit wins unless the request itself is bigger. */
         if (ncap > max_cap)
             ncap = TS__MAX(max_cap, need);
-        char *p = ts__realloc(rb->base, ncap);
-        if (!p)
-            return NULL;
-        rb->base = p;
-        rb->cap = ncap;
+        if (rb->start > 0) {
+            /* realloc would keep the offset, and the tail would be short of the need by the prefix. */
+            if (!move_to_own(rb, ncap))
+                return NULL;
+        } else {
+            char *p = ncap <= TS__RB_CAP_MAX ? ts__realloc(rb->base, ncap) : NULL;
+            if (!p)
+                return NULL;
+            rb->base = p;
+            rb->cap = ncap;
+        }
         tail = ncap - rb->len;
     }
     *avail = tail;
     return rb->base + rb->start + rb->len;
 }
-
-void ts__readbuf_commit(ts__readbuf *rb, size_t n) { rb->len += n; }
 
 int ts__readbuf_append(ts__readbuf *rb, const void *data, size_t n, size_t max_cap)
 {

@@ -982,6 +982,61 @@ static void test_errors_named(void **state)
     assert_string_equal(ts_version(), TS_VERSION_STRING);
 }
 
+typedef struct rd_keeper {
+    ts_ioloop *loop;
+    unsigned tag;
+    int reclaims;
+} rd_keeper;
+
+static void rd_give_back(void *arg)
+{
+    rd_keeper *k = arg;
+    k->reclaims++;
+    ts__ioloop_rdbuf_give(k->loop, k->tag);
+}
+
+/*
+ * The shared read blocks are named by their tags: give, rest and use act on
+ * the block named alone. With every block lent, a take reclaims one from a
+ * keeper resting with it (never one using its block again) and lends it at
+ * once, a block past the first too, which going back freed.
+ */
+static void test_read_blocks_by_tag(void **state)
+{
+    (void)state;
+    ts_ioloop *loop = tu_loop_new(10);
+    char *b[TS__LOOP_RDBUFS];
+    unsigned t;
+    for (unsigned i = 0; i < TS__LOOP_RDBUFS; i++) {
+        b[i] = ts__ioloop_rdbuf_take(loop, &t);
+        assert_non_null(b[i]);
+        assert_int_equal(t, i + 1);
+        for (unsigned j = 0; j < i; j++)
+            assert_ptr_not_equal(b[i], b[j]);
+    }
+    assert_null(ts__ioloop_rdbuf_take(loop, &t)); /* none free, none resting */
+    ts__ioloop_rdbuf_give(loop, 1);
+    assert_ptr_equal(ts__ioloop_rdbuf_take(loop, &t), b[0]); /* the first outlives its loans */
+    assert_int_equal(t, 1);
+    ts__ioloop_rdbuf_give(loop, 3);
+    assert_non_null(ts__ioloop_rdbuf_take(loop, &t));
+    assert_int_equal(t, 3);
+
+    rd_keeper k2 = {loop, 2, 0}, k4 = {loop, 4, 0};
+    ts__ioloop_rdbuf_rest(loop, 2, rd_give_back, &k2);
+    ts__ioloop_rdbuf_rest(loop, 4, rd_give_back, &k4);
+    ts__ioloop_rdbuf_use(loop, 4); /* its keeper works in it again */
+    assert_non_null(ts__ioloop_rdbuf_take(loop, &t));
+    assert_int_equal(t, 2);
+    assert_int_equal(k2.reclaims, 1);
+    assert_int_equal(k4.reclaims, 0);
+    assert_null(ts__ioloop_rdbuf_take(loop, &t));
+    assert_int_equal(k4.reclaims, 0);
+    for (unsigned i = 1; i <= TS__LOOP_RDBUFS; i++)
+        ts__ioloop_rdbuf_give(loop, i);
+    tu_loop_free(loop);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1013,6 +1068,7 @@ int main(void)
         cmocka_unit_test(test_new_from_ev),
         cmocka_unit_test(test_callback_error_goes_to_log_hook),
         cmocka_unit_test(test_errors_named),
+        cmocka_unit_test(test_read_blocks_by_tag),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -169,6 +169,109 @@ static void test_undelimited_flood_stays_under_max_bytes(void **state)
     assert_int_equal(tu_count_fds(), fds_before);
 }
 
+typedef struct big_lines {
+    int calls, bad;
+    size_t lens[2];
+} big_lines;
+
+static void on_big_line(ts_iostream *s, int status, const char *data, size_t len, void *arg)
+{
+    big_lines *b = arg;
+    if (status != 0 || b->calls >= 2) {
+        b->bad++;
+        return;
+    }
+    char want = b->calls == 0 ? 'a' : 'b';
+    for (size_t i = 0; i + 1 < len; i++)
+        if (data[i] != want) {
+            b->bad++;
+            break;
+        }
+    b->lens[b->calls++] = len;
+    if (b->calls == 1) /* the limit caps the block's growth for the rest of this line */
+        assert_int_equal(ts_iostream_read_until(s, "\n", 1, 500u << 10, on_big_line, b), 0);
+}
+
+/* A transport that hands the core as many scripted bytes as it asks for (its fd never becomes readable). */
+typedef struct script {
+    int fd;
+    const char *p;
+    size_t left;
+} script;
+
+static int sc_fileno(void *t) { return ((script *)t)->fd; }
+
+static ssize_t sc_read(void *t, void *buf, size_t len)
+{
+    script *sc = t;
+    if (sc->left == 0)
+        return TS_EAGAIN;
+    size_t n = len < sc->left ? len : sc->left;
+    memcpy(buf, sc->p, n);
+    sc->p += n;
+    sc->left -= n;
+    return (ssize_t)n;
+}
+
+static ssize_t sc_write(void *t, const struct iovec *iov, int cnt)
+{
+    (void)t, (void)iov, (void)cnt;
+    return TS_EAGAIN;
+}
+
+static void sc_close(void *t)
+{
+    script *sc = t;
+    if (sc->fd >= 0)
+        close(sc->fd);
+    sc->fd = -1;
+}
+
+static size_t sc_pending(void *t) { return ((script *)t)->left; }
+
+/*
+ * Reads of 1 MiB chunks (the stream never borrows the loop's block), each
+ * answered in full: a line consumed from the front of the stream's own
+ * block, then the next one, whose max_bytes caps the growth, growing that
+ * block. Every read lands inside it.
+ */
+static void test_big_chunks_after_a_consumed_line(void **state)
+{
+    (void)state;
+    static const ts_stream_ops ops = {.size = sizeof(ts_stream_ops),
+                                      .name = "script",
+                                      .fileno = sc_fileno,
+                                      .read_from_fd = sc_read,
+                                      .write_to_fd = sc_write,
+                                      .close_fd = sc_close,
+                                      .pending = sc_pending};
+    enum { L1 = 600 * 1024, L2 = 450 * 1024, MORE = 1024 * 1024 };
+    static char data[L1 + L2 + MORE]; /* (what follows the lines keeps every read answered in full) */
+    memset(data, 'a', L1 - 1);
+    data[L1 - 1] = '\n';
+    memset(data + L1, 'b', L2 - 1);
+    data[L1 + L2 - 1] = '\n';
+    memset(data + L1 + L2, 'c', MORE);
+    ts_ioloop *loop = tu_loop_new(30);
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    script sc = {.fd = sv[0], .p = data, .left = sizeof data};
+    ts_iostream_options o = {.size = sizeof o, .read_chunk_size = 1u << 20};
+    ts_iostream *s = ts_iostream_new(loop, &ops, &sc, &o);
+    assert_non_null(s);
+    big_lines b = {0};
+    assert_int_equal(ts_iostream_read_until(s, "\n", 1, 0, on_big_line, &b), 0);
+    for (int i = 0; i < 1000 && b.calls < 2 && !b.bad; i++)
+        tu_run_iterations(loop, 1);
+    assert_int_equal(b.bad, 0);
+    assert_int_equal(b.calls, 2);
+    assert_int_equal(b.lens[0], L1);
+    assert_int_equal(b.lens[1], L2);
+    ts_iostream_free(s);
+    close(sv[1]);
+    tu_loop_free(loop);
+}
+
 static void on_line(ts_iostream *s, int status, const char *data, size_t len, void *arg);
 
 static void start_line(ts_iostream *s, void *arg)
@@ -496,6 +599,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_slow_clients_keep_what_they_buffer),
         cmocka_unit_test(test_undelimited_flood_stays_under_max_bytes),
+        cmocka_unit_test(test_big_chunks_after_a_consumed_line),
         cmocka_unit_test(test_steady_echo_allocates_nothing),
         cmocka_unit_test(test_idle_stream_is_one_allocation),
         cmocka_unit_test(test_idle_echo_heap_bytes),

@@ -397,6 +397,63 @@ static void test_kept_blocks_are_given_to_other_streams(void **state)
     tu_loop_free(loop);
 }
 
+/*
+ * As many streams as the loop has read blocks each keep one between runs
+ * while a line arrives in pieces: every read of a stream lands in the block
+ * it first borrowed, and no two streams share one. One more stream reading
+ * meanwhile takes a block back from one of them; every line completes intact.
+ */
+static void test_kept_blocks_stay_with_their_keepers(void **state)
+{
+    (void)state;
+    enum { N = TS__LOOP_RDBUFS, PIECE = 8 * 1024, PIECES = 3, LEN = PIECE * (PIECES + 1) };
+    ts_ioloop *loop = tu_loop_new(30);
+    vtr v[N + 1];
+    int peer[N + 1];
+    ts_iostream *s[N + 1];
+    big r[N + 1];
+    static char line[N][LEN];
+    for (int i = 0; i <= N; i++) {
+        s[i] = view_stream(loop, &v[i], &peer[i]);
+        r[i] = (big){0};
+        assert_int_equal(ts_iostream_read_until(s[i], "\n", 1, 0, on_big, &r[i]), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        memset(line[i], 'a' + i, LEN - 1);
+        line[i][LEN - 1] = '\n';
+    }
+    for (int p = 0; p < PIECES; p++)
+        for (int i = 0; i < N; i++) {
+            send_all(peer[i], line[i] + p * PIECE, PIECE);
+            tu_run_iterations(loop, 2);
+        }
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(r[i].calls, 0);
+        assert_non_null(v[i].read_lo);
+        assert_true(v[i].read_hi - v[i].read_lo <= (ptrdiff_t)TS__LOOP_RDBUF);
+        for (int j = 0; j < i; j++)
+            assert_true(v[i].read_hi <= v[j].read_lo || v[j].read_hi <= v[i].read_lo);
+    }
+    send_all(peer[N], "x\n", 2);
+    run_until_called(loop, &r[N].calls, 50);
+    assert_int_equal(r[N].calls, 1);
+    assert_int_equal(r[N].len, 2);
+    for (int i = 0; i < N; i++)
+        send_all(peer[i], line[i] + PIECES * PIECE, LEN - PIECES * PIECE);
+    for (int i = 0; i < N; i++) {
+        run_until_called(loop, &r[i].calls, 50);
+        assert_int_equal(r[i].calls, 1);
+        assert_int_equal(r[i].status, 0);
+        assert_int_equal(r[i].len, LEN);
+        assert_int_equal(r[i].first, 'a' + i);
+    }
+    for (int i = 0; i <= N; i++) {
+        ts_iostream_free(s[i]);
+        close(peer[i]);
+    }
+    tu_loop_free(loop);
+}
+
 /* A stream freed (and its loop after it) while it keeps the loop's block: no leak, no use after free. */
 static void test_stream_freed_while_keeping_block(void **state)
 {
@@ -437,6 +494,7 @@ int main(void)
         cmocka_unit_test(test_large_message_in_pieces_allocates_nothing),
         cmocka_unit_test(test_kept_blocks_are_given_to_other_streams),
         cmocka_unit_test(test_stream_freed_while_keeping_block),
+        cmocka_unit_test(test_kept_blocks_stay_with_their_keepers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -90,15 +90,21 @@ static void test_doubling_growth_and_limit(void **state)
     ts__readbuf_free(&rb);
 }
 
+/* Fills @p data with the bytes 0 .. 99 and a new @p rb with them, in a block of exactly 100 bytes. */
+static void hundred_bytes(ts__readbuf *rb, char data[100])
+{
+    ts__readbuf_init(rb);
+    for (int i = 0; i < 100; i++)
+        data[i] = (char)i;
+    assert_int_equal(ts__readbuf_append(rb, data, 100, 100), 0);
+}
+
 static void test_compaction_only_when_the_tail_is_short(void **state)
 {
     (void)state;
     ts__readbuf rb;
-    ts__readbuf_init(&rb);
     char data[100];
-    for (int i = 0; i < 100; i++)
-        data[i] = (char)i;
-    assert_int_equal(ts__readbuf_append(&rb, data, 100, 100), 0);
+    hundred_bytes(&rb, data);
     ts__readbuf_consume(&rb, 40); /* prefix 40 < half */
     size_t avail;
     /* Tail room 0, must compact (not grow) to fit 30 more. */
@@ -128,8 +134,33 @@ static void test_compaction_only_when_the_tail_is_short(void **state)
     ts__readbuf_consume(&rb, 10);
     assert_non_null(ts__readbuf_reserve(&rb, 50, 1000, &avail));
     assert_int_equal(rb.cap, 200);
-    assert_int_equal(rb.start, 10); /* realloc kept the offset: nothing was moved inside the block */
+    assert_int_equal(rb.start, 0); /* the live bytes moved once, to the front of the new block */
     assert_memory_equal(ts__readbuf_data(&rb), data + 10, 90);
+    ts__readbuf_free(&rb);
+}
+
+/*
+ * Growth after a consumed prefix too short to compact into: the room handed
+ * out is really there, up to the limit (the tail once ended the prefix's
+ * length past the block).
+ */
+static void test_growth_after_prefix_room_is_real(void **state)
+{
+    (void)state;
+    ts__readbuf rb;
+    char data[100];
+    hundred_bytes(&rb, data);
+    ts__readbuf_consume(&rb, 10);
+    size_t avail;
+    char *tail = ts__readbuf_reserve(&rb, 50, 140, &avail); /* the limit: exactly the 140 bytes needed */
+    assert_non_null(tail);
+    assert_true(avail >= 50);
+    assert_true((size_t)(tail - rb.base) + avail <= ts__readbuf_capacity(&rb));
+    memset(tail, 'x', avail);
+    ts__readbuf_commit(&rb, 50);
+    assert_int_equal(ts__readbuf_len(&rb), 140);
+    assert_memory_equal(ts__readbuf_data(&rb), data + 10, 90);
+    assert_int_equal(ts__readbuf_data(&rb)[90], 'x');
     ts__readbuf_free(&rb);
 }
 
@@ -285,6 +316,90 @@ static void test_out_of_memory(void **state)
     ts__readbuf_free(&rb);
 }
 
+/*
+ * A lent block carries its lender's tag, in no extra space: settling hands
+ * the tag back, keeping nothing when every byte was consumed and the live
+ * bytes, in a block of their own sized to them, otherwise. Bytes kept in an
+ * own block come along to the next lent block.
+ */
+static void test_lent_block_tag(void **state)
+{
+    (void)state;
+    assert_int_equal(sizeof(ts__readbuf), 4 * sizeof(size_t));
+    static char block[1024];
+    ts__readbuf rb;
+    ts__readbuf_init(&rb);
+    assert_int_equal(ts__readbuf_lent(&rb), 0);
+    ts__readbuf_lend(&rb, block, sizeof block, 3);
+    assert_int_equal(ts__readbuf_lent(&rb), 3);
+    assert_int_equal(ts__readbuf_capacity(&rb), sizeof block);
+    assert_int_equal(ts__readbuf_append(&rb, "line\n", 5, 4096), 0);
+    assert_ptr_equal(ts__readbuf_data(&rb), block);
+    ts__readbuf_consume(&rb, 5);
+    assert_int_equal(ts__readbuf_settle(&rb), 3);
+    assert_null(rb.base);
+    assert_int_equal(ts__readbuf_lent(&rb), 0);
+    assert_int_equal(ts__readbuf_capacity(&rb), 0);
+
+    assert_int_equal(ts__readbuf_append(&rb, "partial", 7, 4096), 0);
+    assert_int_equal(ts__readbuf_lent(&rb), 0);
+    ts__readbuf_lend(&rb, block, sizeof block, TS__RB_TAG_MAX); /* the own block is freed (the allocator checks) */
+    assert_int_equal(ts__readbuf_lent(&rb), TS__RB_TAG_MAX);
+    assert_int_equal(ts__readbuf_capacity(&rb), sizeof block);
+    assert_ptr_equal(ts__readbuf_data(&rb), block);
+    assert_memory_equal(block, "partial", 7);
+    ts__readbuf_consume(&rb, 3);
+    assert_int_equal(ts__readbuf_settle(&rb), TS__RB_TAG_MAX);
+    assert_int_equal(ts__readbuf_lent(&rb), 0);
+    assert_int_equal(ts__readbuf_capacity(&rb), 64);
+    assert_memory_equal(ts__readbuf_data(&rb), "tial", 4);
+    assert_int_equal(ts__readbuf_settle(&rb), 0); /* an own block: no tag to hand back */
+    assert_memory_equal(ts__readbuf_data(&rb), "tial", 4);
+    ts__readbuf_consume(&rb, 4);
+    assert_int_equal(ts__readbuf_settle(&rb), 0);
+    assert_null(rb.base);
+
+    /* Outgrowing a lent block moves the bytes to an own block: the tag is gone, the capacity exact. */
+    ts__readbuf_lend(&rb, block, sizeof block, 2);
+    char fill[1000];
+    memset(fill, 'f', sizeof fill);
+    assert_int_equal(ts__readbuf_append(&rb, fill, sizeof fill, 1500), 0);
+    size_t avail;
+    assert_non_null(ts__readbuf_reserve(&rb, 100, 1500, &avail));
+    assert_int_equal(ts__readbuf_lent(&rb), 0);
+    assert_int_equal(ts__readbuf_capacity(&rb), 1500);
+    assert_int_equal(avail, 500);
+    assert_memory_equal(ts__readbuf_data(&rb), fill, sizeof fill);
+    assert_int_equal(ts__readbuf_settle(&rb), 0);
+    ts__readbuf_free(&rb);
+
+    /* Out of memory while settling: the tag still comes back, marked lost, and nothing is kept. */
+    ts__readbuf_lend(&rb, block, sizeof block, 1);
+    assert_int_equal(ts__readbuf_append(&rb, "abc", 3, 4096), 0);
+    tu_fail_alloc_after(0);
+    assert_int_equal(ts__readbuf_settle(&rb), 1 | TS__RB_LOST);
+    assert_null(rb.base);
+    assert_int_equal(ts__readbuf_len(&rb), 0);
+}
+
+/* A block past TS__RB_CAP_MAX (the capacity shares its word with the tag) is refused like a failed allocation. */
+static void test_capacity_limit(void **state)
+{
+    (void)state;
+    ts__readbuf rb;
+    ts__readbuf_init(&rb);
+    size_t avail;
+    assert_null(ts__readbuf_reserve(&rb, TS__RB_CAP_MAX + 1, SIZE_MAX, &avail));
+    assert_null(rb.base);
+    assert_int_equal(ts__readbuf_append(&rb, "abc", 3, 100), 0);
+    size_t cap = ts__readbuf_capacity(&rb);
+    assert_null(ts__readbuf_reserve(&rb, TS__RB_CAP_MAX - 1, SIZE_MAX, &avail));
+    assert_int_equal(ts__readbuf_capacity(&rb), cap);
+    assert_int_equal(ts__readbuf_len(&rb), 3);
+    assert_memory_equal(ts__readbuf_data(&rb), "abc", 3);
+    ts__readbuf_free(&rb);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -293,11 +408,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_doubling_growth_and_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compaction_only_when_the_tail_is_short, setup, teardown),
         cmocka_unit_test_setup_teardown(test_small_prefix_not_compacted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_growth_after_prefix_room_is_real, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bulk_lines_move_few_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_empty_restarts_at_zero, setup, teardown),
         cmocka_unit_test_setup_teardown(test_append_from_guard_page, setup, teardown),
         cmocka_unit_test_setup_teardown(test_random_ops_match_model, setup, teardown),
         cmocka_unit_test_setup_teardown(test_out_of_memory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lent_block_tag, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_capacity_limit, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
