@@ -336,14 +336,8 @@ static inline void ts__io_wbuf_settle(ts_iostream *s)
     if (wb == &ts__writebuf_idle || !ts__writebuf_unused(wb))
         return;
     s->wb = (ts__writebuf *)&ts__writebuf_idle;
-    /* Once per reply on a request/response stream: the common case, a spare slot in the loop's pool, is inline. */
-    ts__pool *queues = wb->pool ? &wb->pool->queues : NULL;
-    if (queues && queues->n < queues->max && !wb->head) {
-        wb->mhead = 0;
-        ts__pool_put(queues, wb);
-        return;
-    }
-    ts__writebuf_release(wb);
+    if (!ts__writebuf_recycle(wb)) /* (unused: it holds no chunks) */
+        ts__writebuf_release(wb);
 }
 /** Whether the write side has work: queued bytes, or a shutdown waiting to happen. */
 static inline bool ts__io_write_pending(const ts_iostream *s)

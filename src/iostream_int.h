@@ -190,6 +190,21 @@ extern const ts__writebuf ts__writebuf_idle;
 ts__writebuf *ts__writebuf_new(ts__wpools *pool);
 /** Drops what @p wb still holds and gives it back to its pool (or frees it). No-op for ts__writebuf_idle. */
 void ts__writebuf_release(ts__writebuf *wb);
+/**
+ * Puts @p wb, which holds no chunks, in its pool's spare queues if there is
+ * room (markers still owed are dropped: their stream is done with it); it
+ * keeps its marker ring. Returns whether it went there. Inline: an idle
+ * stream gives its queue back once per reply.
+ */
+static inline bool ts__writebuf_recycle(ts__writebuf *wb)
+{
+    ts__pool *queues = wb->pool ? &wb->pool->queues : NULL;
+    if (!queues || queues->n >= queues->max)
+        return false;
+    wb->mcount = wb->mhead = 0;
+    ts__pool_put(queues, wb);
+    return true;
+}
 /** Whether @p wb holds nothing at all: no bytes, no markers (so it may be released). */
 static inline bool ts__writebuf_unused(const ts__writebuf *wb) { return wb->size == 0 && wb->mcount == 0; }
 /** Frees every chunk (owned data through its free function, file regions' fds closed) and the markers, without running any. */

@@ -51,13 +51,8 @@ void ts__writebuf_release(ts__writebuf *wb)
         return;
     if (wb->head)
         ts__writebuf_clear(wb);
-    ts__pool *queues = wb->pool ? &wb->pool->queues : NULL;
-    if (queues && queues->n < queues->max) {
-        /* Kept empty, with its marker ring; markers still owed are dropped (the stream is gone). */
-        wb->mcount = wb->mhead = 0;
-        ts__pool_put(queues, wb);
+    if (ts__writebuf_recycle(wb))
         return;
-    }
     ts__free(wb->marks);
     ts__free(wb);
 }
