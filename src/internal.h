@@ -98,17 +98,32 @@ int ts__executor_submit(ts_ioloop *loop, ts_executor_fn fn, void *arg, ts__execu
  * registered, and its owner must remove it before the loop is freed if it
  * is to be touched again. Events are TS_IOLOOP_READ / TS_IOLOOP_WRITE only.
  */
+/*
+ * The head of every ts_ioloop (its first member), so the stream core can
+ * bump these counters inline.
+ */
+typedef struct ts__loop_stats {
+    uint64_t search_bytes; /* bytes the delimiter and regex searches examined (a test statistic) */
+} ts__loop_stats;
+static inline ts__loop_stats *ts__ioloop_stats(ts_ioloop *loop) { return (ts__loop_stats *)(void *)loop; }
+
 typedef struct ts__handler ts__handler;
-/** What an embedded handler calls (static storage: one per kind of owner, not per handler). */
-typedef struct ts__handler_ops {
-    /** Called with the ready subset (READ/WRITE) of the events registered. */
-    void (*ready)(ts__handler *h, int events);
-} ts__handler_ops;
+/*
+ * An embedded handler's libev callback: @p w is the handler's io, and
+ * ts__handler_events() turns @p revents into the READ/WRITE subset that was
+ * registered (0: nothing to do). One function per kind of owner.
+ */
+typedef void (*ts__handler_fn)(struct ev_loop *ev, ev_io *w, int revents);
 struct ts__handler {
-    ev_io io; /* io.fd is the fd, io.data the ops; the loop's table points here */
+    ev_io io; /* io.fd is the fd; io.data is the owner's (the loop never reads or writes it) */
 };
+static inline int ts__handler_events(const ev_io *w, int revents)
+{
+    int ready = revents & w->events; /* libev reports both on a bad fd, whatever was asked */
+    return ((ready & EV_READ) ? TS_IOLOOP_READ : 0) | ((ready & EV_WRITE) ? TS_IOLOOP_WRITE : 0);
+}
 /** Registers @p h for @p events on @p fd. 0, TS_EINVAL, -EEXIST (the fd has a handler) or TS_ENOMEM. */
-int ts__ioloop_add_handler_embedded(ts_ioloop *loop, ts__handler *h, int fd, int events, const ts__handler_ops *ops);
+int ts__ioloop_add_handler_embedded(ts_ioloop *loop, ts__handler *h, int fd, int events, ts__handler_fn fn);
 /** Changes the events a registered @p h waits for (READ and/or WRITE, not none). */
 void ts__ioloop_update_handler_embedded(ts_ioloop *loop, ts__handler *h, int events);
 /** Unregisters @p h (not called again, even for events already collected). The storage stays the caller's. */
@@ -118,7 +133,9 @@ void ts__ioloop_remove_handler_embedded(ts_ioloop *loop, ts__handler *h);
  * Objects that live on a loop and must hear of its end (streams). The loop
  * keeps them on a list; ts_ioloop_free() calls close() on each before it runs
  * the queued completions for the last time, then orphan() on each still
- * there, which must cut every tie to the loop and leave the list.
+ * there, which must cut every tie to the loop and leave the list. Every
+ * member of one loop has the same ops (the loop keeps them once, not each
+ * member).
  */
 typedef struct ts__loop_member ts__loop_member;
 typedef struct ts__member_ops {
@@ -127,7 +144,6 @@ typedef struct ts__member_ops {
 } ts__member_ops;
 struct ts__loop_member {
     ts__loop_member *prev, *next; /* NULL when on no list */
-    const ts__member_ops *ops;
 };
 void ts__ioloop_attach(ts_ioloop *loop, ts__loop_member *m, const ts__member_ops *ops);
 void ts__ioloop_detach(ts__loop_member *m); /* no-op when not attached */

@@ -18,6 +18,8 @@
 
 #include "ioloop_int.h"
 
+_Static_assert(offsetof(struct ts_ioloop, stats) == 0, "ts__ioloop_stats() reads the loop's head");
+
 #define TS__MAX_SPARE 4096
 
 static _Thread_local ts_ioloop *tl_current;
@@ -335,7 +337,7 @@ struct ev_loop *ts_ioloop_ev(ts_ioloop *loop) { return loop->ev; }
 void ts__ioloop_attach(ts_ioloop *loop, ts__loop_member *m, const ts__member_ops *ops)
 {
     ts__loop_member *head = &loop->members;
-    m->ops = ops;
+    loop->member_ops = ops; /* (one kind of member: streams) */
     m->prev = head->prev;
     m->next = head;
     head->prev->next = m;
@@ -444,27 +446,28 @@ void ts__pool_drain(ts__pool *p)
  */
 static void walk_members(ts_ioloop *loop, bool orphan)
 {
-    static const ts__member_ops marker_ops = {0};
-    ts__loop_member marker = {0};
+    const ts__member_ops *ops = loop->member_ops;
+    ts__loop_member marker = {0}, *outer = loop->walk_mark;
     ts__loop_member *head = &loop->members;
+    loop->walk_mark = &marker;
     for (ts__loop_member *m = head->next; m != head;) {
-        if (m->ops == &marker_ops) { /* another walk's marker (a nested free: not expected) */
+        if (m == outer) { /* another walk's marker (a nested free: not expected) */
             m = m->next;
             continue;
         }
         /* the marker goes after m: whatever m's hook unlinks, the walk resumes there */
-        marker.ops = &marker_ops;
         marker.prev = m;
         marker.next = m->next;
         m->next->prev = &marker;
         m->next = &marker;
         if (orphan)
-            m->ops->orphan(m);
+            ops->orphan(m);
         else
-            m->ops->close(m);
+            ops->close(m);
         m = marker.next;
         ts__ioloop_detach(&marker);
     }
+    loop->walk_mark = outer;
 }
 
 static bool is_user_handler(const ev_io *w);
@@ -659,15 +662,6 @@ static void handler_io_cb(struct ev_loop *ev, ev_io *w, int revents)
 }
 
 /* An embedded handler: READ/WRITE only, so the watcher's own mask is its interest. */
-static void embedded_io_cb(struct ev_loop *ev, ev_io *w, int revents)
-{
-    TS__UNUSED(ev);
-    int ready = revents & w->events; /* libev reports both on a bad fd, whatever was asked */
-    int events = ((ready & EV_READ) ? TS_IOLOOP_READ : 0) | ((ready & EV_WRITE) ? TS_IOLOOP_WRITE : 0);
-    if (events)
-        ((const ts__handler_ops *)w->data)->ready((ts__handler *)w, events);
-}
-
 /* Whether the table's watcher @p w is a ts_ioloop_add_handler() one (the loop's to free). */
 static bool is_user_handler(const ev_io *w) { return w->cb == handler_io_cb; }
 
@@ -757,16 +751,15 @@ static bool embedded_events_valid(int events)
     return events != 0 && (events & ~(TS_IOLOOP_READ | TS_IOLOOP_WRITE)) == 0;
 }
 
-int ts__ioloop_add_handler_embedded(ts_ioloop *loop, ts__handler *h, int fd, int events, const ts__handler_ops *ops)
+int ts__ioloop_add_handler_embedded(ts_ioloop *loop, ts__handler *h, int fd, int events, ts__handler_fn fn)
 {
-    if (fd < 0 || !ops || !ops->ready || !embedded_events_valid(events))
+    if (fd < 0 || !fn || fn == handler_io_cb || !embedded_events_valid(events))
         return TS_EINVAL;
     if (table_reserve(loop, fd))
         return TS_ENOMEM;
     if (loop->handlers[fd])
         return -EEXIST;
-    ev_io_init(&h->io, embedded_io_cb, fd, ev_mask(events));
-    h->io.data = (void *)ops; /* (only read back as const) */
+    ev_io_init(&h->io, fn, fd, ev_mask(events)); /* (io.data stays the owner's) */
     ev_io_start(loop->ev, &h->io);
     loop->handlers[fd] = &h->io;
     return 0;

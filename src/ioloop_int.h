@@ -62,6 +62,7 @@ typedef struct ts__rdblock {
 } ts__rdblock;
 
 struct ts_ioloop {
+    ts__loop_stats stats; /* first: see ts__ioloop_stats() */
     struct ev_loop *ev;
     bool owns_ev;
     bool running;
@@ -103,6 +104,8 @@ struct ts_ioloop {
     int executor_threads;
 
     ts__loop_member members; /* list head of the streams on this loop (see ts__ioloop_attach) */
+    const ts__member_ops *member_ops; /* what the members' end calls (NULL: none attached yet) */
+    ts__loop_member *walk_mark;       /* the marker of the member walk under way (NULL: none) */
     ts__rdblock rdbufs[TS__LOOP_RDBUFS]; /* the shared read blocks (ts__ioloop_rdbuf_take) */
     ts__wpools wpools;       /* write-buffer chunks and chunk headers for reuse */
 };

@@ -44,8 +44,7 @@ static void release_read_memory(ts_iostream *s);
 static const ts__member_ops member_ops = {on_loop_close, on_loop_orphan};
 
 /* False when out of memory (nothing to undo but the block). */
-static bool init_stream(ts_iostream *s, ts_ioloop *loop, const ts_stream_ops *ops, void *transport,
-                        const ts_iostream_options *opts)
+static bool init_stream(ts_iostream *s, ts_ioloop *loop, const ts_stream_ops *ops, const ts_iostream_options *opts)
 {
     s->ops = ops;
     double hs = TS__OPT(opts, handshake_timeout);
@@ -56,8 +55,7 @@ static bool init_stream(ts_iostream *s, ts_ioloop *loop, const ts_stream_ops *op
         s->rare->hs_timeout = hs > 0 ? hs : 0;
     }
     ts__ioloop_attach(loop, &s->member, &member_ops);
-    s->loop = loop;
-    s->transport = transport;
+    s->handler.io.data = loop;
     s->refs = 1;
     size_t max = TS__OPT(opts, max_buffer_size);
     /*
@@ -95,10 +93,11 @@ ts_iostream *ts_iostream_new(ts_ioloop *loop, const ts_stream_ops *ops, void *tr
 {
     if (!loop || !ops_valid(ops))
         return NULL;
-    ts_iostream *s = ts__calloc(1, sizeof(*s));
+    ts_iostream *s = ts__calloc(1, TS__IO_TOFF + sizeof(void *));
     if (!s)
         return NULL;
-    if (!init_stream(s, loop, ops, transport, opts)) {
+    *(void **)(void *)((char *)s + TS__IO_TOFF) = transport; /* (ts__io_transport) */
+    if (!init_stream(s, loop, ops, opts)) {
         ts__free(s);
         return NULL;
     }
@@ -106,22 +105,19 @@ ts_iostream *ts_iostream_new(ts_ioloop *loop, const ts_stream_ops *ops, void *tr
     return s;
 }
 
-#define TS__ALIGN_UP(n, a) (((n) + (a) - 1) / (a) * (a))
-
 ts_iostream *ts__iostream_new_inline(ts_ioloop *loop, const ts_stream_ops *ops, size_t transport_size,
                                      const ts_iostream_options *opts)
 {
     if (!loop || !ops_valid(ops))
         return NULL;
-    size_t off = TS__ALIGN_UP(sizeof(struct ts_iostream), _Alignof(max_align_t));
-    ts_iostream *s = ts__calloc(1, off + transport_size);
+    ts_iostream *s = ts__calloc(1, TS__IO_TOFF + transport_size);
     if (!s)
         return NULL;
-    if (!init_stream(s, loop, ops, (char *)s + off, opts)) {
+    s->flags |= TS__F_INLINE_T; /* (ts__io_transport) */
+    if (!init_stream(s, loop, ops, opts)) {
         ts__free(s);
         return NULL;
     }
-    s->flags |= TS__F_INLINE_T;
     /* The caller fills the transport in before the loop runs, so deferring the handshake start is safe. */
     after_init(s);
     return s;
@@ -140,13 +136,13 @@ static void destroy(ts_iostream *s)
     ts__io_disarm_handshake_timer(s);
     ts__io_timeouts_free(s);
     if (s->rb.lent)
-        ts__ioloop_rdbuf_give(s->loop, ts__readbuf_lent(&s->rb));
+        ts__ioloop_rdbuf_give(ts__io_loop(s), ts__readbuf_lent(&s->rb));
     ts__readbuf_free(&s->rb);
     ts__writebuf_release(s->wb);
     ts__io_read_free(s);
     void (*free_fn)(void *) = TS__OP(s, free);
     if (free_fn)
-        free_fn(s->transport);
+        free_fn(ts__io_transport(s));
     ts__free(s->rare);
     ts__free(s);
 }
@@ -187,7 +183,7 @@ int ts__io_close_status(const ts_iostream *s) { return s->error ? s->error : TS_
 static void drop_handler(ts_iostream *s)
 {
     if (s->events) {
-        ts__ioloop_remove_handler_embedded(s->loop, &s->handler);
+        ts__ioloop_remove_handler_embedded(ts__io_loop(s), &s->handler);
         s->events = 0;
     }
 }
@@ -197,12 +193,12 @@ int ts__io_peer_address(const ts_iostream *s, struct sockaddr_storage *ss, sockl
 {
     int (*op)(void *, struct sockaddr *, socklen_t *) = TS__OP(s, peer_address);
     *len = sizeof(*ss);
-    return op ? op(s->transport, (struct sockaddr *)ss, len) : TS_ENOTSUP;
+    return op ? op(ts__io_transport(s), (struct sockaddr *)ss, len) : TS_ENOTSUP;
 }
 
 void ts__io_describe_peer(ts_iostream *s, char *buf, size_t len)
 {
-    int fd = s->ops->fileno(s->transport);
+    int fd = s->ops->fileno(ts__io_transport(s));
     struct sockaddr_storage ss;
     socklen_t sl;
     if (fd >= 0 && ts__io_peer_address(s, &ss, &sl) == 0 && (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) &&
@@ -235,8 +231,8 @@ void ts__io_close(ts_iostream *s, int err, bool orderly)
      * asks); after an error the peer is gone or confused.
      */
     if (orderly && !s->error && shut)
-        shut(s->transport);
-    s->ops->close_fd(s->transport);
+        shut(ts__io_transport(s));
+    s->ops->close_fd(ts__io_transport(s));
     s->flags |= TS__F_CLOSED;
     s->flags &= ~TS__F_CONNECTING;
     /* Unwritten bytes can never go out now; their markers fail in phase two. */
@@ -296,7 +292,7 @@ static void on_loop_orphan(ts__loop_member *m)
     if (s->wb != &ts__writebuf_idle)
         s->wb->pool = NULL; /* and so do its write chunks */
     ts__ioloop_detach(&s->member);
-    s->loop = NULL;
+    s->handler.io.data = NULL;
     if (s->refs <= 0)
         destroy(s);
 }
@@ -318,15 +314,16 @@ void ts__io_schedule(ts_iostream *s)
         return;
     s->flags |= TS__F_SCHEDULED;
     s->refs++;
-    ts__ioloop_defer(s->loop, &s->deferred, on_deferred);
+    ts__ioloop_defer(ts__io_loop(s), &s->deferred, on_deferred);
 }
 
-static void on_events(ts__handler *h, int events)
+static void on_events(struct ev_loop *ev, ev_io *w, int revents)
 {
-    run((ts_iostream *)((char *)h - offsetof(ts_iostream, handler)), events, false);
+    TS__UNUSED(ev);
+    int events = ts__handler_events(w, revents);
+    if (events)
+        run((ts_iostream *)((char *)w - offsetof(ts_iostream, handler.io)), events, false);
 }
-
-static const ts__handler_ops handler_ops = {on_events};
 
 static bool idle_listening(const ts_iostream *s)
 {
@@ -432,7 +429,7 @@ static void run(ts_iostream *s, int events, bool inline_io)
     s->refs++;
     s->flags |= TS__F_IN_RUN;
     if (s->rb.lent) /* kept since the last run: nobody may reclaim it under this one */
-        ts__ioloop_rdbuf_use(s->loop, ts__readbuf_lent(&s->rb));
+        ts__ioloop_rdbuf_use(ts__io_loop(s), ts__readbuf_lent(&s->rb));
     /* A kick only asks for this run; a deferred run is inline, so the read is retried. */
     s->flags &= ~(TS__F_RDRAINED | TS__F_WBLOCKED | TS__F_KICK);
     s->run_reads = 0;
@@ -481,7 +478,7 @@ static inline void settle_read_memory(ts_iostream *s)
     /* The loop's block goes back; an idle stream keeps no read memory, a busy one what it holds. */
     unsigned r = ts__readbuf_settle(&s->rb);
     if (r & TS__RB_TAG_MAX)
-        ts__ioloop_rdbuf_give(s->loop, r & TS__RB_TAG_MAX);
+        ts__ioloop_rdbuf_give(ts__io_loop(s), r & TS__RB_TAG_MAX);
     if (r & TS__RB_LOST)
         ts__io_close(s, TS_ENOMEM, false);
 }
@@ -508,7 +505,7 @@ static void release_read_memory(ts_iostream *s)
     if ((s->flags & TS__F_VIEW) || !s->rb.base)
         return;
     if (keeps_read_block(s)) { /* the block stays put: so do the bytes echoes queued by reference point at */
-        ts__ioloop_rdbuf_rest(s->loop, ts__readbuf_lent(&s->rb), reclaim_read_block, s);
+        ts__ioloop_rdbuf_rest(ts__io_loop(s), ts__readbuf_lent(&s->rb), reclaim_read_block, s);
         return;
     }
     settle_read_memory(s);
@@ -545,14 +542,14 @@ void ts__io_update_interest(ts_iostream *s)
         return;
     }
     if (s->events == 0) {
-        int fd = s->ops->fileno(s->transport);
-        int r = ts__ioloop_add_handler_embedded(s->loop, &s->handler, fd, want, &handler_ops);
+        int fd = s->ops->fileno(ts__io_transport(s));
+        int r = ts__ioloop_add_handler_embedded(ts__io_loop(s), &s->handler, fd, want, on_events);
         if (r < 0) {
             ts__io_close(s, r, false);
             return;
         }
     } else {
-        ts__ioloop_update_handler_embedded(s->loop, &s->handler, want);
+        ts__ioloop_update_handler_embedded(ts__io_loop(s), &s->handler, want);
     }
     s->events = (uint8_t)want;
 }
@@ -565,7 +562,7 @@ int ts__iostream_detach_fd(ts_iostream *s, int *fd_out)
     if ((s->flags & busy) || s->rd.kind != TS__RK_NONE || s->rb.len || ts__writebuf_size(s->wb) ||
         ts__writebuf_has_marks(s->wb))
         return TS_EBUSY;
-    int fd = s->ops->fileno(s->transport);
+    int fd = s->ops->fileno(ts__io_transport(s));
     drop_handler(s);
     /* Closed for good, but silently: the fd and the close callback belong to whoever takes over. */
     s->flags |= TS__F_CLOSED | TS__F_CLOSE_DONE | TS__F_DETACHED;
@@ -592,12 +589,12 @@ int ts_iostream_error(const ts_iostream *s) { return s->error; }
 const char *ts_iostream_error_detail(const ts_iostream *s)
 {
     const char *(*detail)(void *) = TS__OP(s, error_detail);
-    return detail ? detail(s->transport) : NULL;
+    return detail ? detail(ts__io_transport(s)) : NULL;
 }
 
 int ts_iostream_fileno(const ts_iostream *s)
 {
-    return (s->flags & TS__F_CLOSED) ? -1 : s->ops->fileno(s->transport);
+    return (s->flags & TS__F_CLOSED) ? -1 : s->ops->fileno(ts__io_transport(s));
 }
 
 int ts_iostream_peer_address(const ts_iostream *s, struct sockaddr_storage *addr, socklen_t *len)
@@ -613,7 +610,7 @@ int ts_iostream_local_address(const ts_iostream *s, struct sockaddr_storage *add
         return TS_ECLOSED;
     int (*op)(void *, struct sockaddr *, socklen_t *) = TS__OP(s, local_address);
     *len = sizeof(*addr);
-    return op ? op(s->transport, (struct sockaddr *)addr, len) : TS_ENOTSUP;
+    return op ? op(ts__io_transport(s), (struct sockaddr *)addr, len) : TS_ENOTSUP;
 }
 
 int ts_iostream_set_nodelay(ts_iostream *s, bool on)
@@ -621,10 +618,10 @@ int ts_iostream_set_nodelay(ts_iostream *s, bool on)
     if (ts_iostream_fileno(s) < 0)
         return TS_ECLOSED;
     int (*op)(void *, bool) = TS__OP(s, set_nodelay);
-    return op ? op(s->transport, on) : TS_ENOTSUP;
+    return op ? op(ts__io_transport(s), on) : TS_ENOTSUP;
 }
 
-ts_ioloop *ts_iostream_loop(const ts_iostream *s) { return s->loop; }
+ts_ioloop *ts_iostream_loop(const ts_iostream *s) { return ts__io_loop(s); }
 size_t ts_iostream_read_buffer_size(const ts_iostream *s) { return s->rb.len; }
 size_t ts_iostream_write_buffer_size(const ts_iostream *s) { return ts__writebuf_size(s->wb); }
 void ts_iostream_set_close_on_unsatisfiable(ts_iostream *s, bool close)
@@ -638,7 +635,7 @@ void ts_iostream_set_close_on_unsatisfiable(ts_iostream *s, bool close)
 void ts_iostream_set_userdata(ts_iostream *s, void *data) { s->userdata = data; }
 void *ts_iostream_userdata(const ts_iostream *s) { return s->userdata; }
 
-void *ts__iostream_transport(ts_iostream *s) { return s->transport; }
+void *ts__iostream_transport(ts_iostream *s) { return ts__io_transport(s); }
 
 void ts__iostream_get_close_callback(ts_iostream *s, ts_iostream_close_cb *cb, void **arg)
 {
@@ -657,7 +654,11 @@ void ts__iostream_get_options(ts_iostream *s, ts_iostream_options *out)
         out->handshake_timeout = s->rare ? s->rare->hs_timeout : 0;
 }
 const ts_stream_ops *ts__iostream_ops(ts_iostream *s) { return s->ops; }
-uint64_t ts__iostream_search_bytes(const ts_iostream *s) { return s->search_bytes; }
+uint64_t ts__iostream_search_bytes(const ts_iostream *s)
+{
+    ts_ioloop *loop = ts__io_loop(s);
+    return loop ? ts__ioloop_stats(loop)->search_bytes : 0;
+}
 
 size_t ts__iostream_struct_size(void) { return sizeof(struct ts_iostream); }
 

@@ -15,7 +15,7 @@
 void ts__io_disarm_handshake_timer(ts_iostream *s)
 {
     if (s->rare && s->rare->hs_timer) {
-        ts_ioloop_remove_timeout(s->loop, s->rare->hs_timer);
+        ts_ioloop_remove_timeout(ts__io_loop(s), s->rare->hs_timer);
         s->rare->hs_timer = 0;
     }
 }
@@ -26,7 +26,7 @@ static int connect_result(ts_iostream *s)
     int (*op)(void *) = TS__OP(s, connect_result);
     if (!op)
         op = TS__OP(s, get_fd_error);
-    return op ? op(s->transport) : 0;
+    return op ? op(ts__io_transport(s)) : 0;
 }
 
 static bool fd_connected(ts_iostream *s)
@@ -75,14 +75,14 @@ static void step_handshake(ts_iostream *s)
         s->flags |= TS__F_HS_STARTED;
         ts__rare *rare = s->rare; /* (set whenever a timeout is) */
         if (rare && rare->hs_timeout > 0) {
-            rare->hs_timer = ts_ioloop_call_later(s->loop, rare->hs_timeout, on_handshake_deadline, s);
+            rare->hs_timer = ts_ioloop_call_later(ts__io_loop(s), rare->hs_timeout, on_handshake_deadline, s);
             if (!rare->hs_timer) {
                 ts__io_close(s, TS_ENOMEM, false); /* a deadline asked for and not kept would be a silent hole */
                 return;
             }
         }
     }
-    int r = s->ops->handshake(s->transport);
+    int r = s->ops->handshake(ts__io_transport(s));
     if (r == 0) {
         ts__io_disarm_handshake_timer(s);
         s->flags &= ~TS__F_HANDSHAKING;
@@ -185,7 +185,7 @@ int ts_iostream_connect(ts_iostream *s, const struct sockaddr *addr, socklen_t a
     ts__rare *rare = ts__io_rare(s);
     if (!rare)
         return TS_ENOMEM; /* before the transport is asked: nothing started */
-    int r = op(s->transport, addr, addrlen);
+    int r = op(ts__io_transport(s), addr, addrlen);
     /*
      * connect(2)'s word for "under way". Not -EAGAIN: from a unix socket's
      * connect that means its listener's backlog is full, a failure.

@@ -136,9 +136,7 @@ typedef struct ts__rare {
 
 struct ts_iostream {
     ts__loop_member member; /* on the loop's list until destroyed or orphaned */
-    ts_ioloop *loop;
     const ts_stream_ops *ops;
-    void *transport;
     unsigned flags;
     int refs;
     int error;
@@ -161,10 +159,33 @@ struct ts_iostream {
     ts_iostream_close_cb close_cb;
     void *close_arg;
     void *userdata;
-    uint64_t search_bytes;
     ts__cbnode deferred; /* the loop queue's node for the deferred run (TS__F_SCHEDULED) */
-    ts__handler handler; /* the loop's fd handler while events != 0 (its fd: handler.io.fd) */
+    ts__handler handler; /* the loop's fd handler while events != 0 (its fd: handler.io.fd); io.data: the loop */
 };
+
+/* The stream's loop (NULL once orphaned): kept in the handler's spare word rather than a field of its own. */
+static inline ts_ioloop *ts__io_loop(const ts_iostream *s) { return (ts_ioloop *)s->handler.io.data; }
+
+/*
+ * The transport follows the stream in its block, at TS__IO_TOFF: the
+ * transport itself when TS__F_INLINE_T (ts__iostream_new_inline), else a
+ * pointer to the caller's (ts_iostream_new).
+ */
+#define TS__ALIGN_UP(n, a) (((n) + (a) - 1) / (a) * (a))
+#define TS__IO_TOFF TS__ALIGN_UP(sizeof(struct ts_iostream), _Alignof(max_align_t))
+static inline void *ts__io_transport(const ts_iostream *s)
+{
+    char *tail = (char *)s + TS__IO_TOFF;
+    return (s->flags & TS__F_INLINE_T) ? (void *)tail : *(void **)(void *)tail;
+}
+
+/* Counts @p n bytes examined by a search, on the loop's counter (an orphan's are not counted). */
+static inline void ts__io_count_search(const ts_iostream *s, size_t n)
+{
+    ts_ioloop *loop = ts__io_loop(s);
+    if (loop)
+        ts__ioloop_stats(loop)->search_bytes += n;
+}
 
 _Static_assert(TS_IOSTREAM_MAX_CHUNK <= UINT32_MAX, "read_chunk_size is 32 bits");
 
@@ -252,13 +273,13 @@ void ts__io_timeouts_free(ts_iostream *s);
 static inline void ts__io_read_progress(ts_iostream *s)
 {
     if (s->flags & TS__F_TIMEOUTS) /* one test of a word the caller has at hand when no timeout is set */
-        s->rare->tmo.rd_since = ts_ioloop_time(s->loop);
+        s->rare->tmo.rd_since = ts_ioloop_time(ts__io_loop(s));
 }
 /** The write side made progress (bytes went out): its clock restarts. */
 static inline void ts__io_write_progress(ts_iostream *s)
 {
     if (s->flags & TS__F_TIMEOUTS)
-        s->rare->tmo.wr_since = ts_ioloop_time(s->loop);
+        s->rare->tmo.wr_since = ts_ioloop_time(ts__io_loop(s));
 }
 
 /* ---- iostream_read.c ---------------------------------------------------- */

@@ -14,7 +14,7 @@
 /* The callback holds its own reference to the future until it runs. */
 static ts_future *prepare(ts_iostream *s)
 {
-    ts_future *f = ts_future_new(s->loop);
+    ts_future *f = ts_future_new(ts__io_loop(s));
     if (f)
         ts_future_ref(f);
     return f;

@@ -440,7 +440,7 @@ int ts__iostream_detach_fd(ts_iostream *s, int *fd_out);
  */
 int ts__iostream_wait_for_handshake(ts_iostream *s, ts_iostream_connect_cb cb, void *arg);
 
-/** Bytes the delimiter / regex search has examined over the stream's life (test stat). */
+/** Bytes the delimiter / regex searches of every stream on @p s's loop have examined (a test statistic; 0 once orphaned). */
 uint64_t ts__iostream_search_bytes(const ts_iostream *s);
 
 /** sizeof(struct ts_iostream), for memory reports. */

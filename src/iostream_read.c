@@ -52,7 +52,7 @@ static int find_delim(ts_iostream *s, size_t *end)
     if (limit >= dl && rd->scan <= limit - dl) {
         const char *d = delim_ptr(rd);
         size_t span = limit - rd->scan;
-        s->search_bytes += span;
+        ts__io_count_search(s, span);
         const char *hit = dl == 1 ? memchr(data + rd->scan, d[0], span) : memmem(data + rd->scan, span, d, dl);
         if (hit) {
             *end = (size_t)(hit - data) + dl;
@@ -175,7 +175,7 @@ static inline bool evaluate(ts_iostream *s, bool final)
         size_t limit = rd->max_bytes && rd->max_bytes < len ? rd->max_bytes : len;
         if (rd->scan < limit) {
             const char *data = s->rb.base + s->rb.start;
-            s->search_bytes += limit - rd->scan;
+            ts__io_count_search(s, limit - rd->scan);
             const char *hit = memchr(data + rd->scan, rd->delim[0], limit - rd->scan); /* dlen 1: inline */
             if (hit) {
                 rd->ready = true;
@@ -233,7 +233,7 @@ static void borrow_block(ts_iostream *s, size_t want)
         (s->flags & TS__F_VIEW))
         return;
     unsigned tag;
-    char *block = ts__ioloop_rdbuf_take(s->loop, &tag);
+    char *block = ts__ioloop_rdbuf_take(ts__io_loop(s), &tag);
     if (block)
         ts__readbuf_lend(rb, block, TS__LOOP_RDBUF, tag);
 }
@@ -293,7 +293,7 @@ static ssize_t read_once(ts_iostream *s)
          */
         room = TS__MIN(room, (s->rb.lent && s->rd.kind != TS__RK_NONE) ? limit : want);
     }
-    ssize_t r = ts__io_wouldblock(s->ops->read_from_fd(s->transport, dst, room));
+    ssize_t r = ts__io_wouldblock(s->ops->read_from_fd(ts__io_transport(s), dst, room));
     if (r > 0) {
         s->read_wait = 0;
         ts__io_read_progress(s);
@@ -321,7 +321,7 @@ static ssize_t read_once(ts_iostream *s)
     if (r == 0) {
         /* EOF. A transport may know it was not a clean one (TLS truncation). */
         int (*fd_error)(void *) = TS__OP(s, get_fd_error);
-        int err = fd_error ? fd_error(s->transport) : 0;
+        int err = fd_error ? fd_error(ts__io_transport(s)) : 0;
         if (!err && ts__writebuf_size(s->wb) > 0) {
             /*
              * The half-close rule: the peer only stopped sending. Reads end
@@ -372,7 +372,7 @@ static void log_read_error(ts_iostream *s, int err)
 static void kick_if_pending(ts_iostream *s)
 {
     size_t (*pending)(void *) = TS__OP(s, pending);
-    if (pending && pending(s->transport) > 0) {
+    if (pending && pending(ts__io_transport(s)) > 0) {
         s->flags |= TS__F_KICK;
         ts__io_schedule(s);
     }

@@ -124,7 +124,7 @@ int ts__regex_prepare(ts_iostream *s, const char *pattern)
 int ts__regex_search(ts_iostream *s, const char *data, size_t len, size_t *scan, bool final, size_t *end)
 {
     ts__regex *re = s->rare->re; /* (set: the read was prepared) */
-    s->search_bytes += len - *scan;
+    ts__io_count_search(s, len - *scan);
     int rc = pcre2_match(re->code, (PCRE2_SPTR)data, len, *scan, final ? 0 : PCRE2_PARTIAL_HARD, re->md, re->mctx);
     PCRE2_SIZE *ov = pcre2_get_ovector_pointer(re->md);
     if (rc >= 0) {

@@ -26,7 +26,7 @@ void ts__io_timeouts_free(ts_iostream *s)
 {
     if (!(s->flags & TS__F_TIMEOUTS))
         return;
-    disarm(&s->rare->tmo, s->loop);
+    disarm(&s->rare->tmo, ts__io_loop(s));
     s->flags &= ~TS__F_TIMEOUTS; /* (the block stays the stream's: freed with it) */
 }
 
@@ -65,8 +65,8 @@ static void on_check(ts_ioloop *loop, void *arg)
 static void arm(ts_iostream *s, double due)
 {
     ts__timeouts *t = &s->rare->tmo;
-    double delay = due - ts_ioloop_time(s->loop);
-    t->timer = ts_ioloop_call_later(s->loop, delay > 0 ? delay : 0, on_check, s);
+    double delay = due - ts_ioloop_time(ts__io_loop(s));
+    t->timer = ts_ioloop_call_later(ts__io_loop(s), delay > 0 ? delay : 0, on_check, s);
     t->due = due;
     if (!t->timer)
         ts__io_close(s, TS_ENOMEM, false); /* a timeout asked for and not kept would be a silent hole */
@@ -81,20 +81,20 @@ void ts__io_timeouts_settle(ts_iostream *s)
     double now = 0;
     /* A wait that starts now starts its clock now. */
     if (rd && !t->rd_waiting)
-        t->rd_since = now = ts_ioloop_time(s->loop);
+        t->rd_since = now = ts_ioloop_time(ts__io_loop(s));
     if (wr && !t->wr_waiting)
-        t->wr_since = now ? now : (now = ts_ioloop_time(s->loop));
+        t->wr_since = now ? now : (now = ts_ioloop_time(ts__io_loop(s)));
     t->rd_waiting = rd;
     t->wr_waiting = wr;
     double due = next_deadline(t);
     if (due == 0) {
-        disarm(t, s->loop);
+        disarm(t, ts__io_loop(s));
         return;
     }
     /* Armed for no later than needed: leave it (progress only moves deadlines later). */
     if (t->timer && t->due <= due)
         return;
-    disarm(t, s->loop);
+    disarm(t, ts__io_loop(s));
     arm(s, due);
 }
 
@@ -120,7 +120,7 @@ int ts_iostream_set_timeouts(ts_iostream *s, double read_timeout, double write_t
     t->write = write_timeout;
     /* New limits count from now for whatever is waiting already. */
     t->rd_waiting = t->wr_waiting = false;
-    disarm(t, s->loop);
+    disarm(t, ts__io_loop(s));
     if (!(s->flags & TS__F_IN_RUN))
         ts__io_timeouts_settle(s);
     return 0;

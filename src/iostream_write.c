@@ -39,7 +39,7 @@ static void shutdown_write(ts_iostream *s)
     int (*op)(void *) = TS__OP(s, shutdown_write);
     int r = 0;
     if (op) {
-        r = op(s->transport);
+        r = op(ts__io_transport(s));
         if (r < 0 && write_blocked(s, r))
             return; /* e.g. a close_notify the socket would not take yet: retried when writable */
     }
@@ -62,7 +62,7 @@ static ssize_t flush_file(ts_iostream *s, int fd, uint64_t off, size_t left, siz
 {
     ssize_t (*send_file)(void *, int, uint64_t, size_t) = TS__OP(s, send_file);
     if (send_file) {
-        ssize_t r = ts__io_wouldblock(send_file(s->transport, fd, off, TS__MIN(left, budget)));
+        ssize_t r = ts__io_wouldblock(send_file(ts__io_transport(s), fd, off, TS__MIN(left, budget)));
         if (r != TS_ENOTSUP)
             return r == 0 ? -ENODATA : r;
         /* A file the transport cannot send from: staged like the others. */
@@ -119,7 +119,7 @@ void ts__io_flush(ts_iostream *s)
                 continue; /* staged: written through the transport next */
         } else {
             int cnt = ts__writebuf_iov_inline(s->wb, iov, TS__IOV_CAP, left);
-            r = s->ops->write_to_fd(s->transport, iov, cnt);
+            r = s->ops->write_to_fd(ts__io_transport(s), iov, cnt);
         }
         if (r > 0) {
             ts__writebuf_advance(s->wb, (size_t)r);
@@ -140,7 +140,7 @@ void ts__io_flush(ts_iostream *s)
 
 ts__writebuf *ts__io_wbuf_new(ts_iostream *s)
 {
-    ts__writebuf *wb = ts__writebuf_new(s->loop ? ts__ioloop_write_pools(s->loop) : NULL);
+    ts__writebuf *wb = ts__writebuf_new(ts__io_loop(s) ? ts__ioloop_write_pools(ts__io_loop(s)) : NULL);
     if (wb)
         s->wb = wb;
     return wb;
@@ -165,7 +165,7 @@ static ssize_t write_direct(ts_iostream *s, const char *data, size_t len)
     budget_begin(s);
     while (done < len && (left = write_budget(s)) > 0) {
         struct iovec iov = {(void *)(data + done), TS__MIN(len - done, left)};
-        ssize_t r = s->ops->write_to_fd(s->transport, &iov, 1);
+        ssize_t r = s->ops->write_to_fd(ts__io_transport(s), &iov, 1);
         if (r > 0) {
             done += (size_t)r;
             s->run_written += (size_t)r;

@@ -698,17 +698,21 @@ typedef struct emb {
     ts_ioloop *loop; /* set: the callback removes the handler */
 } emb;
 
-static void on_emb(ts__handler *h, int events)
+static void on_emb(struct ev_loop *ev, ev_io *w, int revents)
 {
-    emb *e = (emb *)((char *)h - offsetof(emb, h));
+    (void)ev;
+    int events = ts__handler_events(w, revents);
+    emb *e = w->data; /* the owner's word: the loop left it alone */
+    assert_ptr_equal(e, (char *)w - offsetof(emb, h));
+    if (!events)
+        return;
+    ts__handler *h = &e->h;
     e->calls++;
     e->events |= events;
     if (e->loop)
         ts__ioloop_remove_handler_embedded(e->loop, h);
 }
 
-static const ts__handler_ops emb_ops = {on_emb};
-static const ts__handler_ops no_ops = {NULL};
 
 static void on_user(ts_ioloop *loop, int fd, int events, void *arg)
 {
@@ -724,17 +728,17 @@ static void test_embedded_handler_api(void **state)
     int sv[2];
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     emb e = {0};
-    assert_int_equal(ts__ioloop_add_handler_embedded(loop, &e.h, -1, TS_IOLOOP_READ, &emb_ops), TS_EINVAL);
-    assert_int_equal(ts__ioloop_add_handler_embedded(loop, &e.h, sv[0], 0, &emb_ops), TS_EINVAL);
-    assert_int_equal(ts__ioloop_add_handler_embedded(loop, &e.h, sv[0], TS_IOLOOP_ERROR, &emb_ops), TS_EINVAL);
+    e.h.io.data = &e;
+    assert_int_equal(ts__ioloop_add_handler_embedded(loop, &e.h, -1, TS_IOLOOP_READ, on_emb), TS_EINVAL);
+    assert_int_equal(ts__ioloop_add_handler_embedded(loop, &e.h, sv[0], 0, on_emb), TS_EINVAL);
+    assert_int_equal(ts__ioloop_add_handler_embedded(loop, &e.h, sv[0], TS_IOLOOP_ERROR, on_emb), TS_EINVAL);
     assert_int_equal(ts__ioloop_add_handler_embedded(loop, &e.h, sv[0], TS_IOLOOP_READ, NULL), TS_EINVAL);
-    assert_int_equal(ts__ioloop_add_handler_embedded(loop, &e.h, sv[0], TS_IOLOOP_READ, &no_ops), TS_EINVAL);
-    assert_int_equal(ts__ioloop_add_handler_embedded(loop, &e.h, sv[0], TS_IOLOOP_READ, &emb_ops), 0);
+    assert_int_equal(ts__ioloop_add_handler_embedded(loop, &e.h, sv[0], TS_IOLOOP_READ, on_emb), 0);
     /* the fd table is shared: one handler per fd, and the public calls leave the embedded one alone */
     int ucalls = 0;
     emb other = {0};
     assert_int_equal(ts_ioloop_add_handler(loop, sv[0], TS_IOLOOP_READ, on_user, &ucalls), -EEXIST);
-    assert_int_equal(ts__ioloop_add_handler_embedded(loop, &other.h, sv[0], TS_IOLOOP_READ, &emb_ops), -EEXIST);
+    assert_int_equal(ts__ioloop_add_handler_embedded(loop, &other.h, sv[0], TS_IOLOOP_READ, on_emb), -EEXIST);
     assert_int_equal(ts_ioloop_update_handler(loop, sv[0], TS_IOLOOP_WRITE), -ENOENT);
     assert_int_equal(ts_ioloop_remove_handler(loop, sv[0]), -ENOENT);
     /* not readable yet */
@@ -775,11 +779,13 @@ static void test_loop_free_leaves_embedded_handler(void **state)
     emb *heap = calloc(1, sizeof *heap); /* freed by the loop, ASan would name it */
     assert_non_null(heap);
     emb onstack = {0};
+    heap->h.io.data = heap;
+    onstack.h.io.data = &onstack;
     int ucalls = 0;
     int extra = dup(sv[1]);
     assert_true(extra >= 0);
-    assert_int_equal(ts__ioloop_add_handler_embedded(loop, &heap->h, sv[0], TS_IOLOOP_READ, &emb_ops), 0);
-    assert_int_equal(ts__ioloop_add_handler_embedded(loop, &onstack.h, sv[1], TS_IOLOOP_WRITE, &emb_ops), 0);
+    assert_int_equal(ts__ioloop_add_handler_embedded(loop, &heap->h, sv[0], TS_IOLOOP_READ, on_emb), 0);
+    assert_int_equal(ts__ioloop_add_handler_embedded(loop, &onstack.h, sv[1], TS_IOLOOP_WRITE, on_emb), 0);
     assert_int_equal(ts_ioloop_add_handler(loop, extra, TS_IOLOOP_READ, on_user, &ucalls), 0);
     ts_ioloop_free(loop, true); /* all_fds closes what ts_ioloop_add_handler registered, only that */
     struct pollfd p[2] = {{.fd = sv[0]}, {.fd = sv[1]}};
