@@ -24,7 +24,7 @@ double ts__monotonic(void);
 
 /*
  * A queued loop callback. A node embedded in the object that queued it
- * (ts__ioloop_defer, ts__ioloop_add_callback_node) is its own argument: that
+ * (ts__ioloop_add_callback_node) is its own argument: that
  * is how the loop knows not to recycle or free it, and the callback finds
  * its object from the node.
  */
@@ -34,6 +34,17 @@ typedef struct ts__cbnode {
     void *arg;
 } ts__cbnode;
 static inline bool ts__cbnode_embedded(const ts__cbnode *n) { return n->arg == n; }
+
+/*
+ * A deferred run's node (ts__ioloop_defer): always embedded in the object it
+ * runs, which the callback finds from the node, so it carries no argument.
+ */
+typedef struct ts__defnode ts__defnode;
+typedef void (*ts__defer_cb)(ts_ioloop *loop, ts__defnode *node);
+struct ts__defnode {
+    ts__defnode *next;
+    ts__defer_cb cb;
+};
 
 /*
  * Queues a library completion to run right after the current event, in the
@@ -48,9 +59,9 @@ static inline bool ts__cbnode_embedded(const ts__cbnode *n) { return n->arg == n
  * whose handshake is to start, whose close must be told) is never left
  * unscheduled by an out-of-memory. It must not be queued twice at once and
  * must outlive the callback's start (the callback may free it). @p cb gets
- * @p node as its argument.
+ * @p node.
  */
-void ts__ioloop_defer(ts_ioloop *loop, ts__cbnode *node, ts_ioloop_cb cb);
+void ts__ioloop_defer(ts_ioloop *loop, ts__defnode *node, ts__defer_cb cb);
 
 /*
  * ts_ioloop_add_callback() with the caller's @p node (same queue, same

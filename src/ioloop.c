@@ -111,12 +111,15 @@ static void collect_foreign(ts_ioloop *loop)
     }
 }
 
-void ts__ioloop_defer(ts_ioloop *loop, ts__cbnode *n, ts_ioloop_cb cb)
+void ts__ioloop_defer(ts_ioloop *loop, ts__defnode *n, ts__defer_cb cb)
 {
     n->cb = cb;
-    n->arg = n;
     n->next = NULL;
-    queue_append(&loop->phead, &loop->ptail, n, n);
+    if (loop->ptail)
+        loop->ptail->next = n;
+    else
+        loop->phead = n;
+    loop->ptail = n;
 }
 
 /*
@@ -129,15 +132,11 @@ void ts__ioloop_defer(ts_ioloop *loop, ts__cbnode *n, ts_ioloop_cb cb)
  */
 static void run_pending(ts_ioloop *loop)
 {
-    ts__cbnode *n = loop->phead;
+    ts__defnode *n = loop->phead;
     loop->phead = loop->ptail = NULL;
     while (n) {
-        ts__cbnode *next = n->next;
-        ts_ioloop_cb cb = n->cb;
-        void *arg = n->arg;
-        if (!ts__cbnode_embedded(n))
-            node_put(loop, n);
-        cb(loop, arg);
+        ts__defnode *next = n->next; /* (the callback may free n) */
+        n->cb(loop, n);
         n = next;
     }
 }
@@ -499,12 +498,13 @@ void ts_ioloop_free(ts_ioloop *loop, bool all_fds)
      * first: a node may be embedded in a stream the next pass frees.
      */
     free_nodes(loop->head);
-    free_nodes(loop->phead);
+    /* (deferred runs' nodes are all embedded: nothing to free) */
     pthread_mutex_lock(&loop->xlock);
     free_nodes(loop->xhead);
     loop->xhead = loop->xtail = NULL;
     pthread_mutex_unlock(&loop->xlock);
-    loop->head = loop->tail = loop->phead = loop->ptail = NULL;
+    loop->head = loop->tail = NULL;
+    loop->phead = loop->ptail = NULL;
     /* Streams the program still holds are cut loose: valid memory, no loop. */
     walk_members(loop, true);
     for (int fd = 0; fd < loop->nhandlers; fd++) {

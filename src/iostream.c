@@ -299,10 +299,10 @@ static void on_loop_orphan(ts__loop_member *m)
 
 /* ---- scheduling and the run loop ---------------------------------------- */
 
-static void on_deferred(ts_ioloop *loop, void *arg)
+static void on_deferred(ts_ioloop *loop, ts__defnode *node)
 {
     TS__UNUSED(loop);
-    ts_iostream *s = (ts_iostream *)((char *)arg - offsetof(ts_iostream, deferred));
+    ts_iostream *s = (ts_iostream *)((char *)node - offsetof(ts_iostream, deferred));
     s->flags &= ~TS__F_SCHEDULED;
     run(s, 0, true);
     ts_iostream_unref(s); /* the reference ts__io_schedule took */
@@ -667,7 +667,7 @@ size_t ts__iostream_heap_bytes(const ts_iostream *s)
     size_t n = s->rb.cap + ts__writebuf_size(s->wb) + (size_t)s->wb->mcap * sizeof(ts__wmark);
     if (s->wb != &ts__writebuf_idle)
         n += sizeof(ts__writebuf); /* a queue of its own */
-    if (s->rd.kind == TS__RK_UNTIL && s->rd.dlen > TS__DELIM_INLINE)
-        n += s->rd.dlen;
+    if (s->rd.kind == TS__RK_UNTIL && s->rd.dlen == TS__DELIM_LONG)
+        n += sizeof(ts__delim_long) + s->rd.delim_heap->len;
     return n + ts__regex_heap_bytes(s->rare ? s->rare->re : NULL);
 }

@@ -61,26 +61,38 @@ static inline ssize_t ts__io_wouldblock(ssize_t r)
 
 enum ts__read_kind { TS__RK_NONE = 0, TS__RK_BYTES, TS__RK_UNTIL, TS__RK_REGEX, TS__RK_CLOSE, TS__RK_INTO };
 
-/* Delimiters up to this long are kept inside the stream; longer ones get a block of their own. */
+/*
+ * Delimiters up to this long are kept inside the stream; longer ones get a
+ * block of their own, which starts with their length (ts__delim_long).
+ */
 #define TS__DELIM_INLINE 8
+#define TS__DELIM_LONG 0xffu /* ts__read.dlen of a delimiter in a block of its own */
+typedef struct ts__delim_long {
+    size_t len;
+    char bytes[];
+} ts__delim_long;
 
 /*
  * The pending read (Tornado's _read_bytes/_read_delimiter/... fields). What
  * only one kind of read uses shares its room with what only another uses:
- * every idle connection with a read pending holds one of these.
+ * every idle connection with a read pending holds one of these (56 bytes).
  */
 typedef struct ts__read {
     uint8_t kind;
-    bool partial;
-    bool streaming;
-    bool ready; /* complete (status, pos) and waiting to be delivered */
-    bool chunk; /* ready is one streaming chunk, not the end */
+    bool ready;            /* complete (status, pos) and waiting to be delivered */
+    uint8_t dlen;          /* until: the delimiter's length, or TS__DELIM_LONG */
+    uint8_t partial : 1;   /* bytes, into: any data completes it */
+    uint8_t streaming : 1; /* bytes, until-close: each piece goes to scb */
+    uint8_t chunk : 1;     /* ready is one streaming piece, not the end */
     int status;
-    uint32_t dlen;    /* until: the delimiter's length */
-    size_t n;         /* bytes: wanted (streaming: still wanted); into: buffer size */
-    size_t pos;       /* when ready: bytes of the read buffer to deliver */
-    size_t max_bytes; /* 0: none */
-    size_t scan;      /* search resumes here (offset from the unconsumed start) */
+    union {
+        size_t n;         /* bytes: wanted (streaming: still wanted); into: buffer size */
+        size_t max_bytes; /* until, regex: 0: none */
+    };
+    union {
+        size_t scan; /* until, regex, while not ready: the search resumes here (offset from the unconsumed start) */
+        size_t pos;  /* when ready: bytes of the read buffer to deliver */
+    };
     union {
         size_t seen;   /* regex: bytes buffered at the last search */
         size_t filled; /* into: bytes stored in into */
@@ -93,7 +105,7 @@ typedef struct ts__read {
     union {
         ts_iostream_streaming_cb scb;   /* streaming bytes and until-close: each piece */
         char *into;                     /* into: the caller's buffer */
-        char *delim_heap;               /* until: a delimiter longer than TS__DELIM_INLINE */
+        ts__delim_long *delim_heap;     /* until: a delimiter longer than TS__DELIM_INLINE */
         char delim[TS__DELIM_INLINE];   /* until: one up to TS__DELIM_INLINE long */
     };
 } ts__read;
@@ -159,7 +171,7 @@ struct ts_iostream {
     ts_iostream_close_cb close_cb;
     void *close_arg;
     void *userdata;
-    ts__cbnode deferred; /* the loop queue's node for the deferred run (TS__F_SCHEDULED) */
+    ts__defnode deferred; /* the loop queue's node for the deferred run (TS__F_SCHEDULED) */
     ts__handler handler; /* the loop's fd handler while events != 0 (its fd: handler.io.fd); io.data: the loop */
 };
 

@@ -13,7 +13,12 @@
 
 #include "iostream_core.h"
 
-static const char *delim_ptr(const ts__read *rd) { return rd->dlen > TS__DELIM_INLINE ? rd->delim_heap : rd->delim; }
+static const char *delim_ptr(const ts__read *rd)
+{
+    return rd->dlen == TS__DELIM_LONG ? rd->delim_heap->bytes : rd->delim;
+}
+
+static size_t delim_size(const ts__read *rd) { return rd->dlen == TS__DELIM_LONG ? rd->delim_heap->len : rd->dlen; }
 
 /*
  * Ends the pending read. Only what a new read relies on is cleared (it sets
@@ -21,13 +26,14 @@ static const char *delim_ptr(const ts__read *rd) { return rd->dlen > TS__DELIM_I
  */
 static void reset_read(ts__read *rd)
 {
-    if (rd->kind == TS__RK_UNTIL && rd->dlen > TS__DELIM_INLINE) /* almost always inline: skip the allocator hook */
+    if (rd->kind == TS__RK_UNTIL && rd->dlen == TS__DELIM_LONG) /* almost always inline: skip the allocator hook */
         ts__free(rd->delim_heap);
     rd->kind = TS__RK_NONE;
-    rd->partial = rd->streaming = rd->ready = rd->chunk = false;
+    rd->ready = false;
+    rd->partial = rd->streaming = rd->chunk = 0;
     rd->status = 0;
     rd->dlen = 0;
-    rd->n = rd->pos = rd->max_bytes = rd->scan = rd->filled = 0;
+    rd->n = rd->scan = rd->filled = 0; /* (and max_bytes, pos, seen: they share the room) */
     rd->into = NULL;
 }
 
@@ -48,7 +54,7 @@ static int find_delim(ts_iostream *s, size_t *end)
     size_t len = TS__MIN(s->rb.len, s->max_buffer_size);
     /* Bytes past max_bytes can never be part of the answer: don't even look at them. */
     size_t limit = rd->max_bytes ? TS__MIN(len, rd->max_bytes) : len;
-    size_t dl = rd->dlen;
+    size_t dl = delim_size(rd);
     if (limit >= dl && rd->scan <= limit - dl) {
         const char *d = delim_ptr(rd);
         size_t span = limit - rd->scan;
@@ -179,7 +185,7 @@ static inline bool evaluate(ts_iostream *s, bool final)
             const char *hit = memchr(data + rd->scan, rd->delim[0], limit - rd->scan); /* dlen 1: inline */
             if (hit) {
                 rd->ready = true;
-                rd->chunk = false;
+                rd->chunk = 0;
                 rd->pos = (size_t)(hit - data) + 1;
                 rd->status = 0;
                 return true;
@@ -203,7 +209,7 @@ static bool evaluate_slow(ts_iostream *s, bool final)
     if (r == 0 && !final)
         return false;
     rd->ready = true;
-    rd->chunk = chunk;
+    rd->chunk = chunk ? 1 : 0;
     rd->pos = r > 0 ? pos : 0;
     rd->status = r > 0 ? 0 : r < 0 ? r : ts__io_close_status(s);
     if (r < 0 && !(r == TS_EUNSATISFIABLE && (s->flags & TS__F_KEEP_UNSAT)))
@@ -426,7 +432,8 @@ bool ts__io_read_deliver(ts_iostream *s)
     size_t n = rd->pos;
     void *arg = rd->arg;
     if (rd->chunk) {
-        rd->ready = rd->chunk = false;
+        rd->ready = false;
+        rd->chunk = 0;
         if (rd->kind == TS__RK_BYTES)
             rd->n -= n;
         /* Consumed before the call so a read started inside it sees what follows; the memory stays put. */
@@ -513,7 +520,7 @@ int ts_iostream_read_bytes(ts_iostream *s, size_t n, bool partial, ts_iostream_r
         return TS_EBUFFERFULL;
     s->rd.kind = TS__RK_BYTES;
     s->rd.n = n;
-    s->rd.partial = partial;
+    s->rd.partial = partial ? 1 : 0;
     s->rd.cb = cb;
     s->rd.arg = arg;
     return begin_read(s);
@@ -528,7 +535,7 @@ int ts_iostream_read_bytes_streaming(ts_iostream *s, size_t n, ts_iostream_strea
     if (!streaming_cb)
         return TS_EINVAL;
     s->rd.kind = TS__RK_BYTES;
-    s->rd.streaming = true;
+    s->rd.streaming = 1;
     s->rd.n = n;
     s->rd.scb = streaming_cb;
     s->rd.cb = cb;
@@ -546,17 +553,18 @@ int ts_iostream_read_until(ts_iostream *s, const void *delim, size_t delim_len, 
         return TS_EINVAL;
     ts__read *rd = &s->rd;
     if (delim_len > TS__DELIM_INLINE) {
-        rd->delim_heap = ts__malloc(delim_len);
+        rd->delim_heap = ts__malloc(sizeof(ts__delim_long) + delim_len);
         if (!rd->delim_heap)
             return TS_ENOMEM;
-        memcpy(rd->delim_heap, delim, delim_len);
+        rd->delim_heap->len = delim_len;
+        memcpy(rd->delim_heap->bytes, delim, delim_len);
     } else if (delim_len == 1) {
         rd->delim[0] = *(const char *)delim; /* the common "\n": no memcpy call */
     } else {
         memcpy(rd->delim, delim, delim_len);
     }
     rd->kind = TS__RK_UNTIL;
-    rd->dlen = (uint32_t)delim_len;
+    rd->dlen = delim_len > TS__DELIM_INLINE ? TS__DELIM_LONG : (uint8_t)delim_len;
     rd->max_bytes = max_bytes;
     rd->cb = cb;
     rd->arg = arg;
@@ -601,7 +609,7 @@ int ts_iostream_read_until_close_streaming(ts_iostream *s, ts_iostream_streaming
     if (!streaming_cb)
         return TS_EINVAL;
     s->rd.kind = TS__RK_CLOSE;
-    s->rd.streaming = true;
+    s->rd.streaming = 1;
     s->rd.scb = streaming_cb;
     s->rd.cb = cb;
     s->rd.arg = arg;
@@ -619,7 +627,7 @@ int ts_iostream_read_into(ts_iostream *s, void *buf, size_t len, bool partial, t
     s->rd.kind = TS__RK_INTO;
     s->rd.into = buf;
     s->rd.n = len;
-    s->rd.partial = partial;
+    s->rd.partial = partial ? 1 : 0;
     s->rd.into_cb = cb;
     s->rd.arg = arg;
     return begin_read(s);

@@ -136,12 +136,12 @@ typedef struct defer_state {
     iter_state *it;
     int left;
     int io_at_start, io_at_end;
-    ts__cbnode node; /* the queue's node, as a stream embeds one */
+    ts__defnode node; /* the queue's node, as a stream embeds one */
 } defer_state;
 
-static void defer_chain(ts_ioloop *loop, void *arg)
+static void defer_chain(ts_ioloop *loop, ts__defnode *node)
 {
-    defer_state *d = (defer_state *)((char *)arg - offsetof(defer_state, node)); /* the node is the argument */
+    defer_state *d = (defer_state *)((char *)node - offsetof(defer_state, node));
     if (--d->left > 0) {
         ts__ioloop_defer(loop, &d->node, defer_chain);
         return;
