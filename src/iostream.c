@@ -47,16 +47,6 @@ static const ts__member_ops member_ops = {on_loop_close, on_loop_orphan};
 static bool init_stream(ts_iostream *s, ts_ioloop *loop, const ts_stream_ops *ops, const ts_iostream_options *opts)
 {
     s->ops = ops;
-    double hs = TS__OPT(opts, handshake_timeout);
-    /* A handshake's waiters and deadline are kept from the start: waiting for it cannot fail later. */
-    if (hs > 0 || TS__OP(s, handshake)) {
-        if (!(s->rare = ts__calloc(1, sizeof *s->rare)))
-            return false;
-        s->rare->hs_timeout = hs > 0 ? hs : 0;
-    }
-    ts__ioloop_attach(loop, &s->member, &member_ops);
-    s->handler.io.data = loop;
-    s->refs = 1;
     size_t max = TS__OPT(opts, max_buffer_size);
     /*
      * The one place size options are made safe: "unlimited" (SIZE_MAX) and
@@ -70,8 +60,27 @@ static bool init_stream(ts_iostream *s, ts_ioloop *loop, const ts_stream_ops *op
     /* A chunk close to the limit makes reads fail spuriously (Tornado caps it the same way). */
     chunk = TS__MIN(chunk ? chunk : TS_IOSTREAM_DEFAULT_CHUNK, s->max_buffer_size / 2);
     chunk = TS__MIN(chunk, TS_IOSTREAM_MAX_CHUNK); /* each read reserves this much: keep it allocatable */
-    s->read_chunk_size = (uint32_t)(chunk ? chunk : 1);
-    s->max_write_buffer_size = TS__OPT(opts, max_write_buffer_size);
+    chunk = chunk ? chunk : 1;
+    size_t max_write = TS__OPT(opts, max_write_buffer_size);
+    bool limits = chunk != TS_IOSTREAM_DEFAULT_CHUNK || max_write != 0;
+    double hs = TS__OPT(opts, handshake_timeout);
+    /*
+     * A handshake's waiters and deadline are kept from the start: waiting for
+     * it cannot fail later. Sizes other than the defaults are kept there too.
+     */
+    if (hs > 0 || TS__OP(s, handshake) || limits) {
+        if (!(s->rare = ts__calloc(1, sizeof *s->rare)))
+            return false;
+        s->rare->hs_timeout = hs > 0 ? hs : 0;
+    }
+    if (limits) {
+        s->flags |= TS__F_LIMITS;
+        s->rare->read_chunk_size = (uint32_t)chunk;
+        s->rare->max_write_buffer_size = max_write;
+    }
+    ts__ioloop_attach(loop, &s->member, &member_ops);
+    s->handler.io.data = loop;
+    s->refs = 1;
     ts__readbuf_init(&s->rb);
     s->wb = (ts__writebuf *)&ts__writebuf_idle; /* a queue of its own comes with the first write */
     if (TS__OP(s, handshake))
@@ -647,8 +656,8 @@ void ts__iostream_get_options(ts_iostream *s, ts_iostream_options *out)
 {
     if (out->size >= offsetof(ts_iostream_options, max_write_buffer_size) + sizeof(out->max_write_buffer_size)) {
         out->max_buffer_size = s->max_buffer_size;
-        out->read_chunk_size = s->read_chunk_size;
-        out->max_write_buffer_size = s->max_write_buffer_size;
+        out->read_chunk_size = ts__io_read_chunk(s);
+        out->max_write_buffer_size = ts__io_max_write(s);
     }
     if (out->size >= offsetof(ts_iostream_options, handshake_timeout) + sizeof(out->handshake_timeout))
         out->handshake_timeout = s->rare ? s->rare->hs_timeout : 0;

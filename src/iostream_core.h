@@ -38,7 +38,8 @@ enum {
     TS__F_SHUT_DONE = 1u << 22,      /* ... done (or the stream closed first) */
     TS__F_SHUT_READY = 1u << 23,     /* ... and its callback is owed (shut_status) */
     TS__F_ORPHAN = 1u << 24,         /* its loop was freed: closed, and nothing may reach the loop */
-    TS__F_TIMEOUTS = 1u << 25        /* ts_iostream_set_timeouts() set one: rare->tmo is live */
+    TS__F_TIMEOUTS = 1u << 25,       /* ts_iostream_set_timeouts() set one: rare->tmo is live */
+    TS__F_LIMITS = 1u << 26          /* rare holds the read chunk and write limit (not the defaults) */
 };
 
 /* An optional op, or NULL when the ops struct is too old to have it. */
@@ -126,8 +127,9 @@ typedef struct ts__timeouts {
  * regex read needs, kept apart so that an idle stream does not carry it:
  * allocated by the API call
  * that first needs it (ts__io_rare()), or at creation for a transport with a
- * handshake or a handshake_timeout, freed with the stream. Set whenever
- * TS__F_CONNECT_WAIT, TS__F_HS_WAIT, TS__F_SHUT_REQ, TS__F_TIMEOUTS or a
+ * handshake, a handshake_timeout or size options other than the defaults
+ * (TS__F_LIMITS), freed with the stream. Set whenever TS__F_CONNECT_WAIT,
+ * TS__F_HS_WAIT, TS__F_SHUT_REQ, TS__F_TIMEOUTS, TS__F_LIMITS or a
  * handshake timeout is.
  */
 typedef struct ts__rare {
@@ -144,6 +146,8 @@ typedef struct ts__rare {
     int shut_status;
     ts__timeouts tmo; /* live while TS__F_TIMEOUTS */
     ts__regex *re;    /* the last pattern read_until_regex compiled (NULL: none) */
+    size_t max_write_buffer_size; /* while TS__F_LIMITS (else 0: none) */
+    uint32_t read_chunk_size;     /* while TS__F_LIMITS (else TS_IOSTREAM_DEFAULT_CHUNK; at most TS_IOSTREAM_MAX_CHUNK) */
 } ts__rare;
 
 struct ts_iostream {
@@ -158,10 +162,8 @@ struct ts_iostream {
     unsigned hs_wait : 3;    /* likewise for the handshake */
     uint8_t run_reads;       /* transport reads made in this run (bounded by TS__READS_PER_RUN) */
     uint8_t events;          /* interest registered with the loop through handler (0: none) */
-    uint32_t read_chunk_size; /* (at most TS_IOSTREAM_MAX_CHUNK) */
 
-    size_t max_buffer_size;
-    size_t max_write_buffer_size;
+    size_t max_buffer_size; /* (the read chunk and the write limit: ts__io_read_chunk(), ts__io_max_write()) */
 
     ts__readbuf rb;
     ts__writebuf *wb; /* &ts__writebuf_idle while nothing is queued (ts__io_wbuf, ts__io_wbuf_settle) */
@@ -191,6 +193,18 @@ static inline void *ts__io_transport(const ts_iostream *s)
     return (s->flags & TS__F_INLINE_T) ? (void *)tail : *(void **)(void *)tail;
 }
 
+/* Bytes asked of the transport per read. */
+static inline size_t ts__io_read_chunk(const ts_iostream *s)
+{
+    return (s->flags & TS__F_LIMITS) ? s->rare->read_chunk_size : TS_IOSTREAM_DEFAULT_CHUNK;
+}
+
+/* The write buffer's limit (0: none). */
+static inline size_t ts__io_max_write(const ts_iostream *s)
+{
+    return (s->flags & TS__F_LIMITS) ? s->rare->max_write_buffer_size : 0;
+}
+
 /* Counts @p n bytes examined by a search, on the loop's counter (an orphan's are not counted). */
 static inline void ts__io_count_search(const ts_iostream *s, size_t n)
 {
@@ -199,7 +213,7 @@ static inline void ts__io_count_search(const ts_iostream *s, size_t n)
         ts__ioloop_stats(loop)->search_bytes += n;
 }
 
-_Static_assert(TS_IOSTREAM_MAX_CHUNK <= UINT32_MAX, "read_chunk_size is 32 bits");
+_Static_assert(TS_IOSTREAM_MAX_CHUNK <= UINT32_MAX, "rare->read_chunk_size is 32 bits");
 
 /* Most bytes one flush hands the transport, so one busy stream cannot starve the others. */
 #define TS__WRITE_EVENT_CAP (4u * 1024u * 1024u)

@@ -250,8 +250,8 @@ static size_t grow_cap(const ts_iostream *s)
 {
     size_t cap = s->max_buffer_size;
     size_t mb = s->rd.max_bytes;
-    if ((s->rd.kind == TS__RK_UNTIL || s->rd.kind == TS__RK_REGEX) && mb && mb < cap - s->read_chunk_size)
-        cap = mb + s->read_chunk_size;
+    if ((s->rd.kind == TS__RK_UNTIL || s->rd.kind == TS__RK_REGEX) && mb && mb < cap - ts__io_read_chunk(s))
+        cap = mb + ts__io_read_chunk(s);
     return cap;
 }
 
@@ -274,7 +274,7 @@ static ssize_t read_once(ts_iostream *s)
         }
         /* Never let the buffer pass max_buffer_size by more than the one byte that proves it full. */
         size_t limit = s->max_buffer_size - s->rb.len + 1;
-        size_t want = TS__MIN(s->read_chunk_size, limit);
+        size_t want = TS__MIN(ts__io_read_chunk(s), limit);
         if (ts__writebuf_has_views(s->wb)) {
             /*
              * Echoes queued by reference go out before more is read; what the

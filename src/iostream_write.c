@@ -188,8 +188,8 @@ static int write_refused(ts_iostream *s, uint64_t len, ts_iostream_write_cb cb)
     if (s->flags & (TS__F_SHUT_REQ | TS__F_SHUT_DONE))
         return TS_ESTATE; /* the write side is (being) shut */
     /* As Tornado: the write is refused and nothing else happens; the caller may wait for the queue to drain. */
-    if (s->max_write_buffer_size && (len > s->max_write_buffer_size ||
-                                     ts__writebuf_size(s->wb) > s->max_write_buffer_size - len))
+    if (ts__io_max_write(s) && (len > ts__io_max_write(s) ||
+                                     ts__writebuf_size(s->wb) > ts__io_max_write(s) - len))
         return TS_EBUFFERFULL;
     if (cb && (!ts__io_wbuf(s) || ts__writebuf_reserve_mark(s->wb)))
         return TS_ENOMEM; /* nothing happened yet */
@@ -268,7 +268,7 @@ int ts_iostream_write(ts_iostream *s, const void *data, size_t len, ts_iostream_
      */
     const unsigned mask = TS__F_IN_RUN | TS__F_CLOSED | TS__F_CONNECTING | TS__F_HANDSHAKING | TS__F_SHUT_REQ |
                           TS__F_SHUT_DONE;
-    if (!cb && data && (s->flags & mask) == TS__F_IN_RUN && !s->max_write_buffer_size && ts__io_wbuf(s)) {
+    if (!cb && data && (s->flags & mask) == TS__F_IN_RUN && !ts__io_max_write(s) && ts__io_wbuf(s)) {
         if (ts__io_is_view(s, data, len)) {
             /* An echo of what the read callback was handed: queued by reference, no copy. */
             if (ts__writebuf_append_view(s->wb, data, len) == 0)
