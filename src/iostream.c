@@ -670,6 +670,7 @@ uint64_t ts__iostream_search_bytes(const ts_iostream *s)
 }
 
 size_t ts__iostream_struct_size(void) { return sizeof(struct ts_iostream); }
+size_t ts__iostream_transport_offset(void) { return TS__IO_TOFF; }
 
 size_t ts__iostream_heap_bytes(const ts_iostream *s)
 {

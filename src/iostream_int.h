@@ -445,6 +445,8 @@ uint64_t ts__iostream_search_bytes(const ts_iostream *s);
 
 /** sizeof(struct ts_iostream), for memory reports. */
 size_t ts__iostream_struct_size(void);
+/** Where a stream's transport starts in its block (an inline transport's block is this plus its size). */
+size_t ts__iostream_transport_offset(void);
 
 /** Heap bytes the stream holds beyond its struct (buffers, regex cache, queued writes): test/report stat. */
 size_t ts__iostream_heap_bytes(const ts_iostream *s);

@@ -20,21 +20,12 @@ static const char *delim_ptr(const ts__read *rd)
 
 static size_t delim_size(const ts__read *rd) { return rd->dlen == TS__DELIM_LONG ? rd->delim_heap->len : rd->dlen; }
 
-/*
- * Ends the pending read. Only what a new read relies on is cleared (it sets
- * its own callbacks, delimiter and sizes): this runs once per read.
- */
+/* Ends the pending read: all of it is cleared (a few wide stores), once per read. */
 static void reset_read(ts__read *rd)
 {
     if (rd->kind == TS__RK_UNTIL && rd->dlen == TS__DELIM_LONG) /* almost always inline: skip the allocator hook */
         ts__free(rd->delim_heap);
-    rd->kind = TS__RK_NONE;
-    rd->ready = false;
-    rd->partial = rd->streaming = rd->chunk = 0;
-    rd->status = 0;
-    rd->dlen = 0;
-    rd->n = rd->scan = rd->filled = 0; /* (and max_bytes, pos, seen: they share the room) */
-    rd->into = NULL;
+    *rd = (ts__read){.kind = TS__RK_NONE};
 }
 
 void ts__io_read_free(ts_iostream *s)
@@ -184,8 +175,7 @@ static inline bool evaluate(ts_iostream *s, bool final)
             ts__io_count_search(s, limit - rd->scan);
             const char *hit = memchr(data + rd->scan, rd->delim[0], limit - rd->scan); /* dlen 1: inline */
             if (hit) {
-                rd->ready = true;
-                rd->chunk = 0;
+                rd->ready = true; /* (chunk stays 0: only streaming reads set it) */
                 rd->pos = (size_t)(hit - data) + 1;
                 rd->status = 0;
                 return true;

@@ -428,13 +428,14 @@ static void test_idle_echo_heap_bytes(void **state)
         drain(loop, peer[i], 5);
     long per_stream = (tu_mem_live() - base) / N;
     tu_restore_allocator();
-    size_t block = ts__iostream_struct_size();
-    printf("sizeof(struct ts_iostream): %zu; heap bytes per idle echo stream: %ld\n", block, per_stream);
+    size_t block = ts__iostream_transport_offset() + sizeof(int);
+    printf("sizeof(struct ts_iostream): %zu; heap bytes per idle echo stream: %ld\n", ts__iostream_struct_size(),
+           per_stream);
     assert_int_equal(lines, N);
-    /* the block is the struct, its inline socket transport (an int, max-aligned) and malloc's rounding */
-    assert_true(per_stream <= (long)block + 40);
-    /* ... at most 496 bytes: connect, handshake, shutdown and timeout state live apart */
-    assert_true(per_stream <= 496);
+    /* one block: the struct and its inline socket transport (an int); no read buffer, no write queue */
+    assert_true(per_stream <= (long)block);
+    /* ... of at most 260 bytes: connect, handshake, shutdown, timeout and non-default size state live apart */
+    assert_true(per_stream <= 260);
     for (int i = 0; i < N; i++) {
         ts_iostream_free(srv[i]);
         close(peer[i]);
