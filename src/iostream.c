@@ -442,7 +442,8 @@ static void run(ts_iostream *s, int events, bool inline_io)
     /* A kick only asks for this run; a deferred run is inline, so the read is retried. */
     s->flags &= ~(TS__F_RDRAINED | TS__F_WBLOCKED | TS__F_KICK);
     s->run_reads = 0;
-    s->run_written = 0;
+    if (s->wb != &ts__writebuf_idle) /* (a queue taken later in the run starts at 0) */
+        s->wb->run_written = 0;
     do_io(s, events, inline_io, true);
     for (int round = 0; round < TS__RUN_ROUNDS; round++) {
         if (!deliver(s))

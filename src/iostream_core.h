@@ -156,7 +156,6 @@ struct ts_iostream {
     unsigned flags;
     int refs;
     int error;
-    uint32_t run_written; /* bytes written in this run or API call (bounded by TS__WRITE_EVENT_CAP) */
     unsigned read_wait : 3;  /* TS_IOLOOP_READ/WRITE a blocked read waits for (0: not blocked) */
     unsigned write_wait : 3; /* likewise for the write buffer */
     unsigned hs_wait : 3;    /* likewise for the handshake */
@@ -217,7 +216,11 @@ _Static_assert(TS_IOSTREAM_MAX_CHUNK <= UINT32_MAX, "rare->read_chunk_size is 32
 
 /* Most bytes one flush hands the transport, so one busy stream cannot starve the others. */
 #define TS__WRITE_EVENT_CAP (4u * 1024u * 1024u)
-/* run_written counts up to the cap (each write asks for at most what is left of it). */
+/*
+ * The write queue's run_written counts up to the cap (each write asks for at
+ * most what is left of it). It is the queue's: a stream with nothing queued
+ * since its run began has written nothing in it.
+ */
 _Static_assert(TS__WRITE_EVENT_CAP <= UINT32_MAX / 2, "run_written is 32 bits");
 /*
  * Transport reads one run makes at most (libuv's 32): a stream that still

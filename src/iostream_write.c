@@ -89,13 +89,14 @@ static ssize_t flush_file(ts_iostream *s, int fd, uint64_t off, size_t left, siz
  */
 static void budget_begin(ts_iostream *s)
 {
-    if (!(s->flags & TS__F_IN_RUN))
-        s->run_written = 0;
+    if (!(s->flags & TS__F_IN_RUN) && s->wb != &ts__writebuf_idle)
+        s->wb->run_written = 0;
 }
 
 static size_t write_budget(ts_iostream *s)
 {
-    size_t left = s->run_written < TS__WRITE_EVENT_CAP ? TS__WRITE_EVENT_CAP - s->run_written : 0;
+    uint32_t done = s->wb->run_written;
+    size_t left = done < TS__WRITE_EVENT_CAP ? TS__WRITE_EVENT_CAP - done : 0;
     if (!left)
         s->flags |= TS__F_WBLOCKED;
     return left;
@@ -123,7 +124,7 @@ void ts__io_flush(ts_iostream *s)
         }
         if (r > 0) {
             ts__writebuf_advance(s->wb, (size_t)r);
-            s->run_written += (size_t)r;
+            s->wb->run_written += (uint32_t)r;
             s->write_wait = 0;
             ts__io_write_progress(s);
             continue;
@@ -168,7 +169,7 @@ static ssize_t write_direct(ts_iostream *s, const char *data, size_t len)
         ssize_t r = s->ops->write_to_fd(ts__io_transport(s), &iov, 1);
         if (r > 0) {
             done += (size_t)r;
-            s->run_written += (size_t)r;
+            s->wb->run_written += (uint32_t)r;
             s->write_wait = 0;
             continue;
         }

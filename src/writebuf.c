@@ -36,6 +36,7 @@ ts__writebuf *ts__writebuf_new(ts__wpools *pool)
          */
         wb->head = NULL;
         wb->total_index = wb->done_index = 0;
+        wb->run_written = 0;
     } else {
         if (!(wb = ts__malloc(sizeof(*wb))))
             return NULL;
