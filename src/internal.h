@@ -35,33 +35,24 @@ typedef struct ts__cbnode {
 } ts__cbnode;
 static inline bool ts__cbnode_embedded(const ts__cbnode *n) { return n->arg == n; }
 
-/*
- * A deferred run's node (ts__ioloop_defer): always embedded in the object it
- * runs, which the callback finds from the node, so it carries no argument.
- */
-typedef struct ts__defnode ts__defnode;
-typedef void (*ts__defer_cb)(ts_ioloop *loop, ts__defnode *node);
-struct ts__defnode {
-    ts__defnode *next;
-    ts__defer_cb cb;
-};
+typedef struct ts__loop_member ts__loop_member;
 
 /*
- * Queues a library completion to run right after the current event, in the
- * same loop iteration (before the loop polls again). The queue runs as a
- * batch: completions queued while it runs wait for the next iteration, after
- * the next (non-blocking) poll, so a chain of them cannot starve the fds and
- * timers. Loop thread only. This is how a read satisfied from the buffer
- * completes without an extra poll.
+ * Queues a library completion, the run of loop member @p m (its ops' run()),
+ * to happen right after the current event, in the same loop iteration
+ * (before the loop polls again). The queue runs as a batch: runs queued
+ * while it runs wait for the next iteration, after the next (non-blocking)
+ * poll, so a chain of them cannot starve the fds and timers. Loop thread
+ * only. This is how a read satisfied from the buffer completes without an
+ * extra poll.
  *
- * @p node is the caller's, embedded in the object it schedules, so queuing
+ * The member's own list links hold its place in the queue (it leaves the
+ * member list for the queue and goes back before its run), so queuing
  * allocates nothing and cannot fail: an object that must be run (a stream
  * whose handshake is to start, whose close must be told) is never left
- * unscheduled by an out-of-memory. It must not be queued twice at once and
- * must outlive the callback's start (the callback may free it). @p cb gets
- * @p node.
+ * unscheduled by an out-of-memory. It must not be queued twice at once.
  */
-void ts__ioloop_defer(ts_ioloop *loop, ts__defnode *node, ts__defer_cb cb);
+void ts__ioloop_defer(ts_ioloop *loop, ts__loop_member *m);
 
 /*
  * ts_ioloop_add_callback() with the caller's @p node (same queue, same
@@ -144,20 +135,20 @@ void ts__ioloop_remove_handler_embedded(ts_ioloop *loop, ts__handler *h);
  * Objects that live on a loop and must hear of its end (streams). The loop
  * keeps them on a list; ts_ioloop_free() calls close() on each before it runs
  * the queued completions for the last time, then orphan() on each still
- * there, which must cut every tie to the loop and leave the list. Every
- * member of one loop has the same ops (the loop keeps them once, not each
- * member).
+ * there, which must cut every tie to the loop and leave the list. run() is
+ * a deferred run (ts__ioloop_defer). Every member of one loop has the same
+ * ops (the loop keeps them once, not each member).
  */
-typedef struct ts__loop_member ts__loop_member;
 typedef struct ts__member_ops {
     void (*close)(ts__loop_member *m);
     void (*orphan)(ts__loop_member *m);
+    void (*run)(ts__loop_member *m);
 } ts__member_ops;
 struct ts__loop_member {
-    ts__loop_member *prev, *next; /* NULL when on no list */
+    ts__loop_member *prev, *next; /* on the loop's member list or its deferred-run queue; NULL: on neither */
 };
 void ts__ioloop_attach(ts_ioloop *loop, ts__loop_member *m, const ts__member_ops *ops);
-void ts__ioloop_detach(ts__loop_member *m); /* no-op when not attached */
+void ts__ioloop_detach(ts__loop_member *m); /* off the list or the queue; no-op when on neither */
 
 /*
  * Around fork() with the loop already made (ts_tcpserver_start with several

@@ -111,15 +111,28 @@ static void collect_foreign(ts_ioloop *loop)
     }
 }
 
-void ts__ioloop_defer(ts_ioloop *loop, ts__defnode *n, ts__defer_cb cb)
+static void member_link_before(ts__loop_member *head, ts__loop_member *m)
 {
-    n->cb = cb;
-    n->next = NULL;
-    if (loop->ptail)
-        loop->ptail->next = n;
-    else
-        loop->phead = n;
-    loop->ptail = n;
+    m->prev = head->prev;
+    m->next = head;
+    head->prev->next = m;
+    head->prev = m;
+}
+
+static void member_unlink(ts__loop_member *m)
+{
+    m->prev->next = m->next;
+    m->next->prev = m->prev;
+    m->prev = m->next = NULL;
+}
+
+static bool member_list_empty(const ts__loop_member *head) { return head->next == head; }
+
+void ts__ioloop_defer(ts_ioloop *loop, ts__loop_member *m)
+{
+    if (m->next)
+        member_unlink(m);
+    member_link_before(&loop->pending, m);
 }
 
 /*
@@ -132,12 +145,20 @@ void ts__ioloop_defer(ts_ioloop *loop, ts__defnode *n, ts__defer_cb cb)
  */
 static void run_pending(ts_ioloop *loop)
 {
-    ts__defnode *n = loop->phead;
-    loop->phead = loop->ptail = NULL;
-    while (n) {
-        ts__defnode *next = n->next; /* (the callback may free n) */
-        n->cb(loop, n);
-        n = next;
+    if (member_list_empty(&loop->pending))
+        return;
+    /* The batch: the queue as it stands, moved to a head of its own (a member freed meanwhile leaves it). */
+    ts__loop_member batch;
+    batch.next = loop->pending.next;
+    batch.prev = loop->pending.prev;
+    batch.next->prev = batch.prev->next = &batch;
+    loop->pending.next = loop->pending.prev = &loop->pending;
+    const ts__member_ops *ops = loop->member_ops;
+    while (!member_list_empty(&batch)) {
+        ts__loop_member *m = batch.next;
+        member_unlink(m);
+        member_link_before(&loop->members, m); /* back among the members before its run (which may free it) */
+        ops->run(m);
     }
 }
 
@@ -185,7 +206,7 @@ static void prepare_cb(struct ev_loop *ev, ev_prepare *w, int revents)
     claim_owner(loop); /* whoever runs ev_run on the loop is its thread (embedding) */
     if (!loop->running && !loop->owns_ev)
         tl_current = loop; /* the host's ev_run drives it: it is this thread's current loop */
-    bool busy = loop->head != NULL || loop->phead != NULL || (loop->running && atomic_load(&loop->stop_requested));
+    bool busy = loop->head != NULL || !member_list_empty(&loop->pending) || (loop->running && atomic_load(&loop->stop_requested));
     if (busy && !ev_is_active(&loop->idle))
         ev_idle_start(ev, &loop->idle);
     else if (!busy && ev_is_active(&loop->idle))
@@ -291,6 +312,7 @@ static ts_ioloop *loop_init(struct ev_loop *ev, bool owns)
     }
     pthread_mutex_init(&loop->xlock, NULL);
     loop->members.prev = loop->members.next = &loop->members;
+    loop->pending.prev = loop->pending.next = &loop->pending;
     loop->wpools.chunks.max = 16; /* 256 KiB of write chunks at most */
     loop->wpools.heads.max = 64;
     loop->wpools.queues.max = 64;
@@ -335,21 +357,14 @@ struct ev_loop *ts_ioloop_ev(ts_ioloop *loop) { return loop->ev; }
 
 void ts__ioloop_attach(ts_ioloop *loop, ts__loop_member *m, const ts__member_ops *ops)
 {
-    ts__loop_member *head = &loop->members;
     loop->member_ops = ops; /* (one kind of member: streams) */
-    m->prev = head->prev;
-    m->next = head;
-    head->prev->next = m;
-    head->prev = m;
+    member_link_before(&loop->members, m);
 }
 
 void ts__ioloop_detach(ts__loop_member *m)
 {
-    if (!m->next)
-        return;
-    m->prev->next = m->next;
-    m->next->prev = m->prev;
-    m->prev = m->next = NULL;
+    if (m->next)
+        member_unlink(m);
 }
 
 void ts__ioloop_before_fork(ts_ioloop *loop)
@@ -443,11 +458,10 @@ void ts__pool_drain(ts__pool *p)
  * (itself through a close callback that frees it, or another stream the
  * callback frees), so a marker holds the walk's place.
  */
-static void walk_members(ts_ioloop *loop, bool orphan)
+static void walk_list(ts_ioloop *loop, ts__loop_member *head, bool orphan)
 {
     const ts__member_ops *ops = loop->member_ops;
     ts__loop_member marker = {0}, *outer = loop->walk_mark;
-    ts__loop_member *head = &loop->members;
     loop->walk_mark = &marker;
     for (ts__loop_member *m = head->next; m != head;) {
         if (m == outer) { /* another walk's marker (a nested free: not expected) */
@@ -467,6 +481,13 @@ static void walk_members(ts_ioloop *loop, bool orphan)
         ts__ioloop_detach(&marker);
     }
     loop->walk_mark = outer;
+}
+
+/* Both lists: the members, and those queued for a deferred run. */
+static void walk_members(ts_ioloop *loop, bool orphan)
+{
+    walk_list(loop, &loop->members, orphan);
+    walk_list(loop, &loop->pending, orphan);
 }
 
 static bool is_user_handler(const ev_io *w);
@@ -489,7 +510,7 @@ void ts_ioloop_free(ts_ioloop *loop, bool all_fds)
     /* Streams still open close now; their close callbacks run in the rounds below. */
     walk_members(loop, false);
     /* Run what is already queued: the callbacks may own resources (futures). */
-    for (int round = 0; round < 64 && (loop->head || loop->xhead || loop->phead); round++) {
+    for (int round = 0; round < 64 && (loop->head || loop->xhead || !member_list_empty(&loop->pending)); round++) {
         run_pending(loop);
         run_callbacks(loop);
     }
@@ -498,13 +519,11 @@ void ts_ioloop_free(ts_ioloop *loop, bool all_fds)
      * first: a node may be embedded in a stream the next pass frees.
      */
     free_nodes(loop->head);
-    /* (deferred runs' nodes are all embedded: nothing to free) */
     pthread_mutex_lock(&loop->xlock);
     free_nodes(loop->xhead);
     loop->xhead = loop->xtail = NULL;
     pthread_mutex_unlock(&loop->xlock);
     loop->head = loop->tail = NULL;
-    loop->phead = loop->ptail = NULL;
     /* Streams the program still holds are cut loose: valid memory, no loop. */
     walk_members(loop, true);
     for (int fd = 0; fd < loop->nhandlers; fd++) {

@@ -81,7 +81,7 @@ struct ts_ioloop {
     /* callbacks queued on the loop's thread (no lock) */
     ts__cbnode *head, *tail;
     /* completions deferred by the library: run as one batch per iteration (see run_pending) */
-    ts__defnode *phead, *ptail;
+    ts__loop_member pending; /* head of the deferred-run queue (ts__ioloop_defer), in order */
     ts__cbnode *spare; /* free nodes, reused so steady state allocates nothing */
     size_t nspare;
     /* callbacks queued from other threads */

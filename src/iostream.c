@@ -41,7 +41,8 @@ static bool ops_valid(const ts_stream_ops *ops)
 static void on_loop_close(ts__loop_member *m);
 static void on_loop_orphan(ts__loop_member *m);
 static void release_read_memory(ts_iostream *s);
-static const ts__member_ops member_ops = {on_loop_close, on_loop_orphan};
+static void on_deferred(ts__loop_member *m);
+static const ts__member_ops member_ops = {on_loop_close, on_loop_orphan, on_deferred};
 
 /* False when out of memory (nothing to undo but the block). */
 static bool init_stream(ts_iostream *s, ts_ioloop *loop, const ts_stream_ops *ops, const ts_iostream_options *opts)
@@ -308,10 +309,9 @@ static void on_loop_orphan(ts__loop_member *m)
 
 /* ---- scheduling and the run loop ---------------------------------------- */
 
-static void on_deferred(ts_ioloop *loop, ts__defnode *node)
+static void on_deferred(ts__loop_member *m)
 {
-    TS__UNUSED(loop);
-    ts_iostream *s = (ts_iostream *)((char *)node - offsetof(ts_iostream, deferred));
+    ts_iostream *s = (ts_iostream *)((char *)m - offsetof(ts_iostream, member));
     s->flags &= ~TS__F_SCHEDULED;
     run(s, 0, true);
     ts_iostream_unref(s); /* the reference ts__io_schedule took */
@@ -323,7 +323,7 @@ void ts__io_schedule(ts_iostream *s)
         return;
     s->flags |= TS__F_SCHEDULED;
     s->refs++;
-    ts__ioloop_defer(ts__io_loop(s), &s->deferred, on_deferred);
+    ts__ioloop_defer(ts__io_loop(s), &s->member);
 }
 
 static void on_events(struct ev_loop *ev, ev_io *w, int revents)

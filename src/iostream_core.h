@@ -151,7 +151,7 @@ typedef struct ts__rare {
 } ts__rare;
 
 struct ts_iostream {
-    ts__loop_member member; /* on the loop's list until destroyed or orphaned */
+    ts__loop_member member; /* on the loop's list (or its deferred-run queue: TS__F_SCHEDULED) until destroyed or orphaned */
     const ts_stream_ops *ops;
     unsigned flags;
     int refs;
@@ -172,7 +172,6 @@ struct ts_iostream {
     ts_iostream_close_cb close_cb;
     void *close_arg;
     void *userdata;
-    ts__defnode deferred; /* the loop queue's node for the deferred run (TS__F_SCHEDULED) */
     ts__handler handler; /* the loop's fd handler while events != 0 (its fd: handler.io.fd); io.data: the loop */
 };
 

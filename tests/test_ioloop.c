@@ -136,25 +136,75 @@ typedef struct defer_state {
     iter_state *it;
     int left;
     int io_at_start, io_at_end;
-    ts__defnode node; /* the queue's node, as a stream embeds one */
+    ts__loop_member member; /* a loop member, as a stream is: its links hold its place in the queue */
+    ts_ioloop *loop;
 } defer_state;
 
-static void defer_chain(ts_ioloop *loop, ts__defnode *node)
+static void defer_chain(ts__loop_member *m)
 {
-    defer_state *d = (defer_state *)((char *)node - offsetof(defer_state, node));
+    defer_state *d = (defer_state *)((char *)m - offsetof(defer_state, member));
     if (--d->left > 0) {
-        ts__ioloop_defer(loop, &d->node, defer_chain);
+        ts__ioloop_defer(d->loop, &d->member);
         return;
     }
     d->io_at_end = d->it->io_calls;
-    ts_ioloop_stop(loop);
+    ts_ioloop_stop(d->loop);
 }
+
+static void defer_member_end(ts__loop_member *m) { ts__ioloop_detach(m); }
+static const ts__member_ops defer_ops = {defer_member_end, defer_member_end, defer_chain};
 
 static void defer_start(ts_ioloop *loop, void *arg)
 {
     defer_state *d = arg;
     d->io_at_start = d->it->io_calls;
-    ts__ioloop_defer(loop, &d->node, defer_chain);
+    ts__ioloop_defer(loop, &d->member);
+}
+
+/*
+ * A member that leaves the loop while queued for a deferred run (a stream
+ * freed by the callback of one run before it) is not run, and the batch
+ * goes on with the rest in order.
+ */
+typedef struct batch_member {
+    ts__loop_member member;
+    int *log, *nlog, id;
+    struct batch_member *drop; /* detached by this one's run */
+} batch_member;
+
+static void batch_run(ts__loop_member *m)
+{
+    batch_member *b = (batch_member *)m;
+    b->log[(*b->nlog)++] = b->id;
+    if (b->drop)
+        ts__ioloop_detach(&b->drop->member);
+}
+
+static const ts__member_ops batch_ops = {defer_member_end, defer_member_end, batch_run};
+
+static void test_deferred_member_gone_from_batch(void **state)
+{
+    (void)state;
+    ts_ioloop *loop = ts_ioloop_new();
+    int log[8], nlog = 0;
+    batch_member b[4];
+    for (int i = 0; i < 4; i++) {
+        b[i] = (batch_member){.log = log, .nlog = &nlog, .id = i};
+        ts__ioloop_attach(loop, &b[i].member, &batch_ops);
+    }
+    b[0].drop = &b[1]; /* queued after it: gone before its turn */
+    for (int i = 0; i < 4; i++)
+        ts__ioloop_defer(loop, &b[i].member);
+    tu_run_iterations(loop, 2);
+    assert_int_equal(nlog, 3);
+    assert_int_equal(log[0], 0);
+    assert_int_equal(log[1], 2);
+    assert_int_equal(log[2], 3);
+    assert_null(b[1].member.next); /* on no list */
+    /* the others are members again: the loop's end reaches them */
+    ts_ioloop_free(loop, false);
+    for (int i = 0; i < 4; i++)
+        assert_null(b[i].member.next);
 }
 
 static void test_deferred_completions_batched_per_iteration(void **state)
@@ -162,7 +212,8 @@ static void test_deferred_completions_batched_per_iteration(void **state)
     (void)state;
     ts_ioloop *loop = ts_ioloop_new();
     iter_state st = {0};
-    defer_state d = {&st, 100, 0, 0, {0}};
+    defer_state d = {&st, 100, 0, 0, {0}, loop};
+    ts__ioloop_attach(loop, &d.member, &defer_ops);
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, st.fds), 0);
     assert_int_equal(write(st.fds[1], "x", 1), 1); /* always readable: every poll counts */
     assert_int_equal(ts_ioloop_add_handler(loop, st.fds[0], TS_IOLOOP_READ, iter_io, &st), 0);
@@ -1049,6 +1100,7 @@ int main(void)
         cmocka_unit_test(test_callbacks_fifo),
         cmocka_unit_test(test_callback_added_in_callback_waits),
         cmocka_unit_test(test_deferred_completions_batched_per_iteration),
+        cmocka_unit_test(test_deferred_member_gone_from_batch),
         cmocka_unit_test(test_add_callback_from_thread_wakes_loop),
         cmocka_unit_test(test_many_threads_each_callback_once),
         cmocka_unit_test(test_stop_before_start_returns_after_one_iteration),
