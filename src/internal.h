@@ -128,7 +128,12 @@ static inline int ts__handler_events(const ev_io *w, int revents)
 int ts__ioloop_add_handler_embedded(ts_ioloop *loop, ts__handler *h, int fd, int events, ts__handler_fn fn);
 /** Changes the events a registered @p h waits for (READ and/or WRITE, not none). */
 void ts__ioloop_update_handler_embedded(ts_ioloop *loop, ts__handler *h, int events);
-/** Unregisters @p h (not called again, even for events already collected). The storage stays the caller's. */
+/**
+ * Unregisters @p h (not called again, even for events already collected).
+ * The storage stays the caller's. The owner must do this before the loop is
+ * freed: the loop keeps only a bit per fd, not the watcher (a loop member
+ * does it when orphaned).
+ */
 void ts__ioloop_remove_handler_embedded(ts_ioloop *loop, ts__handler *h);
 
 /*

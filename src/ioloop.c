@@ -526,18 +526,18 @@ void ts_ioloop_free(ts_ioloop *loop, bool all_fds)
     loop->head = loop->tail = NULL;
     /* Streams the program still holds are cut loose: valid memory, no loop. */
     walk_members(loop, true);
+    /* (embedded handlers are gone: their owners, the members, removed them on being orphaned) */
     for (int fd = 0; fd < loop->nhandlers; fd++) {
         ev_io *w = loop->handlers[fd];
         if (!w)
             continue;
         ev_io_stop(loop->ev, w);
-        if (!is_user_handler(w))
-            continue; /* embedded: its owner's memory and its owner's fd */
         if (all_fds)
             close(fd);
         ts__free(w);
     }
     ts__free(loop->handlers);
+    ts__free(loop->embedded);
     ts__timers_free(loop);
     for (int i = 0; i < TS__LOOP_RDBUFS; i++)
         ts__free(loop->rdbufs[i].base);
@@ -701,13 +701,36 @@ static int table_reserve(ts_ioloop *loop, int fd)
     return 0;
 }
 
+static bool embedded_at(const ts_ioloop *loop, int fd)
+{
+    return fd / 64 < loop->nembedded && (loop->embedded[fd / 64] >> (fd % 64) & 1u);
+}
+
+/* Makes the embedded-handler bits reach @p fd. 0 or TS_ENOMEM. */
+static int embedded_reserve(ts_ioloop *loop, int fd)
+{
+    int need = fd / 64 + 1;
+    if (need <= loop->nembedded)
+        return 0;
+    int n = TS__MAX(4, loop->nembedded);
+    while (n < need)
+        n *= 2;
+    uint64_t *bits = ts__realloc(loop->embedded, (size_t)n * sizeof *bits);
+    if (!bits)
+        return TS_ENOMEM;
+    memset(bits + loop->nembedded, 0, (size_t)(n - loop->nembedded) * sizeof *bits);
+    loop->embedded = bits;
+    loop->nembedded = n;
+    return 0;
+}
+
 int ts_ioloop_add_handler(ts_ioloop *loop, int fd, int events, ts_ioloop_handler_cb cb, void *arg)
 {
     if (fd < 0 || !cb || ev_mask(events) == 0)
         return TS_EINVAL;
     if (table_reserve(loop, fd))
         return TS_ENOMEM;
-    if (loop->handlers[fd])
+    if (loop->handlers[fd] || embedded_at(loop, fd))
         return -EEXIST;
     ts__user_handler *h = ts__calloc(1, sizeof *h);
     if (!h)
@@ -774,13 +797,13 @@ int ts__ioloop_add_handler_embedded(ts_ioloop *loop, ts__handler *h, int fd, int
 {
     if (fd < 0 || !fn || fn == handler_io_cb || !embedded_events_valid(events))
         return TS_EINVAL;
-    if (table_reserve(loop, fd))
+    if (embedded_reserve(loop, fd))
         return TS_ENOMEM;
-    if (loop->handlers[fd])
+    if ((fd < loop->nhandlers && loop->handlers[fd]) || embedded_at(loop, fd))
         return -EEXIST;
     ev_io_init(&h->io, fn, fd, ev_mask(events)); /* (io.data stays the owner's) */
     ev_io_start(loop->ev, &h->io);
-    loop->handlers[fd] = &h->io;
+    loop->embedded[fd / 64] |= (uint64_t)1 << (fd % 64);
     return 0;
 }
 
@@ -794,6 +817,6 @@ void ts__ioloop_remove_handler_embedded(ts_ioloop *loop, ts__handler *h)
 {
     ev_io_stop(loop->ev, &h->io); /* also drops an event already collected */
     int fd = h->io.fd;
-    if (fd >= 0 && fd < loop->nhandlers && loop->handlers[fd] == &h->io)
-        loop->handlers[fd] = NULL;
+    if (fd >= 0 && embedded_at(loop, fd))
+        loop->embedded[fd / 64] &= ~((uint64_t)1 << (fd % 64));
 }

@@ -96,9 +96,12 @@ struct ts_ioloop {
     uint32_t nheap;
     uint64_t seq;
 
-    /* fd handlers, indexed by fd: a ts__user_handler's or a ts__handler's watcher (see handler_io_cb) */
+    /* ts_ioloop_add_handler() handlers, indexed by fd (their watchers) */
     ev_io **handlers;
     int nhandlers;
+    /* fds with an embedded handler (a bit each: the watcher is its owner's, and so is removing it) */
+    uint64_t *embedded;
+    int nembedded; /* words */
 
     ts__executor *executor;
     int executor_threads;

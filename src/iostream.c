@@ -56,14 +56,14 @@ static bool init_stream(ts_iostream *s, ts_ioloop *loop, const ts_stream_ops *op
      */
     if (max > TS_IOSTREAM_MAX_BUFFER_LIMIT)
         max = TS_IOSTREAM_MAX_BUFFER_LIMIT;
-    s->max_buffer_size = max ? max : TS_IOSTREAM_DEFAULT_MAX_BUFFER;
+    max = max ? max : TS_IOSTREAM_DEFAULT_MAX_BUFFER;
     size_t chunk = TS__OPT(opts, read_chunk_size);
     /* A chunk close to the limit makes reads fail spuriously (Tornado caps it the same way). */
-    chunk = TS__MIN(chunk ? chunk : TS_IOSTREAM_DEFAULT_CHUNK, s->max_buffer_size / 2);
+    chunk = TS__MIN(chunk ? chunk : TS_IOSTREAM_DEFAULT_CHUNK, max / 2);
     chunk = TS__MIN(chunk, TS_IOSTREAM_MAX_CHUNK); /* each read reserves this much: keep it allocatable */
     chunk = chunk ? chunk : 1;
     size_t max_write = TS__OPT(opts, max_write_buffer_size);
-    bool limits = chunk != TS_IOSTREAM_DEFAULT_CHUNK || max_write != 0;
+    bool limits = max != TS_IOSTREAM_DEFAULT_MAX_BUFFER || chunk != TS_IOSTREAM_DEFAULT_CHUNK || max_write != 0;
     double hs = TS__OPT(opts, handshake_timeout);
     /*
      * A handshake's waiters and deadline are kept from the start: waiting for
@@ -76,6 +76,7 @@ static bool init_stream(ts_iostream *s, ts_ioloop *loop, const ts_stream_ops *op
     }
     if (limits) {
         s->flags |= TS__F_LIMITS;
+        s->rare->max_buffer_size = max;
         s->rare->read_chunk_size = (uint32_t)chunk;
         s->rare->max_write_buffer_size = max_write;
     }
@@ -656,7 +657,7 @@ void ts__iostream_get_close_callback(ts_iostream *s, ts_iostream_close_cb *cb, v
 void ts__iostream_get_options(ts_iostream *s, ts_iostream_options *out)
 {
     if (out->size >= offsetof(ts_iostream_options, max_write_buffer_size) + sizeof(out->max_write_buffer_size)) {
-        out->max_buffer_size = s->max_buffer_size;
+        out->max_buffer_size = ts__io_max_buffer(s);
         out->read_chunk_size = ts__io_read_chunk(s);
         out->max_write_buffer_size = ts__io_max_write(s);
     }

@@ -39,7 +39,7 @@ enum {
     TS__F_SHUT_READY = 1u << 23,     /* ... and its callback is owed (shut_status) */
     TS__F_ORPHAN = 1u << 24,         /* its loop was freed: closed, and nothing may reach the loop */
     TS__F_TIMEOUTS = 1u << 25,       /* ts_iostream_set_timeouts() set one: rare->tmo is live */
-    TS__F_LIMITS = 1u << 26          /* rare holds the read chunk and write limit (not the defaults) */
+    TS__F_LIMITS = 1u << 26          /* rare holds the size limits (not all the defaults) */
 };
 
 /* An optional op, or NULL when the ops struct is too old to have it. */
@@ -76,7 +76,7 @@ typedef struct ts__delim_long {
 /*
  * The pending read (Tornado's _read_bytes/_read_delimiter/... fields). What
  * only one kind of read uses shares its room with what only another uses:
- * every idle connection with a read pending holds one of these (56 bytes).
+ * every idle connection with a read pending holds one of these (48 bytes).
  */
 typedef struct ts__read {
     uint8_t kind;
@@ -91,12 +91,9 @@ typedef struct ts__read {
         size_t max_bytes; /* until, regex: 0: none */
     };
     union {
-        size_t scan; /* until, regex, while not ready: the search resumes here (offset from the unconsumed start) */
-        size_t pos;  /* when ready: bytes of the read buffer to deliver */
-    };
-    union {
-        size_t seen;   /* regex: bytes buffered at the last search */
-        size_t filled; /* into: bytes stored in into */
+        size_t scan;   /* until, regex, while not ready: the search resumes here (offset from the unconsumed start) */
+        size_t pos;    /* when ready (but into): bytes of the read buffer to deliver */
+        size_t filled; /* into: bytes stored in into (what its completion reports) */
     };
     union {
         ts_iostream_read_cb cb;           /* every kind but into */
@@ -108,6 +105,7 @@ typedef struct ts__read {
         char *into;                     /* into: the caller's buffer */
         ts__delim_long *delim_heap;     /* until: a delimiter longer than TS__DELIM_INLINE */
         char delim[TS__DELIM_INLINE];   /* until: one up to TS__DELIM_INLINE long */
+        size_t seen;                    /* regex: bytes buffered at the last search */
     };
 } ts__read;
 
@@ -146,6 +144,7 @@ typedef struct ts__rare {
     int shut_status;
     ts__timeouts tmo; /* live while TS__F_TIMEOUTS */
     ts__regex *re;    /* the last pattern read_until_regex compiled (NULL: none) */
+    size_t max_buffer_size;       /* while TS__F_LIMITS (else TS_IOSTREAM_DEFAULT_MAX_BUFFER) */
     size_t max_write_buffer_size; /* while TS__F_LIMITS (else 0: none) */
     uint32_t read_chunk_size;     /* while TS__F_LIMITS (else TS_IOSTREAM_DEFAULT_CHUNK; at most TS_IOSTREAM_MAX_CHUNK) */
 } ts__rare;
@@ -162,7 +161,6 @@ struct ts_iostream {
     uint8_t run_reads;       /* transport reads made in this run (bounded by TS__READS_PER_RUN) */
     uint8_t events;          /* interest registered with the loop through handler (0: none) */
 
-    size_t max_buffer_size; /* (the read chunk and the write limit: ts__io_read_chunk(), ts__io_max_write()) */
 
     ts__readbuf rb;
     ts__writebuf *wb; /* &ts__writebuf_idle while nothing is queued (ts__io_wbuf, ts__io_wbuf_settle) */
@@ -189,6 +187,12 @@ static inline void *ts__io_transport(const ts_iostream *s)
 {
     char *tail = (char *)s + TS__IO_TOFF;
     return (s->flags & TS__F_INLINE_T) ? (void *)tail : *(void **)(void *)tail;
+}
+
+/* The most bytes the read buffer answers reads from (options.max_buffer_size, made safe). */
+static inline size_t ts__io_max_buffer(const ts_iostream *s)
+{
+    return (s->flags & TS__F_LIMITS) ? s->rare->max_buffer_size : TS_IOSTREAM_DEFAULT_MAX_BUFFER;
 }
 
 /* Bytes asked of the transport per read. */

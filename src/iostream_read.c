@@ -42,7 +42,7 @@ static int find_delim(ts_iostream *s, size_t *end)
 {
     ts__read *rd = &s->rd;
     const char *data = ts__readbuf_data(&s->rb);
-    size_t len = TS__MIN(s->rb.len, s->max_buffer_size);
+    size_t len = TS__MIN(s->rb.len, ts__io_max_buffer(s));
     /* Bytes past max_bytes can never be part of the answer: don't even look at them. */
     size_t limit = rd->max_bytes ? TS__MIN(len, rd->max_bytes) : len;
     size_t dl = delim_size(rd);
@@ -66,7 +66,7 @@ static int find_delim(ts_iostream *s, size_t *end)
 static int find_regex(ts_iostream *s, bool final, size_t *end)
 {
     ts__read *rd = &s->rd;
-    size_t len = TS__MIN(s->rb.len, s->max_buffer_size);
+    size_t len = TS__MIN(s->rb.len, ts__io_max_buffer(s));
     bool at_limit = rd->max_bytes && len >= rd->max_bytes;
     size_t limit = rd->max_bytes ? TS__MIN(len, rd->max_bytes) : len;
     final = final || at_limit;
@@ -88,7 +88,7 @@ static int find_pos(ts_iostream *s, bool final, size_t *pos, bool *chunk)
 {
     ts__read *rd = &s->rd;
     /* Only max_buffer_size bytes may answer a read; the byte past them only proves the buffer full. */
-    size_t len = TS__MIN(s->rb.len, s->max_buffer_size);
+    size_t len = TS__MIN(s->rb.len, ts__io_max_buffer(s));
     *chunk = false;
     switch (rd->kind) {
     case TS__RK_BYTES:
@@ -122,7 +122,7 @@ static int find_pos(ts_iostream *s, bool final, size_t *pos, bool *chunk)
          * that proves the buffer full, left by a read answered within it):
          * the answer would be cut to max_buffer_size bytes.
          */
-        if (!rd->streaming && s->rb.len > s->max_buffer_size)
+        if (!rd->streaming && s->rb.len > ts__io_max_buffer(s))
             return TS_EBUFFERFULL;
         *pos = rd->streaming ? 0 : len;
         return 1;
@@ -167,7 +167,7 @@ static inline bool evaluate(ts_iostream *s, bool final)
      * Only a miss that reaches max_bytes goes on to the full path, which
      * fails the read.
      */
-    if (rd->kind == TS__RK_UNTIL && rd->dlen == 1 && s->rb.len <= s->max_buffer_size) {
+    if (rd->kind == TS__RK_UNTIL && rd->dlen == 1 && s->rb.len <= ts__io_max_buffer(s)) {
         size_t len = s->rb.len;
         size_t limit = rd->max_bytes && rd->max_bytes < len ? rd->max_bytes : len;
         if (rd->scan < limit) {
@@ -200,7 +200,8 @@ static bool evaluate_slow(ts_iostream *s, bool final)
         return false;
     rd->ready = true;
     rd->chunk = chunk ? 1 : 0;
-    rd->pos = r > 0 ? pos : 0;
+    if (rd->kind != TS__RK_INTO) /* (its room is filled's, which its completion reports) */
+        rd->pos = r > 0 ? pos : 0;
     rd->status = r > 0 ? 0 : r < 0 ? r : ts__io_close_status(s);
     if (r < 0 && !(r == TS_EUNSATISFIABLE && (s->flags & TS__F_KEEP_UNSAT)))
         ts__io_close(s, r, false);
@@ -238,7 +239,7 @@ _Static_assert(TS__LOOP_RDBUFS <= TS__RB_TAG_MAX, "a read buffer's tag names eac
 /* How far the block may grow: max_buffer_size, or the pending read's max_bytes plus one chunk. */
 static size_t grow_cap(const ts_iostream *s)
 {
-    size_t cap = s->max_buffer_size;
+    size_t cap = ts__io_max_buffer(s);
     size_t mb = s->rd.max_bytes;
     if ((s->rd.kind == TS__RK_UNTIL || s->rd.kind == TS__RK_REGEX) && mb && mb < cap - ts__io_read_chunk(s))
         cap = mb + ts__io_read_chunk(s);
@@ -257,13 +258,13 @@ static ssize_t read_once(ts_iostream *s)
         dst = rd->into + rd->filled;
         room = rd->n - rd->filled;
     } else {
-        if (s->rb.len > s->max_buffer_size) {
+        if (s->rb.len > ts__io_max_buffer(s)) {
             /* Full, and the pending read needs more (read_step asked). */
             ts__io_close(s, TS_EBUFFERFULL, false);
             return -1;
         }
         /* Never let the buffer pass max_buffer_size by more than the one byte that proves it full. */
-        size_t limit = s->max_buffer_size - s->rb.len + 1;
+        size_t limit = ts__io_max_buffer(s) - s->rb.len + 1;
         size_t want = TS__MIN(ts__io_read_chunk(s), limit);
         if (ts__writebuf_has_views(s->wb)) {
             /*
@@ -298,7 +299,7 @@ static ssize_t read_once(ts_iostream *s)
         } else {
             ts__readbuf_commit(&s->rb, (size_t)r);
             /* Full only if the pending read cannot be answered from the first max_buffer_size bytes. */
-            if (s->rb.len > s->max_buffer_size && !evaluate(s, false) && s->rb.len > s->max_buffer_size) {
+            if (s->rb.len > ts__io_max_buffer(s) && !evaluate(s, false) && s->rb.len > ts__io_max_buffer(s)) {
                 ts__io_close(s, TS_EBUFFERFULL, false);
                 return -1;
             }
@@ -506,7 +507,7 @@ int ts_iostream_read_bytes(ts_iostream *s, size_t n, bool partial, ts_iostream_r
     int r = check_start(s, cb != NULL);
     if (r)
         return r;
-    if (n > s->max_buffer_size)
+    if (n > ts__io_max_buffer(s))
         return TS_EBUFFERFULL;
     s->rd.kind = TS__RK_BYTES;
     s->rd.n = n;

@@ -818,7 +818,32 @@ static void test_embedded_handler_api(void **state)
     assert_int_equal(tu_count_fds(), fds_before);
 }
 
-/* A loop freed with an embedded handler registered stops it but neither frees it nor closes its fd. */
+/*
+ * A loop freed with members whose embedded handlers are registered: each
+ * member removes its own when orphaned (as a stream does); the loop frees
+ * neither the member nor its fd, and closes (all_fds) only what
+ * ts_ioloop_add_handler registered.
+ */
+typedef struct emb_member {
+    ts__loop_member member;
+    emb e;
+    ts_ioloop *loop;
+    int orphaned;
+} emb_member;
+
+static void emb_member_close(ts__loop_member *m) { (void)m; }
+
+static void emb_member_orphan(ts__loop_member *m)
+{
+    emb_member *em = (emb_member *)m;
+    ts__ioloop_remove_handler_embedded(em->loop, &em->e.h);
+    ts__ioloop_detach(m);
+    em->orphaned++;
+}
+
+static void emb_member_run(ts__loop_member *m) { (void)m; }
+static const ts__member_ops emb_member_ops = {emb_member_close, emb_member_orphan, emb_member_run};
+
 static void test_loop_free_leaves_embedded_handler(void **state)
 {
     (void)state;
@@ -827,23 +852,31 @@ static void test_loop_free_leaves_embedded_handler(void **state)
     assert_non_null(loop);
     int sv[2];
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-    emb *heap = calloc(1, sizeof *heap); /* freed by the loop, ASan would name it */
+    emb_member *heap = calloc(1, sizeof *heap); /* freed by the loop, ASan would name it */
     assert_non_null(heap);
-    emb onstack = {0};
-    heap->h.io.data = heap;
-    onstack.h.io.data = &onstack;
+    emb_member onstack = {0};
+    emb_member *ms[2] = {heap, &onstack};
+    for (int i = 0; i < 2; i++) {
+        ms[i]->loop = loop;
+        ms[i]->e.h.io.data = &ms[i]->e;
+        ts__ioloop_attach(loop, &ms[i]->member, &emb_member_ops);
+    }
     int ucalls = 0;
     int extra = dup(sv[1]);
     assert_true(extra >= 0);
-    assert_int_equal(ts__ioloop_add_handler_embedded(loop, &heap->h, sv[0], TS_IOLOOP_READ, on_emb), 0);
-    assert_int_equal(ts__ioloop_add_handler_embedded(loop, &onstack.h, sv[1], TS_IOLOOP_WRITE, on_emb), 0);
+    assert_int_equal(ts__ioloop_add_handler_embedded(loop, &heap->e.h, sv[0], TS_IOLOOP_READ, on_emb), 0);
+    assert_int_equal(ts__ioloop_add_handler_embedded(loop, &onstack.e.h, sv[1], TS_IOLOOP_WRITE, on_emb), 0);
     assert_int_equal(ts_ioloop_add_handler(loop, extra, TS_IOLOOP_READ, on_user, &ucalls), 0);
+    assert_int_equal(ts_ioloop_add_handler(loop, sv[0], TS_IOLOOP_READ, on_user, &ucalls), -EEXIST);
     ts_ioloop_free(loop, true); /* all_fds closes what ts_ioloop_add_handler registered, only that */
     struct pollfd p[2] = {{.fd = sv[0]}, {.fd = sv[1]}};
     assert_int_equal(poll(p, 2, 0), 0); /* both still open: no POLLNVAL */
     assert_int_equal(fcntl(extra, F_GETFD), -1); /* closed by the loop */
     assert_int_equal(errno, EBADF);
-    assert_int_equal(heap->calls + onstack.calls, 0);
+    assert_int_equal(heap->e.calls + onstack.e.calls, 0);
+    assert_int_equal(heap->orphaned + onstack.orphaned, 2);
+    assert_false(ev_is_active(&heap->e.h.io));
+    assert_false(ev_is_active(&onstack.e.h.io));
     free(heap);
     close(sv[0]);
     close(sv[1]);

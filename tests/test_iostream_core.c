@@ -555,7 +555,7 @@ static void test_idle_stream_memory(void **state)
     print_message("idle stream: sizeof(struct ts_iostream) = %zu, its block with the socket transport %zu bytes\n",
                   ts__iostream_struct_size(), per_stream);
     /* The idle-memory budget: grow it only for a reason. */
-    assert_true(per_stream <= 244);
+    assert_true(per_stream <= 212);
     ts_iostream_close(F.rs, 0);
     assert_int_equal(tu_await_error(pending), TS_ECLOSED);
 }

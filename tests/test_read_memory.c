@@ -434,8 +434,8 @@ static void test_idle_echo_heap_bytes(void **state)
     assert_int_equal(lines, N);
     /* one block: the struct and its inline socket transport (an int); no read buffer, no write queue */
     assert_true(per_stream <= (long)block);
-    /* ... of at most 244 bytes: connect, handshake, shutdown, timeout and non-default size state live apart */
-    assert_true(per_stream <= 244);
+    /* ... of at most 212 bytes: connect, handshake, shutdown, timeout and non-default size state live apart */
+    assert_true(per_stream <= 212);
     for (int i = 0; i < N; i++) {
         ts_iostream_free(srv[i]);
         close(peer[i]);
