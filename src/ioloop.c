@@ -684,21 +684,33 @@ static void handler_io_cb(struct ev_loop *ev, ev_io *w, int revents)
 /* Whether the table's watcher @p w is a ts_ioloop_add_handler() one (the loop's to free). */
 static bool is_user_handler(const ev_io *w) { return w->cb == handler_io_cb; }
 
-/* Makes the fd table reach @p fd. 0 or TS_ENOMEM. */
+/*
+ * Grows the zero-filled array *@p arr of *@p n elements of @p size bytes,
+ * doubling from @p min, until it has more than @p index. 0 or TS_ENOMEM.
+ */
+static int grow_zeroed(void **arr, int *n, int index, size_t size, int min)
+{
+    if (index < *n)
+        return 0;
+    int m = TS__MAX(min, *n);
+    while (m <= index)
+        m *= 2;
+    char *p = ts__realloc(*arr, (size_t)m * size);
+    if (!p)
+        return TS_ENOMEM;
+    memset(p + (size_t)*n * size, 0, (size_t)(m - *n) * size);
+    *arr = p;
+    *n = m;
+    return 0;
+}
+
+/* Makes the fd table reach @p fd. */
 static int table_reserve(ts_ioloop *loop, int fd)
 {
-    if (fd < loop->nhandlers)
-        return 0;
-    int n = TS__MAX(64, loop->nhandlers);
-    while (n <= fd)
-        n *= 2;
-    ev_io **hs = ts__realloc(loop->handlers, (size_t)n * sizeof *hs);
-    if (!hs)
-        return TS_ENOMEM;
-    memset(hs + loop->nhandlers, 0, (size_t)(n - loop->nhandlers) * sizeof *hs);
-    loop->handlers = hs;
-    loop->nhandlers = n;
-    return 0;
+    void *p = loop->handlers;
+    int r = grow_zeroed(&p, &loop->nhandlers, fd, sizeof *loop->handlers, 64);
+    loop->handlers = p;
+    return r;
 }
 
 static bool embedded_at(const ts_ioloop *loop, int fd)
@@ -706,22 +718,13 @@ static bool embedded_at(const ts_ioloop *loop, int fd)
     return fd / 64 < loop->nembedded && (loop->embedded[fd / 64] >> (fd % 64) & 1u);
 }
 
-/* Makes the embedded-handler bits reach @p fd. 0 or TS_ENOMEM. */
+/* Makes the embedded-handler bits reach @p fd. */
 static int embedded_reserve(ts_ioloop *loop, int fd)
 {
-    int need = fd / 64 + 1;
-    if (need <= loop->nembedded)
-        return 0;
-    int n = TS__MAX(4, loop->nembedded);
-    while (n < need)
-        n *= 2;
-    uint64_t *bits = ts__realloc(loop->embedded, (size_t)n * sizeof *bits);
-    if (!bits)
-        return TS_ENOMEM;
-    memset(bits + loop->nembedded, 0, (size_t)(n - loop->nembedded) * sizeof *bits);
-    loop->embedded = bits;
-    loop->nembedded = n;
-    return 0;
+    void *p = loop->embedded;
+    int r = grow_zeroed(&p, &loop->nembedded, fd / 64, sizeof *loop->embedded, 4);
+    loop->embedded = p;
+    return r;
 }
 
 int ts_ioloop_add_handler(ts_ioloop *loop, int fd, int events, ts_ioloop_handler_cb cb, void *arg)
