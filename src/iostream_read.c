@@ -252,19 +252,20 @@ static ssize_t read_once(ts_iostream *s)
     ts__read *rd = &s->rd;
     char *dst;
     size_t room;
+    size_t max = ts__io_max_buffer(s); /* (the size options never change) */
     bool direct = rd->kind == TS__RK_INTO && s->rb.len == 0;
     if (direct) {
         /* read_into: bytes go straight to the caller's buffer, no copy. */
         dst = rd->into + rd->filled;
         room = rd->n - rd->filled;
     } else {
-        if (s->rb.len > ts__io_max_buffer(s)) {
+        if (s->rb.len > max) {
             /* Full, and the pending read needs more (read_step asked). */
             ts__io_close(s, TS_EBUFFERFULL, false);
             return -1;
         }
         /* Never let the buffer pass max_buffer_size by more than the one byte that proves it full. */
-        size_t limit = ts__io_max_buffer(s) - s->rb.len + 1;
+        size_t limit = max - s->rb.len + 1;
         size_t want = TS__MIN(ts__io_read_chunk(s), limit);
         if (ts__writebuf_has_views(s->wb)) {
             /*
@@ -299,7 +300,7 @@ static ssize_t read_once(ts_iostream *s)
         } else {
             ts__readbuf_commit(&s->rb, (size_t)r);
             /* Full only if the pending read cannot be answered from the first max_buffer_size bytes. */
-            if (s->rb.len > ts__io_max_buffer(s) && !evaluate(s, false) && s->rb.len > ts__io_max_buffer(s)) {
+            if (s->rb.len > max && !evaluate(s, false) && s->rb.len > max) {
                 ts__io_close(s, TS_EBUFFERFULL, false);
                 return -1;
             }
