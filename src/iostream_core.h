@@ -318,8 +318,19 @@ static inline void ts__io_write_progress(ts_iostream *s)
 
 /** Reads from the fd (and buffer) for the pending read, or one chunk when idle. */
 void ts__io_read_step(ts_iostream *s);
-/** Checks the pending read against the buffer only (no fd I/O). */
-void ts__io_read_check(ts_iostream *s);
+void ts__io_read_check_buffered(ts_iostream *s);
+/**
+ * Checks the pending read against the buffer only (no fd I/O). Inline, what
+ * needs no look: no read, one already ready, or a delimiter or pattern read
+ * with nothing buffered (it never completes on an empty buffer).
+ */
+static inline void ts__io_read_check(ts_iostream *s)
+{
+    unsigned kind = s->rd.kind;
+    if (kind == TS__RK_NONE || s->rd.ready || (s->rb.len == 0 && (kind == TS__RK_UNTIL || kind == TS__RK_REGEX)))
+        return;
+    ts__io_read_check_buffered(s);
+}
 /** Whether a pending read needs fd data (not complete yet). */
 static inline bool ts__io_read_wants_fd(const ts_iostream *s) { return s->rd.kind != TS__RK_NONE && !s->rd.ready; }
 /** Phase two: decides the pending read against what is buffered (no more data will come). */

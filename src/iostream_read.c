@@ -208,7 +208,7 @@ static bool evaluate_slow(ts_iostream *s, bool final)
     return true;
 }
 
-void ts__io_read_check(ts_iostream *s) { evaluate(s, false); }
+void ts__io_read_check_buffered(ts_iostream *s) { evaluate(s, false); }
 
 void ts__io_read_finalize(ts_iostream *s) { evaluate(s, true); }
 
