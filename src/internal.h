@@ -100,15 +100,6 @@ int ts__executor_submit(ts_ioloop *loop, ts_executor_fn fn, void *arg, ts__execu
  * registered, and its owner must remove it before the loop is freed if it
  * is to be touched again. Events are TS_IOLOOP_READ / TS_IOLOOP_WRITE only.
  */
-/*
- * The head of every ts_ioloop (its first member), so the stream core can
- * bump these counters inline.
- */
-typedef struct ts__loop_stats {
-    uint64_t search_bytes; /* bytes the delimiter and regex searches examined (a test statistic) */
-} ts__loop_stats;
-static inline ts__loop_stats *ts__ioloop_stats(ts_ioloop *loop) { return (ts__loop_stats *)(void *)loop; }
-
 typedef struct ts__handler ts__handler;
 /*
  * An embedded handler's libev callback: @p w is the handler's io, and
@@ -175,8 +166,45 @@ void ts__ioloop_after_fork(ts_ioloop *loop);
  * borrower passes back. NULL when none is free and none can be reclaimed or
  * allocated (the stream then reads into a block of its own).
  */
-char *ts__ioloop_rdbuf_take(ts_ioloop *loop, unsigned *tag);
-void ts__ioloop_rdbuf_give(ts_ioloop *loop, unsigned tag);
+typedef struct ts__rdblock {
+    char *base; /* NULL: not allocated */
+    bool lent;
+    void (*reclaim)(void *keeper); /* set while its holder rests between runs (ts__ioloop_rdbuf_rest) */
+    void *keeper;
+} ts__rdblock;
+
+/*
+ * The head of every ts_ioloop (its first member): what the stream core
+ * reaches inline on every arrival.
+ */
+typedef struct ts__loop_head {
+    uint64_t search_bytes;               /* bytes the delimiter and regex searches examined (a test statistic) */
+    ts__rdblock rdbufs[TS__LOOP_RDBUFS]; /* the shared read blocks */
+} ts__loop_head;
+static inline ts__loop_head *ts__ioloop_head(ts_ioloop *loop) { return (ts__loop_head *)(void *)loop; }
+
+char *ts__ioloop_rdbuf_take_other(ts_ioloop *loop, unsigned *tag);
+void ts__ioloop_rdbuf_give_other(ts_ioloop *loop, unsigned tag);
+static inline char *ts__ioloop_rdbuf_take(ts_ioloop *loop, unsigned *tag)
+{
+    /* Blocks past the first exist only while lent: the first is the one that can be free. */
+    ts__rdblock *first = &ts__ioloop_head(loop)->rdbufs[0];
+    if (first->lent || !first->base)
+        return ts__ioloop_rdbuf_take_other(loop, tag);
+    first->lent = true;
+    *tag = 1;
+    return first->base;
+}
+static inline void ts__ioloop_rdbuf_give(ts_ioloop *loop, unsigned tag)
+{
+    if (tag != 1) { /* only the first outlives its loan */
+        ts__ioloop_rdbuf_give_other(loop, tag);
+        return;
+    }
+    ts__rdblock *first = &ts__ioloop_head(loop)->rdbufs[0];
+    first->lent = false;
+    first->reclaim = NULL;
+}
 /*
  * The stream holding block @p tag keeps it between its runs (an unfinished
  * message sits in it and more is on the way): when no block is free, a take

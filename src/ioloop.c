@@ -18,7 +18,7 @@
 
 #include "ioloop_int.h"
 
-_Static_assert(offsetof(struct ts_ioloop, stats) == 0, "ts__ioloop_stats() reads the loop's head");
+_Static_assert(offsetof(struct ts_ioloop, shared) == 0, "ts__ioloop_head() reads the loop's head");
 
 #define TS__MAX_SPARE 4096
 
@@ -385,19 +385,19 @@ static char *lend_block(ts_ioloop *loop, ts__rdblock *b, unsigned *tag)
     if (!b->base && !(b->base = ts__malloc(TS__LOOP_RDBUF)))
         return NULL;
     b->lent = true;
-    *tag = (unsigned)(b - loop->rdbufs) + 1;
+    *tag = (unsigned)(b - loop->shared.rdbufs) + 1;
     return b->base;
 }
 
 /* A take while the first block is lent: a block of its own, or one reclaimed from a resting stream. */
-__attribute__((noinline)) static char *take_other(ts_ioloop *loop, unsigned *tag)
+char *ts__ioloop_rdbuf_take_other(ts_ioloop *loop, unsigned *tag)
 {
     for (int i = 0; i < TS__LOOP_RDBUFS; i++)
-        if (!loop->rdbufs[i].base)
-            return lend_block(loop, &loop->rdbufs[i], tag);
+        if (!loop->shared.rdbufs[i].base)
+            return lend_block(loop, &loop->shared.rdbufs[i], tag);
     /* All lent: take one back from a stream resting with it. */
     for (int i = 0; i < TS__LOOP_RDBUFS; i++) {
-        ts__rdblock *b = &loop->rdbufs[i];
+        ts__rdblock *b = &loop->shared.rdbufs[i];
         if (b->reclaim) {
             void (*reclaim)(void *) = b->reclaim;
             b->reclaim = NULL;
@@ -409,40 +409,23 @@ __attribute__((noinline)) static char *take_other(ts_ioloop *loop, unsigned *tag
     return NULL;
 }
 
-char *ts__ioloop_rdbuf_take(ts_ioloop *loop, unsigned *tag)
+void ts__ioloop_rdbuf_give_other(ts_ioloop *loop, unsigned tag)
 {
-    /* Blocks past the first exist only while lent: the first is the one that can be free. */
-    ts__rdblock *first = &loop->rdbufs[0];
-    if (first->lent || !first->base)
-        return take_other(loop, tag);
-    first->lent = true;
-    *tag = 1;
-    return first->base;
-}
-
-__attribute__((noinline)) static void drop_block(ts__rdblock *b)
-{
-    ts__free(b->base);
-    b->base = NULL;
-}
-
-void ts__ioloop_rdbuf_give(ts_ioloop *loop, unsigned tag)
-{
-    ts__rdblock *b = &loop->rdbufs[tag - 1];
+    ts__rdblock *b = &loop->shared.rdbufs[tag - 1];
     b->lent = false;
     b->reclaim = NULL;
-    if (tag != 1) /* only the first outlives its loan */
-        drop_block(b);
+    ts__free(b->base); /* blocks past the first exist only while lent */
+    b->base = NULL;
 }
 
 void ts__ioloop_rdbuf_rest(ts_ioloop *loop, unsigned tag, void (*reclaim)(void *keeper), void *keeper)
 {
-    ts__rdblock *b = &loop->rdbufs[tag - 1];
+    ts__rdblock *b = &loop->shared.rdbufs[tag - 1];
     b->reclaim = reclaim;
     b->keeper = keeper;
 }
 
-void ts__ioloop_rdbuf_use(ts_ioloop *loop, unsigned tag) { loop->rdbufs[tag - 1].reclaim = NULL; }
+void ts__ioloop_rdbuf_use(ts_ioloop *loop, unsigned tag) { loop->shared.rdbufs[tag - 1].reclaim = NULL; }
 
 ts__wpools *ts__ioloop_write_pools(ts_ioloop *loop) { return &loop->wpools; }
 
@@ -540,7 +523,7 @@ void ts_ioloop_free(ts_ioloop *loop, bool all_fds)
     ts__free(loop->embedded);
     ts__timers_free(loop);
     for (int i = 0; i < TS__LOOP_RDBUFS; i++)
-        ts__free(loop->rdbufs[i].base);
+        ts__free(loop->shared.rdbufs[i].base);
     ts__pool_drain(&loop->wpools.chunks);
     ts__pool_drain(&loop->wpools.heads);
     ts__writebuf_pool_drain(&loop->wpools.queues);

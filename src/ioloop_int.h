@@ -54,15 +54,9 @@ typedef struct ts__sigslot {
 typedef struct ts__executor ts__executor;
 
 /* A shared read block and whom it is lent to. */
-typedef struct ts__rdblock {
-    char *base; /* NULL: not allocated */
-    bool lent;
-    void (*reclaim)(void *keeper); /* set while its holder rests between runs (ts__ioloop_rdbuf_rest) */
-    void *keeper;
-} ts__rdblock;
 
 struct ts_ioloop {
-    ts__loop_stats stats; /* first: see ts__ioloop_stats() */
+    ts__loop_head shared; /* first: see ts__ioloop_head() */
     struct ev_loop *ev;
     bool owns_ev;
     bool running;
@@ -109,7 +103,6 @@ struct ts_ioloop {
     ts__loop_member members; /* list head of the streams on this loop (see ts__ioloop_attach) */
     const ts__member_ops *member_ops; /* what the members' end calls (NULL: none attached yet) */
     ts__loop_member *walk_mark;       /* the marker of the member walk under way (NULL: none) */
-    ts__rdblock rdbufs[TS__LOOP_RDBUFS]; /* the shared read blocks (ts__ioloop_rdbuf_take) */
     ts__wpools wpools;       /* write-buffer chunks and chunk headers for reuse */
 };
 

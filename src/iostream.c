@@ -668,7 +668,7 @@ const ts_stream_ops *ts__iostream_ops(ts_iostream *s) { return s->ops; }
 uint64_t ts__iostream_search_bytes(const ts_iostream *s)
 {
     ts_ioloop *loop = ts__io_loop(s);
-    return loop ? ts__ioloop_stats(loop)->search_bytes : 0;
+    return loop ? ts__ioloop_head(loop)->search_bytes : 0;
 }
 
 size_t ts__iostream_struct_size(void) { return sizeof(struct ts_iostream); }

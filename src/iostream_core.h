@@ -212,7 +212,7 @@ static inline void ts__io_count_search(const ts_iostream *s, size_t n)
 {
     ts_ioloop *loop = ts__io_loop(s);
     if (loop)
-        ts__ioloop_stats(loop)->search_bytes += n;
+        ts__ioloop_head(loop)->search_bytes += n;
 }
 
 _Static_assert(TS_IOSTREAM_MAX_CHUNK <= UINT32_MAX, "rare->read_chunk_size is 32 bits");
