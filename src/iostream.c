@@ -469,7 +469,10 @@ static void run(ts_iostream *s, int events, bool inline_io)
     if (has_work(s))
         ts__io_schedule(s);
     ts__io_update_interest(s);
-    ts_iostream_unref(s);
+    if (s->refs > 1)
+        s->refs--; /* (the run's reference, not the last: nothing to decide) */
+    else
+        ts_iostream_unref(s);
 }
 
 /* ---- loop interest ------------------------------------------------------ */
@@ -522,11 +525,9 @@ static void release_read_memory(ts_iostream *s)
     settle_read_memory(s);
 }
 
-void ts__io_update_interest(ts_iostream *s)
+void ts__io_settle_interest(ts_iostream *s)
 {
     unsigned f = s->flags;
-    if (f & TS__F_IN_RUN)
-        return; /* run() settles interest once, on its way out */
     release_read_memory(s);
     ts__io_wbuf_settle(s);
     if (s->flags & TS__F_TIMEOUTS) /* (read again: the release may have closed the stream) */

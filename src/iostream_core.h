@@ -246,8 +246,17 @@ _Static_assert(TS__WRITE_EVENT_CAP <= UINT32_MAX / 2, "run_written is 32 bits");
 void ts__io_close(ts_iostream *s, int err, bool orderly);
 /** Queues a deferred run on the loop (no-op if queued, or if a run is on the stack: it will loop). Cannot fail: the queue node is the stream's own. */
 void ts__io_schedule(ts_iostream *s);
-/** Brings the loop's interest in line with what the stream waits for; releases an empty read buffer. */
-void ts__io_update_interest(ts_iostream *s);
+void ts__io_settle_interest(ts_iostream *s);
+/**
+ * Brings the loop's interest in line with what the stream waits for;
+ * releases an empty read buffer. Inside run() nothing: run() settles once,
+ * on its way out (API calls from callbacks land here).
+ */
+static inline void ts__io_update_interest(ts_iostream *s)
+{
+    if (!(s->flags & TS__F_IN_RUN))
+        ts__io_settle_interest(s);
+}
 /** Room for ts__io_describe_peer()'s text. */
 #define TS__PEER_STRLEN TS_SOCKADDR_STRLEN
 /** "host:port" ("[v6]:port") of the peer when the fd is an inet socket, else "fd N" (for log lines). */
