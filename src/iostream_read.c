@@ -460,7 +460,7 @@ bool ts__io_read_deliver(ts_iostream *s)
 /* ---- the read API -------------------------------------------------------- */
 
 /* Inline: it is most of every read call, made once per line. */
-__attribute__((always_inline)) static inline int begin_read(ts_iostream *s)
+__attribute__((noinline)) static int begin_read_slow(ts_iostream *s)
 {
     ts__read *rd = &s->rd;
     if (s->flags & TS__F_CLOSED) {
@@ -489,6 +489,19 @@ __attribute__((always_inline)) static inline int begin_read(ts_iostream *s)
     if (rd->ready || ((s->flags & (TS__F_HANDSHAKING | TS__F_HS_STARTED)) == (TS__F_HANDSHAKING | TS__F_HS_STARTED)))
         ts__io_schedule(s);
     ts__io_update_interest(s);
+    return 0;
+}
+
+/*
+ * Starts the read just set up. The common case, a read started by a
+ * callback (inside a run) on an open stream, only checks the buffer: run()
+ * reads, delivers and settles interest itself.
+ */
+__attribute__((always_inline)) static inline int begin_read(ts_iostream *s)
+{
+    if ((s->flags & (TS__F_IN_RUN | TS__F_CLOSED | TS__F_READ_EOF)) != TS__F_IN_RUN)
+        return begin_read_slow(s);
+    evaluate(s, false);
     return 0;
 }
 
@@ -535,6 +548,20 @@ int ts_iostream_read_bytes_streaming(ts_iostream *s, size_t n, ts_iostream_strea
     return begin_read(s);
 }
 
+/* A delimiter longer than one byte: inline, or in a block of its own. False when out of memory. */
+__attribute__((noinline)) static bool copy_delim(ts__read *rd, const void *delim, size_t delim_len)
+{
+    if (delim_len <= TS__DELIM_INLINE) {
+        memcpy(rd->delim, delim, delim_len);
+        return true;
+    }
+    if (!(rd->delim_heap = ts__malloc(sizeof(ts__delim_long) + delim_len)))
+        return false;
+    rd->delim_heap->len = delim_len;
+    memcpy(rd->delim_heap->bytes, delim, delim_len);
+    return true;
+}
+
 int ts_iostream_read_until(ts_iostream *s, const void *delim, size_t delim_len, size_t max_bytes,
                            ts_iostream_read_cb cb, void *arg)
 {
@@ -544,17 +571,10 @@ int ts_iostream_read_until(ts_iostream *s, const void *delim, size_t delim_len, 
     if (!delim || delim_len == 0 || delim_len > UINT32_MAX)
         return TS_EINVAL;
     ts__read *rd = &s->rd;
-    if (delim_len > TS__DELIM_INLINE) {
-        rd->delim_heap = ts__malloc(sizeof(ts__delim_long) + delim_len);
-        if (!rd->delim_heap)
-            return TS_ENOMEM;
-        rd->delim_heap->len = delim_len;
-        memcpy(rd->delim_heap->bytes, delim, delim_len);
-    } else if (delim_len == 1) {
-        rd->delim[0] = *(const char *)delim; /* the common "\n": no memcpy call */
-    } else {
-        memcpy(rd->delim, delim, delim_len);
-    }
+    if (delim_len == 1)
+        rd->delim[0] = *(const char *)delim; /* the common "\n": no call */
+    else if (!copy_delim(rd, delim, delim_len))
+        return TS_ENOMEM;
     rd->kind = TS__RK_UNTIL;
     rd->dlen = delim_len > TS__DELIM_INLINE ? TS__DELIM_LONG : (uint8_t)delim_len;
     rd->max_bytes = max_bytes;
