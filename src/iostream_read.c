@@ -531,21 +531,28 @@ int ts_iostream_read_bytes(ts_iostream *s, size_t n, bool partial, ts_iostream_r
     return begin_read(s);
 }
 
-int ts_iostream_read_bytes_streaming(ts_iostream *s, size_t n, ts_iostream_streaming_cb streaming_cb,
-                                     ts_iostream_read_cb cb, void *arg)
+/* A streaming read of @p kind (bytes: @p n of them; until-close: @p n unused): each piece to @p scb. */
+static int start_streaming(ts_iostream *s, uint8_t kind, size_t n, ts_iostream_streaming_cb scb,
+                           ts_iostream_read_cb cb, void *arg)
 {
     int r = check_start(s, cb != NULL);
     if (r)
         return r;
-    if (!streaming_cb)
+    if (!scb)
         return TS_EINVAL;
-    s->rd.kind = TS__RK_BYTES;
+    s->rd.kind = kind;
     s->rd.streaming = 1;
     s->rd.n = n;
-    s->rd.scb = streaming_cb;
+    s->rd.scb = scb;
     s->rd.cb = cb;
     s->rd.arg = arg;
     return begin_read(s);
+}
+
+int ts_iostream_read_bytes_streaming(ts_iostream *s, size_t n, ts_iostream_streaming_cb streaming_cb,
+                                     ts_iostream_read_cb cb, void *arg)
+{
+    return start_streaming(s, TS__RK_BYTES, n, streaming_cb, cb, arg);
 }
 
 /* A delimiter longer than one byte: inline, or in a block of its own. False when out of memory. */
@@ -615,17 +622,7 @@ int ts_iostream_read_until_close(ts_iostream *s, ts_iostream_read_cb cb, void *a
 int ts_iostream_read_until_close_streaming(ts_iostream *s, ts_iostream_streaming_cb streaming_cb,
                                            ts_iostream_read_cb cb, void *arg)
 {
-    int r = check_start(s, cb != NULL);
-    if (r)
-        return r;
-    if (!streaming_cb)
-        return TS_EINVAL;
-    s->rd.kind = TS__RK_CLOSE;
-    s->rd.streaming = 1;
-    s->rd.scb = streaming_cb;
-    s->rd.cb = cb;
-    s->rd.arg = arg;
-    return begin_read(s);
+    return start_streaming(s, TS__RK_CLOSE, 0, streaming_cb, cb, arg);
 }
 
 int ts_iostream_read_into(ts_iostream *s, void *buf, size_t len, bool partial, ts_iostream_read_into_cb cb,
