@@ -578,15 +578,16 @@ int ts_iostream_read_until(ts_iostream *s, const void *delim, size_t delim_len, 
     if (!delim || delim_len == 0 || delim_len > UINT32_MAX)
         return TS_EINVAL;
     ts__read *rd = &s->rd;
+    /* (set first, so that only the stream is needed after a copy; they mean nothing until kind is) */
+    rd->max_bytes = max_bytes;
+    rd->cb = cb;
+    rd->arg = arg;
     if (delim_len == 1)
         rd->delim[0] = *(const char *)delim; /* the common "\n": no call */
     else if (!copy_delim(rd, delim, delim_len))
         return TS_ENOMEM;
     rd->kind = TS__RK_UNTIL;
     rd->dlen = delim_len > TS__DELIM_INLINE ? TS__DELIM_LONG : (uint8_t)delim_len;
-    rd->max_bytes = max_bytes;
-    rd->cb = cb;
-    rd->arg = arg;
     return begin_read(s);
 }
 
