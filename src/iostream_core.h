@@ -161,7 +161,6 @@ struct ts_iostream {
     uint8_t run_reads;       /* transport reads made in this run (bounded by TS__READS_PER_RUN) */
     uint8_t events;          /* interest registered with the loop through handler (0: none) */
 
-
     ts__readbuf rb;
     ts__writebuf *wb; /* &ts__writebuf_idle while nothing is queued (ts__io_wbuf, ts__io_wbuf_settle) */
     ts__read rd;
@@ -244,7 +243,7 @@ _Static_assert(TS__WRITE_EVENT_CAP <= UINT32_MAX / 2, "run_written is 32 bits");
  * transport then says goodbye first (ops->shutdown: TLS close_notify).
  */
 void ts__io_close(ts_iostream *s, int err, bool orderly);
-/** Queues a deferred run on the loop (no-op if queued, or if a run is on the stack: it will loop). Cannot fail: the queue node is the stream's own. */
+/** Queues a deferred run on the loop (no-op if queued, or if a run is on the stack: it will loop). Cannot fail: the stream's member links hold its place. */
 void ts__io_schedule(ts_iostream *s);
 void ts__io_settle_interest(ts_iostream *s);
 /**
