@@ -375,6 +375,84 @@ static void test_clear_closes_file(void **state)
     assert_int_equal(fcntl(fd, F_GETFD), -1);
 }
 
+/*
+ * The chunk an empty queue starts with, when it references memory (a view,
+ * owned memory, a file region), lives in the queue itself: queueing it
+ * allocates nothing and takes nothing from the loop's pools, and neither
+ * does writing it out. A second such chunk behind it takes a header as
+ * before, and the queue's own is reused once the queue is empty again.
+ */
+static void test_first_chunk_is_the_queues_own(void **state)
+{
+    (void)state;
+    ts__wpools pools = {.chunks.max = 4, .heads.max = 4, .queues.max = 4};
+    ts__writebuf *wb = ts__writebuf_new(&pools);
+    assert_non_null(wb);
+    static const char line[] = "a line to echo\n";
+    const size_t n = sizeof line - 1;
+    struct iovec iov[4];
+    /* An echo, then a zero-copy reply, then a file region, each on an empty queue: no allocation. */
+    for (int round = 0; round < 3; round++) {
+        tu_fail_alloc_after(0);
+        assert_int_equal(ts__writebuf_append_view(wb, line, 5), 0);
+        assert_int_equal(ts__writebuf_append_view(wb, line + 5, n - 5), 0); /* continues it: the same chunk */
+        assert_int_equal(ts__writebuf_nchunks(wb), 1);
+        assert_true(ts__writebuf_has_views(wb));
+        assert_int_equal(ts__writebuf_iov(wb, iov, 4, SIZE_MAX), 1);
+        assert_ptr_equal(iov[0].iov_base, line);
+        ts__writebuf_advance(wb, n);
+        assert_int_equal(ts__writebuf_size(wb), 0);
+        assert_false(ts__writebuf_has_views(wb));
+        g_freed = 0;
+        char *own = malloc(n);
+        memcpy(own, line, n);
+        assert_int_equal(ts__writebuf_append_owned(wb, own, n, &(ts__wowner){.data = own, .free_fn = count_free}), 0);
+        ts__writebuf_advance(wb, n - 1);
+        assert_int_equal(g_freed, 0);
+        ts__writebuf_advance(wb, 1);
+        assert_int_equal(g_freed, 1);
+        int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        assert_int_equal(ts__writebuf_append_file(wb, fd, 0, 10), 0);
+        tu_fail_alloc_after(-1);
+        ts__writebuf_clear(wb);
+        assert_int_equal(fcntl(fd, F_GETFD), -1);
+        assert_int_equal(pools.heads.n, 0); /* none was taken, none given back */
+        assert_int_equal(wb->total_index - wb->done_index, 10 * (round + 1)); /* the region cleared unwritten */
+    }
+    /* Behind the first, a view that does not continue it needs a header: out of memory, nothing queued. */
+    assert_int_equal(ts__writebuf_append_view(wb, line, 4), 0);
+    tu_fail_alloc_after(0);
+    assert_int_equal(ts__writebuf_append_view(wb, line + 5, 4), TS_ENOMEM);
+    tu_fail_alloc_after(-1);
+    assert_int_equal(ts__writebuf_size(wb), 4);
+    assert_int_equal(ts__writebuf_append_view(wb, line + 5, 4), 0);
+    assert_int_equal(ts__writebuf_nchunks(wb), 2);
+    /* Copied in place (the read buffer is about to move): the first becomes a copy chunk, then frees up. */
+    assert_int_equal(ts__writebuf_own_views(wb), 0);
+    assert_false(ts__writebuf_has_views(wb));
+    assert_int_equal(ts__writebuf_iov(wb, iov, 4, SIZE_MAX), 2);
+    assert_true(iov[0].iov_base != line && iov[1].iov_base != line + 5);
+    assert_memory_equal(iov[0].iov_base, "a li", 4);
+    assert_memory_equal(iov[1].iov_base, "e to", 4);
+    ts__writebuf_advance(wb, 8);
+    assert_int_equal(pools.heads.n, 1); /* the second header went back */
+    /* A view written in part stays at the head; the rest goes with the next write. */
+    assert_int_equal(ts__writebuf_append_view(wb, line, n), 0);
+    assert_int_equal(pools.heads.n, 1);
+    ts__writebuf_advance(wb, 5);
+    assert_int_equal(ts__writebuf_iov(wb, iov, 4, SIZE_MAX), 1);
+    assert_ptr_equal(iov[0].iov_base, line + 5);
+    ts__writebuf_advance(wb, n - 5);
+    assert_int_equal(ts__writebuf_size(wb), 0);
+    assert_int_equal(wb->total_index - wb->done_index, 30); /* only the regions cleared unwritten */
+    ts__writebuf_release(wb); /* back to the pool */
+    assert_int_equal(pools.queues.n, 1);
+    ts__pool_drain(&pools.chunks);
+    ts__pool_drain(&pools.heads);
+    ts__writebuf_pool_drain(&pools.queues);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -390,6 +468,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_out_of_memory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_region_staging, setup, teardown),
         cmocka_unit_test_setup_teardown(test_clear_closes_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_first_chunk_is_the_queues_own, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
