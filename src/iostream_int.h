@@ -393,26 +393,33 @@ static inline int ts__writebuf_iov_inline(const ts__writebuf *wb, struct iovec *
 }
 /** Whether the head chunk is a file region (only then may ts__writebuf_head_file() say yes). Not for an empty buffer. */
 static inline bool ts__writebuf_head_is_file(const ts__writebuf *wb) { return wb->head->is_file; }
-/** ts__writebuf_advance() for any queue but the one its inline part answers. */
+/** ts__writebuf_advance() for a write that leaves bytes queued, or a queue of several chunks. */
 void ts__writebuf_advance_chunks(ts__writebuf *wb, size_t n);
+/** Frees chunk @p c, which has left @p wb (giving back what it references). */
+void ts__writebuf_chunk_free(ts__writebuf *wb, ts__wchunk *c);
 /**
  * Marks @p n bytes (<= size) written: frees finished chunks, advances
- * done_index. Inline for the common end of a flush: the write took the
- * whole queue, one view in the queue's own header (an echo), so there is
- * nothing to free or give back.
+ * done_index. Inline for the common end of a flush, a write that took the
+ * whole queue of one chunk: the echo of a read (a view in the queue's own
+ * header: nothing to give back) or a reply copied into a pool chunk.
  */
 static inline void ts__writebuf_advance(ts__writebuf *wb, size_t n)
 {
     ts__wchunk *h = wb->head;
-    if (n == wb->size && h == &wb->first && h->is_view && !h->next) {
-        wb->head = wb->tail = NULL;
-        wb->head_off = 0;
-        wb->size = 0;
-        wb->done_index += n;
-        wb->nviews = 0;
+    if (n != wb->size || h != wb->tail || !h) {
+        ts__writebuf_advance_chunks(wb, n);
         return;
     }
-    ts__writebuf_advance_chunks(wb, n);
+    wb->head = wb->tail = NULL;
+    wb->head_off = 0;
+    wb->size = 0;
+    wb->done_index += n;
+    if (h == &wb->first && h->is_view)
+        wb->nviews = 0;
+    else if (h->cap == TS__WB_CHUNK)
+        ts__pool_put(wb->pool ? &wb->pool->chunks : NULL, h);
+    else
+        ts__writebuf_chunk_free(wb, h);
 }
 /** Pops the oldest marker if done_index reached it (or any oldest one with @p force). */
 bool ts__writebuf_pop_mark(ts__writebuf *wb, bool force, ts__wmark *out);

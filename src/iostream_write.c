@@ -101,6 +101,15 @@ static size_t write_budget(ts_iostream *s)
     return left;
 }
 
+/* Everything queued went out and the write side has been asked to end, or the read side ended. */
+static void flush_drained(ts_iostream *s)
+{
+    if (s->flags & TS__F_SHUT_REQ)
+        shutdown_write(s);
+    if ((s->flags & (TS__F_READ_EOF | TS__F_CLOSED)) == TS__F_READ_EOF && !(s->flags & TS__F_SHUT_REQ))
+        ts__io_close(s, 0, true); /* the half-close rule: everything queued went out */
+}
+
 void ts__io_flush(ts_iostream *s)
 {
     struct iovec iov[TS__IOV_CAP];
@@ -132,10 +141,8 @@ void ts__io_flush(ts_iostream *s)
             ts__io_close(s, (int)r, false);
         return;
     }
-    if (s->flags & TS__F_SHUT_REQ)
-        shutdown_write(s);
-    if ((s->flags & (TS__F_READ_EOF | TS__F_CLOSED)) == TS__F_READ_EOF && !(s->flags & TS__F_SHUT_REQ))
-        ts__io_close(s, 0, true); /* the half-close rule: everything queued went out */
+    if (s->flags & (TS__F_SHUT_REQ | TS__F_READ_EOF))
+        flush_drained(s);
 }
 
 ts__writebuf *ts__io_wbuf_new(ts_iostream *s)

@@ -71,7 +71,7 @@ static ts__wchunk *new_header(ts__writebuf *wb)
     return c ? c : ts__malloc(sizeof(*c));
 }
 
-static void chunk_free(ts__writebuf *wb, ts__wchunk *c)
+void ts__writebuf_chunk_free(ts__writebuf *wb, ts__wchunk *c)
 {
     if (c->cap == TS__WB_CHUNK) { /* a standard copy chunk: kept for the next writes */
         ts__pool_put(chunk_pool(wb), c);
@@ -84,7 +84,7 @@ static void chunk_free(ts__writebuf *wb, ts__wchunk *c)
     if (c->is_file) {
         close(c->u.file.fd);
         if (c->u.file.stage)
-            chunk_free(wb, c->u.file.stage);
+            ts__writebuf_chunk_free(wb, c->u.file.stage);
     } else if (c->is_view) {
         wb->nviews--;
     } else {
@@ -126,7 +126,7 @@ void ts__writebuf_clear(ts__writebuf *wb)
     wb->head_off = 0;
     while (c) {
         ts__wchunk *next = c->next;
-        chunk_free(wb, c);
+        ts__writebuf_chunk_free(wb, c);
         c = next;
     }
 }
@@ -249,7 +249,7 @@ int ts__writebuf_own_views(ts__writebuf *wb)
             wb->tail = copy;
         if (off)
             wb->head_off = 0;
-        chunk_free(wb, c);
+        ts__writebuf_chunk_free(wb, c);
         link = &copy->next;
     }
     return 0;
@@ -377,7 +377,7 @@ void ts__writebuf_advance_chunks(ts__writebuf *wb, size_t n)
         if (!wb->head)
             wb->tail = NULL;
         wb->head_off = 0;
-        chunk_free(wb, c);
+        ts__writebuf_chunk_free(wb, c);
     }
 }
 
