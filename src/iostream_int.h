@@ -286,6 +286,28 @@ int ts__writebuf_append(ts__writebuf *wb, const void *data, size_t len);
  */
 int ts__writebuf_append_owned(ts__writebuf *wb, const void *data, size_t len, const ts__wowner *own);
 
+/** Counts @p len more bytes queued at the end of tail chunk @p t (whose room or memory holds them). */
+static inline void ts__writebuf_grow_tail(ts__writebuf *wb, ts__wchunk *t, size_t len)
+{
+    t->len += len;
+    t->end += len;
+    wb->total_index += len;
+    wb->size += len;
+}
+/**
+ * Queues @p len bytes at @p data as part of the tail chunk if it is a view
+ * that they continue (an echo of consecutive lines: one iovec entry), and
+ * says whether it did. Never allocates; false on an empty queue (also the
+ * idle one, which it does not write).
+ */
+static inline bool ts__writebuf_extend_view(ts__writebuf *wb, const void *data, size_t len)
+{
+    ts__wchunk *t = wb->tail;
+    if (!t || !t->is_view || t->data + t->len != (const char *)data)
+        return false;
+    ts__writebuf_grow_tail(wb, t, len);
+    return true;
+}
 /** Queues a view as a chunk of its own (ts__writebuf_append_view's out-of-line part). */
 int ts__writebuf_append_view_chunk(ts__writebuf *wb, const void *data, size_t len);
 /**
@@ -293,15 +315,14 @@ int ts__writebuf_append_view_chunk(ts__writebuf *wb, const void *data, size_t le
  * back: bytes of the stream's own read buffer (a read callback's view),
  * which stay put only until the read buffer next moves its memory, so the
  * core calls ts__writebuf_own_views() before that. A view that continues
- * the tail view extends it: an echo of consecutive lines is one iovec
- * entry. 0 or TS_ENOMEM (nothing queued).
+ * the tail view extends it (ts__writebuf_extend_view). 0 or TS_ENOMEM
+ * (nothing queued).
  */
 static inline int ts__writebuf_append_view(ts__writebuf *wb, const void *data, size_t len)
 {
-    ts__wchunk *t = wb->tail;
-    if (!t) {
-        /* An empty queue (the echo of a read): an empty view in its own header, extended below. */
-        t = &wb->first;
+    if (!wb->tail) {
+        /* An empty queue (the echo of a read): an empty view in its own header, grown below. */
+        ts__wchunk *t = &wb->first;
         t->next = NULL;
         t->data = (char *)data;
         t->len = t->cap = 0;
@@ -310,14 +331,12 @@ static inline int ts__writebuf_append_view(ts__writebuf *wb, const void *data, s
         t->is_view = true;
         wb->head = wb->tail = t;
         wb->nviews = 1;
-    } else if (!t->is_view || t->data + t->len != (const char *)data) {
-        return ts__writebuf_append_view_chunk(wb, data, len);
+        ts__writebuf_grow_tail(wb, t, len);
+        return 0;
     }
-    t->len += len;
-    t->end += len;
-    wb->total_index += len;
-    wb->size += len;
-    return 0;
+    if (ts__writebuf_extend_view(wb, data, len))
+        return 0;
+    return ts__writebuf_append_view_chunk(wb, data, len);
 }
 /** Whether view chunks are queued. */
 static inline bool ts__writebuf_has_views(const ts__writebuf *wb) { return wb->nviews != 0; }

@@ -193,10 +193,7 @@ int ts__writebuf_append(ts__writebuf *wb, const void *data, size_t len)
     /* Most small writes fit in the tail copy chunk (owned chunks have cap 0 and never take copies). */
     if (t && t->cap && t->cap - t->len >= len) {
         memcpy(t->data + t->len, data, len);
-        t->len += len;
-        t->end += len;
-        wb->total_index += len;
-        wb->size += len;
+        ts__writebuf_grow_tail(wb, t, len);
         return 0;
     }
     return append_spill(wb, data, len);
