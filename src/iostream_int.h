@@ -166,6 +166,47 @@ typedef struct ts__wmark {
     void *arg;
 } ts__wmark;
 
+/** Caller memory queued without a copy, and how it goes back: free_fn(data), or release(data, len, release_arg). */
+typedef struct ts__wowner {
+    const void *data;
+    size_t len;
+    void (*free_fn)(void *);
+    ts_iostream_release_cb release;
+    void *release_arg;
+} ts__wowner;
+/** Gives @p own's memory back now (a no-op if it has neither function). */
+static inline void ts__wowner_release(const ts__wowner *own)
+{
+    if (own->free_fn)
+        own->free_fn((void *)own->data);
+    else if (own->release)
+        own->release(own->data, own->len, own->release_arg);
+}
+
+/* The chunks, private to writebuf.c but for the inline functions below. */
+/* A file region: the chunk's bytes are the file's [off, off + len). */
+typedef struct ts__wfile {
+    int fd;             /* the chunk's own descriptor, closed with it */
+    uint64_t off;       /* file offset of the chunk's first byte */
+    ts__wchunk *stage;  /* a copy chunk holding bytes read for the transport (NULL: none yet) */
+    size_t stage_pos;   /* chunk offset of stage's first byte */
+} ts__wfile;
+
+struct ts__wchunk {
+    ts__wchunk *next;
+    char *data;   /* file chunks: NULL */
+    size_t len;
+    size_t cap;   /* copy chunks: room for appends; owned and file chunks: 0 */
+    uint64_t end; /* total_index at the chunk's last byte */
+    bool is_file;
+    bool is_view; /* references the read buffer: nothing to give back */
+    union {
+        ts__wowner own; /* owned chunks: how the caller's memory goes back */
+        ts__wfile file;
+    } u;
+    /* copy chunks: the bytes follow */
+};
+
 typedef struct ts__writebuf {
     ts__wchunk *head, *tail;
     size_t head_off;      /* bytes of head already written */
@@ -177,6 +218,14 @@ typedef struct ts__writebuf {
     uint32_t nviews;      /* view chunks queued (ts__writebuf_append_view) */
     uint32_t run_written; /* bytes its stream wrote in this run or API call (bounded by TS__WRITE_EVENT_CAP) */
     ts__wpools *pool;     /* where copy chunks and chunk headers come from and go back to (NULL: the allocator) */
+    /*
+     * The header of a chunk without bytes of its own (a view, owned memory,
+     * a file region) queued first on an empty queue: the common queue, one
+     * such chunk (the echo of a read, one zero-copy reply), takes no header
+     * from the pool and gives none back. It is free whenever the queue is
+     * empty; a queue is never copied, so it may point at it.
+     */
+    ts__wchunk first;
 } ts__writebuf;
 
 void ts__writebuf_init(ts__writebuf *wb);
@@ -188,7 +237,25 @@ void ts__writebuf_init(ts__writebuf *wb);
  * ts__writebuf_release() frees an unused one back there.
  */
 extern const ts__writebuf ts__writebuf_idle;
-ts__writebuf *ts__writebuf_new(ts__wpools *pool);
+/** ts__writebuf_new() when @p pool has no spare queue: a new one from the allocator. */
+ts__writebuf *ts__writebuf_alloc(ts__wpools *pool);
+/* Inline: a stream that writes between idle spells takes a queue once per reply. */
+static inline ts__writebuf *ts__writebuf_new(ts__wpools *pool)
+{
+    ts__writebuf *wb = pool ? ts__pool_get(&pool->queues) : NULL;
+    if (!wb)
+        return ts__writebuf_alloc(pool);
+    /*
+     * A spare queue is empty (no chunks, no markers), came from this pool
+     * (ts__writebuf_recycle) and keeps its marker ring. Its indexes restart:
+     * a queue cleared by a close counted bytes that were never written, so
+     * they no longer agree.
+     */
+    wb->head = NULL;
+    wb->total_index = wb->done_index = 0;
+    wb->run_written = 0;
+    return wb;
+}
 /** Drops what @p wb still holds and gives it back to its pool (or frees it). No-op for ts__writebuf_idle. */
 void ts__writebuf_release(ts__writebuf *wb);
 /**
@@ -213,22 +280,6 @@ void ts__writebuf_free(ts__writebuf *wb);
 static inline size_t ts__writebuf_size(const ts__writebuf *wb) { return wb->size; }
 /** Queues a copy of @p data (coalesced into the tail chunk when it fits). 0 or TS_ENOMEM (nothing queued). */
 int ts__writebuf_append(ts__writebuf *wb, const void *data, size_t len);
-/** Caller memory queued without a copy, and how it goes back: free_fn(data), or release(data, len, release_arg). */
-typedef struct ts__wowner {
-    const void *data;
-    size_t len;
-    void (*free_fn)(void *);
-    ts_iostream_release_cb release;
-    void *release_arg;
-} ts__wowner;
-/** Gives @p own's memory back now (a no-op if it has neither function). */
-static inline void ts__wowner_release(const ts__wowner *own)
-{
-    if (own->free_fn)
-        own->free_fn((void *)own->data);
-    else if (own->release)
-        own->release(own->data, own->len, own->release_arg);
-}
 /**
  * Queues @p len bytes at @p data without copying; @p own's memory goes back
  * (ts__wowner_release) once they have been written or the buffer is
@@ -237,30 +288,28 @@ static inline void ts__wowner_release(const ts__wowner *own)
  */
 int ts__writebuf_append_owned(ts__writebuf *wb, const void *data, size_t len, const ts__wowner *own);
 
-/* The chunks, private to writebuf.c but for the inline append below. */
-/* A file region: the chunk's bytes are the file's [off, off + len). */
-typedef struct ts__wfile {
-    int fd;             /* the chunk's own descriptor, closed with it */
-    uint64_t off;       /* file offset of the chunk's first byte */
-    ts__wchunk *stage;  /* a copy chunk holding bytes read for the transport (NULL: none yet) */
-    size_t stage_pos;   /* chunk offset of stage's first byte */
-} ts__wfile;
-
-struct ts__wchunk {
-    ts__wchunk *next;
-    char *data;   /* file chunks: NULL */
-    size_t len;
-    size_t cap;   /* copy chunks: room for appends; owned and file chunks: 0 */
-    uint64_t end; /* total_index at the chunk's last byte */
-    bool is_file;
-    bool is_view; /* references the read buffer: nothing to give back */
-    union {
-        ts__wowner own; /* owned chunks: how the caller's memory goes back */
-        ts__wfile file;
-    } u;
-    /* copy chunks: the bytes follow */
-};
-
+/** Counts @p len more bytes queued at the end of tail chunk @p t (whose room or memory holds them). */
+static inline void ts__writebuf_grow_tail(ts__writebuf *wb, ts__wchunk *t, size_t len)
+{
+    t->len += len;
+    t->end += len;
+    wb->total_index += len;
+    wb->size += len;
+}
+/**
+ * Queues @p len bytes at @p data as part of the tail chunk if it is a view
+ * that they continue (an echo of consecutive lines: one iovec entry), and
+ * says whether it did. Never allocates; false on an empty queue (also the
+ * idle one, which it does not write).
+ */
+static inline bool ts__writebuf_extend_view(ts__writebuf *wb, const void *data, size_t len)
+{
+    ts__wchunk *t = wb->tail;
+    if (!t || !t->is_view || t->data + t->len != (const char *)data)
+        return false;
+    ts__writebuf_grow_tail(wb, t, len);
+    return true;
+}
 /** Queues a view as a chunk of its own (ts__writebuf_append_view's out-of-line part). */
 int ts__writebuf_append_view_chunk(ts__writebuf *wb, const void *data, size_t len);
 /**
@@ -268,19 +317,27 @@ int ts__writebuf_append_view_chunk(ts__writebuf *wb, const void *data, size_t le
  * back: bytes of the stream's own read buffer (a read callback's view),
  * which stay put only until the read buffer next moves its memory, so the
  * core calls ts__writebuf_own_views() before that. A view that continues
- * the tail view extends it: an echo of consecutive lines is one iovec
- * entry. 0 or TS_ENOMEM (nothing queued).
+ * the tail view extends it (ts__writebuf_extend_view). 0 or TS_ENOMEM
+ * (nothing queued).
  */
 static inline int ts__writebuf_append_view(ts__writebuf *wb, const void *data, size_t len)
 {
-    ts__wchunk *t = wb->tail;
-    if (t && t->is_view && t->data + t->len == (const char *)data) {
-        t->len += len;
-        t->end += len;
-        wb->total_index += len;
-        wb->size += len;
+    if (!wb->tail) {
+        /* An empty queue (the echo of a read): an empty view in its own header, grown below. */
+        ts__wchunk *t = &wb->first;
+        t->next = NULL;
+        t->data = (char *)data;
+        t->len = t->cap = 0;
+        t->end = wb->total_index;
+        t->is_file = false;
+        t->is_view = true;
+        wb->head = wb->tail = t;
+        wb->nviews = 1;
+        ts__writebuf_grow_tail(wb, t, len);
         return 0;
     }
+    if (ts__writebuf_extend_view(wb, data, len))
+        return 0;
     return ts__writebuf_append_view_chunk(wb, data, len);
 }
 /** Whether view chunks are queued. */
@@ -357,8 +414,34 @@ static inline int ts__writebuf_iov_inline(const ts__writebuf *wb, struct iovec *
 }
 /** Whether the head chunk is a file region (only then may ts__writebuf_head_file() say yes). Not for an empty buffer. */
 static inline bool ts__writebuf_head_is_file(const ts__writebuf *wb) { return wb->head->is_file; }
-/** Marks @p n bytes (<= size) written: frees finished chunks, advances done_index. */
-void ts__writebuf_advance(ts__writebuf *wb, size_t n);
+/** ts__writebuf_advance() for a write that leaves bytes queued, or a queue of several chunks. */
+void ts__writebuf_advance_chunks(ts__writebuf *wb, size_t n);
+/** Frees chunk @p c, which has left @p wb (giving back what it references). */
+void ts__writebuf_chunk_free(ts__writebuf *wb, ts__wchunk *c);
+/**
+ * Marks @p n bytes (<= size) written: frees finished chunks, advances
+ * done_index. Inline for the common end of a flush, a write that took the
+ * whole queue of one chunk: the echo of a read (a view in the queue's own
+ * header: nothing to give back) or a reply copied into a pool chunk.
+ */
+static inline void ts__writebuf_advance(ts__writebuf *wb, size_t n)
+{
+    ts__wchunk *h = wb->head;
+    if (n != wb->size || h != wb->tail || !h) {
+        ts__writebuf_advance_chunks(wb, n);
+        return;
+    }
+    wb->head = wb->tail = NULL;
+    wb->head_off = 0;
+    wb->size = 0;
+    wb->done_index += n;
+    if (h == &wb->first && h->is_view)
+        wb->nviews = 0;
+    else if (h->cap == TS__WB_CHUNK)
+        ts__pool_put(wb->pool ? &wb->pool->chunks : NULL, h);
+    else
+        ts__writebuf_chunk_free(wb, h);
+}
 /** Pops the oldest marker if done_index reached it (or any oldest one with @p force). */
 bool ts__writebuf_pop_mark(ts__writebuf *wb, bool force, ts__wmark *out);
 /** Whether a marker is pending. */

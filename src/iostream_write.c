@@ -102,6 +102,15 @@ static size_t write_budget(ts_iostream *s)
     return left;
 }
 
+/* Everything queued went out and the write side has been asked to end, or the read side ended. */
+static void flush_drained(ts_iostream *s)
+{
+    if (s->flags & TS__F_SHUT_REQ)
+        shutdown_write(s);
+    if ((s->flags & (TS__F_READ_EOF | TS__F_CLOSED)) == TS__F_READ_EOF && !(s->flags & TS__F_SHUT_REQ))
+        ts__io_close(s, 0, true); /* the half-close rule: everything queued went out */
+}
+
 void ts__io_flush(ts_iostream *s)
 {
     struct iovec iov[TS__IOV_CAP];
@@ -133,10 +142,8 @@ void ts__io_flush(ts_iostream *s)
             ts__io_close(s, (int)r, false);
         return;
     }
-    if (s->flags & TS__F_SHUT_REQ)
-        shutdown_write(s);
-    if ((s->flags & (TS__F_READ_EOF | TS__F_CLOSED)) == TS__F_READ_EOF && !(s->flags & TS__F_SHUT_REQ))
-        ts__io_close(s, 0, true); /* the half-close rule: everything queued went out */
+    if (s->flags & (TS__F_SHUT_REQ | TS__F_READ_EOF))
+        flush_drained(s);
 }
 
 ts__writebuf *ts__io_wbuf_new(ts_iostream *s)
@@ -198,8 +205,8 @@ static int write_refused(ts_iostream *s, uint64_t len, ts_iostream_write_cb cb)
 }
 
 /* @p own: the caller's memory is queued without a copy (NULL: copy it). */
-static int queue_write(ts_iostream *s, const void *data, size_t len, const ts__wowner *own, ts_iostream_write_cb cb,
-                       void *arg)
+__attribute__((noinline)) static int queue_write(ts_iostream *s, const void *data, size_t len, const ts__wowner *own,
+                                                 ts_iostream_write_cb cb, void *arg)
 {
     int refused = write_refused(s, len, cb);
     if (refused)
@@ -258,25 +265,42 @@ static int queue_write(ts_iostream *s, const void *data, size_t len, const ts__w
     return 0;
 }
 
+/*
+ * ts_iostream_write()'s common case past the tail view: a view or a small
+ * copy queued and nothing else. Out of line so that the extension of the
+ * tail view stays a leaf; a failed allocation takes the full path.
+ */
+__attribute__((noinline)) static int write_view(ts_iostream *s, const void *data, size_t len)
+{
+    if (ts__io_wbuf(s) && ts__writebuf_append_view(s->wb, data, len) == 0)
+        return 0;
+    return queue_write(s, data, len, NULL, NULL, NULL);
+}
+
+__attribute__((noinline)) static int write_copy(ts_iostream *s, const void *data, size_t len)
+{
+    if (ts__io_wbuf(s) && ts__writebuf_append(s->wb, data, len) == 0)
+        return 0;
+    return queue_write(s, data, len, NULL, NULL, NULL);
+}
+
 int ts_iostream_write(ts_iostream *s, const void *data, size_t len, ts_iostream_write_cb cb, void *arg)
 {
     /*
      * The common case, a small reply written from one of the stream's own
      * callbacks with no completion asked for, on an open stream without a
      * write limit: it is queued and nothing else (run() flushes on its way
-     * out), so it goes straight to the buffer. Anything else, or a failed
-     * copy, takes the full path.
+     * out), so it goes straight to the buffer. An echo of what the read
+     * callback was handed is queued by reference, no copy: most often as
+     * part of the view the previous line's echo queued.
      */
     const unsigned mask = TS__F_IN_RUN | TS__F_CLOSED | TS__F_CONNECTING | TS__F_HANDSHAKING | TS__F_SHUT_REQ |
                           TS__F_SHUT_DONE;
-    if (!cb && data && (s->flags & mask) == TS__F_IN_RUN && !ts__io_max_write(s) && ts__io_wbuf(s)) {
-        if (ts__io_is_view(s, data, len)) {
-            /* An echo of what the read callback was handed: queued by reference, no copy. */
-            if (ts__writebuf_append_view(s->wb, data, len) == 0)
-                return 0;
-        } else if (len < TS__WB_CHUNK && ts__writebuf_append(s->wb, data, len) == 0) {
-            return 0;
-        }
+    if (!cb && (s->flags & mask) == TS__F_IN_RUN && !ts__io_max_write(s)) {
+        if (ts__io_is_view(s, data, len))
+            return ts__writebuf_extend_view(s->wb, data, len) ? 0 : write_view(s, data, len);
+        if (data && len < TS__WB_CHUNK)
+            return write_copy(s, data, len);
     }
     return queue_write(s, data, len, NULL, cb, arg);
 }

@@ -25,24 +25,13 @@ void ts__writebuf_init(ts__writebuf *wb) { memset(wb, 0, sizeof(*wb)); }
 
 const ts__writebuf ts__writebuf_idle;
 
-ts__writebuf *ts__writebuf_new(ts__wpools *pool)
+ts__writebuf *ts__writebuf_alloc(ts__wpools *pool)
 {
-    ts__writebuf *wb = ts__pool_get(pool ? &pool->queues : NULL);
+    ts__writebuf *wb = ts__malloc(sizeof(*wb));
     if (wb) {
-        /*
-         * A recycled queue was empty when it went back and keeps its marker
-         * ring. Its indexes restart: a queue cleared by a close counted
-         * bytes that were never written, so they no longer agree.
-         */
-        wb->head = NULL;
-        wb->total_index = wb->done_index = 0;
-        wb->run_written = 0;
-    } else {
-        if (!(wb = ts__malloc(sizeof(*wb))))
-            return NULL;
         ts__writebuf_init(wb);
+        wb->pool = pool;
     }
-    wb->pool = pool;
     return wb;
 }
 
@@ -70,14 +59,19 @@ void ts__writebuf_pool_drain(ts__pool *queues)
 static ts__pool *chunk_pool(const ts__writebuf *wb) { return wb->pool ? &wb->pool->chunks : NULL; }
 static ts__pool *head_pool(const ts__writebuf *wb) { return wb->pool ? &wb->pool->heads : NULL; }
 
-/* A chunk without bytes of its own (cap 0): owned memory, a view or a file region. */
+/*
+ * A chunk without bytes of its own (cap 0): owned memory, a view or a file
+ * region. The one an empty queue starts with is the queue's own.
+ */
 static ts__wchunk *new_header(ts__writebuf *wb)
 {
+    if (!wb->head)
+        return &wb->first;
     ts__wchunk *c = ts__pool_get(head_pool(wb));
     return c ? c : ts__malloc(sizeof(*c));
 }
 
-static void chunk_free(ts__writebuf *wb, ts__wchunk *c)
+void ts__writebuf_chunk_free(ts__writebuf *wb, ts__wchunk *c)
 {
     if (c->cap == TS__WB_CHUNK) { /* a standard copy chunk: kept for the next writes */
         ts__pool_put(chunk_pool(wb), c);
@@ -90,13 +84,14 @@ static void chunk_free(ts__writebuf *wb, ts__wchunk *c)
     if (c->is_file) {
         close(c->u.file.fd);
         if (c->u.file.stage)
-            chunk_free(wb, c->u.file.stage);
+            ts__writebuf_chunk_free(wb, c->u.file.stage);
     } else if (c->is_view) {
         wb->nviews--;
     } else {
         ts__wowner_release(&c->u.own);
     }
-    ts__pool_put(head_pool(wb), c);
+    if (c != &wb->first)
+        ts__pool_put(head_pool(wb), c);
 }
 
 static void push_chunk(ts__writebuf *wb, ts__wchunk *c)
@@ -131,7 +126,7 @@ void ts__writebuf_clear(ts__writebuf *wb)
     wb->head_off = 0;
     while (c) {
         ts__wchunk *next = c->next;
-        chunk_free(wb, c);
+        ts__writebuf_chunk_free(wb, c);
         c = next;
     }
 }
@@ -198,10 +193,7 @@ int ts__writebuf_append(ts__writebuf *wb, const void *data, size_t len)
     /* Most small writes fit in the tail copy chunk (owned chunks have cap 0 and never take copies). */
     if (t && t->cap && t->cap - t->len >= len) {
         memcpy(t->data + t->len, data, len);
-        t->len += len;
-        t->end += len;
-        wb->total_index += len;
-        wb->size += len;
+        ts__writebuf_grow_tail(wb, t, len);
         return 0;
     }
     return append_spill(wb, data, len);
@@ -226,8 +218,7 @@ int ts__writebuf_append_view_chunk(ts__writebuf *wb, const void *data, size_t le
         return TS_ENOMEM;
     c->data = (char *)data;
     c->is_file = false;
-    c->is_view = true;
-    c->u.own = (ts__wowner){0};
+    c->is_view = true; /* (u unused: nothing to give back) */
     push_sized(wb, c, len);
     wb->nviews++;
     return 0;
@@ -255,7 +246,7 @@ int ts__writebuf_own_views(ts__writebuf *wb)
             wb->tail = copy;
         if (off)
             wb->head_off = 0;
-        chunk_free(wb, c);
+        ts__writebuf_chunk_free(wb, c);
         link = &copy->next;
     }
     return 0;
@@ -367,7 +358,7 @@ int ts__writebuf_iov(const ts__writebuf *wb, struct iovec *iov, int max_iov, siz
     return n;
 }
 
-void ts__writebuf_advance(ts__writebuf *wb, size_t n)
+void ts__writebuf_advance_chunks(ts__writebuf *wb, size_t n)
 {
     wb->size -= n;
     wb->done_index += n;
@@ -383,7 +374,7 @@ void ts__writebuf_advance(ts__writebuf *wb, size_t n)
         if (!wb->head)
             wb->tail = NULL;
         wb->head_off = 0;
-        chunk_free(wb, c);
+        ts__writebuf_chunk_free(wb, c);
     }
 }
 

@@ -238,20 +238,37 @@ static void test_skip_keeps_indexes(void **state)
 static void test_random_against_model(void **state)
 {
     (void)state;
-    /* Random appends (copied, owned, from guard pages) and partial advances. */
+    /*
+     * Random appends (copied, owned, from guard pages; views of a block that
+     * stays put, some continuing the last, some copied in place as when the
+     * read buffer moves) and advances, partial and whole.
+     */
     enum { MAXQ = 1 << 20 };
     char *model = malloc(MAXQ);
     char *out = malloc(MAXQ);
-    size_t mstart = 0, mlen = 0;
+    char *viewed = malloc(MAXQ);
+    for (size_t k = 0; k < MAXQ; k++)
+        viewed[k] = (char)(k * 7 + 3);
+    size_t mstart = 0, mlen = 0, view_end = 0;
     ts__writebuf wb;
     ts__writebuf_init(&wb);
     unsigned seed = 99;
     unsigned char next = 0;
-    for (int i = 0; i < 3000; i++) {
+    for (int i = 0; i < 4000; i++) {
         seed = seed * 1103515245u + 12345u;
-        unsigned op = (seed >> 16) % 3;
+        unsigned op = (seed >> 16) % 4;
         size_t n = (seed >> 4) % (op == 0 ? 300 : 40000);
-        if (op < 2 && mstart + mlen + n <= MAXQ) {
+        if (op == 3 && n > 0 && mstart + mlen + n <= MAXQ) {
+            size_t at = (seed & 1) && view_end + n <= MAXQ ? view_end : (seed >> 8) % (MAXQ - n);
+            memcpy(model + mstart + mlen, viewed + at, n);
+            assert_int_equal(ts__writebuf_append_view(&wb, viewed + at, n), 0);
+            view_end = at + n;
+            mlen += n;
+            if ((seed & 6) == 6) {
+                assert_int_equal(ts__writebuf_own_views(&wb), 0);
+                assert_false(ts__writebuf_has_views(&wb));
+            }
+        } else if (op < 2 && mstart + mlen + n <= MAXQ) {
             char *in = tu_guarded_alloc(n);
             for (size_t k = 0; k < n; k++)
                 in[k] = model[mstart + mlen + k] = (char)next++;
@@ -265,12 +282,15 @@ static void test_random_against_model(void **state)
             tu_guarded_free(in, n);
             mlen += n;
         } else {
-            size_t k = n % (mlen + 1);
+            size_t k = (seed & 8) ? mlen : n % (mlen + 1);
             ts__writebuf_advance(&wb, k);
             mstart += k;
             mlen -= k;
-            if (mlen == 0)
+            if (mlen == 0) {
                 mstart = 0;
+                assert_int_equal(ts__writebuf_nchunks(&wb), 0);
+                assert_false(ts__writebuf_has_views(&wb));
+            }
         }
         assert_int_equal(ts__writebuf_size(&wb), mlen);
         assert_int_equal(wb.total_index - wb.done_index, mlen);
@@ -282,6 +302,7 @@ static void test_random_against_model(void **state)
     ts__writebuf_free(&wb);
     free(model);
     free(out);
+    free(viewed);
 }
 
 static void test_out_of_memory(void **state)
@@ -375,6 +396,127 @@ static void test_clear_closes_file(void **state)
     assert_int_equal(fcntl(fd, F_GETFD), -1);
 }
 
+/*
+ * The chunk an empty queue starts with, when it references memory (a view,
+ * owned memory, a file region), lives in the queue itself: queueing it
+ * allocates nothing and takes nothing from the loop's pools, and neither
+ * does writing it out. A second such chunk behind it takes a header as
+ * before, and the queue's own is reused once the queue is empty again.
+ */
+static void test_first_chunk_is_the_queues_own(void **state)
+{
+    (void)state;
+    ts__wpools pools = {.chunks.max = 4, .heads.max = 4, .queues.max = 4};
+    ts__writebuf *wb = ts__writebuf_new(&pools);
+    assert_non_null(wb);
+    static const char line[] = "a line to echo\n";
+    const size_t n = sizeof line - 1;
+    struct iovec iov[4];
+    /* An echo, then a zero-copy reply, then a file region, each on an empty queue: no allocation. */
+    for (int round = 0; round < 3; round++) {
+        tu_fail_alloc_after(0);
+        assert_int_equal(ts__writebuf_append_view(wb, line, 5), 0);
+        assert_int_equal(ts__writebuf_append_view(wb, line + 5, n - 5), 0); /* continues it: the same chunk */
+        assert_int_equal(ts__writebuf_nchunks(wb), 1);
+        assert_true(ts__writebuf_has_views(wb));
+        assert_int_equal(ts__writebuf_iov(wb, iov, 4, SIZE_MAX), 1);
+        assert_ptr_equal(iov[0].iov_base, line);
+        ts__writebuf_advance(wb, n);
+        assert_int_equal(ts__writebuf_size(wb), 0);
+        assert_false(ts__writebuf_has_views(wb));
+        g_freed = 0;
+        char *own = malloc(n);
+        memcpy(own, line, n);
+        assert_int_equal(ts__writebuf_append_owned(wb, own, n, &(ts__wowner){.data = own, .free_fn = count_free}), 0);
+        ts__writebuf_advance(wb, n - 1);
+        assert_int_equal(g_freed, 0);
+        ts__writebuf_advance(wb, 1);
+        assert_int_equal(g_freed, 1);
+        int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        assert_int_equal(ts__writebuf_append_file(wb, fd, 0, 10), 0);
+        tu_fail_alloc_after(-1);
+        ts__writebuf_clear(wb);
+        assert_int_equal(fcntl(fd, F_GETFD), -1);
+        assert_int_equal(pools.heads.n, 0); /* none was taken, none given back */
+        assert_int_equal(wb->total_index - wb->done_index, 10 * (round + 1)); /* the region cleared unwritten */
+    }
+    /* Behind the first, a view that does not continue it needs a header: out of memory, nothing queued. */
+    assert_int_equal(ts__writebuf_append_view(wb, line, 4), 0);
+    tu_fail_alloc_after(0);
+    assert_int_equal(ts__writebuf_append_view(wb, line + 5, 4), TS_ENOMEM);
+    tu_fail_alloc_after(-1);
+    assert_int_equal(ts__writebuf_size(wb), 4);
+    assert_int_equal(ts__writebuf_append_view(wb, line + 5, 4), 0);
+    assert_int_equal(ts__writebuf_nchunks(wb), 2);
+    /* Copied in place (the read buffer is about to move): the first becomes a copy chunk, then frees up. */
+    assert_int_equal(ts__writebuf_own_views(wb), 0);
+    assert_false(ts__writebuf_has_views(wb));
+    assert_int_equal(ts__writebuf_iov(wb, iov, 4, SIZE_MAX), 2);
+    assert_true(iov[0].iov_base != line && iov[1].iov_base != line + 5);
+    assert_memory_equal(iov[0].iov_base, "a li", 4);
+    assert_memory_equal(iov[1].iov_base, "e to", 4);
+    ts__writebuf_advance(wb, 8);
+    assert_int_equal(pools.heads.n, 1); /* the second header went back */
+    /* A view written in part stays at the head; the rest goes with the next write. */
+    assert_int_equal(ts__writebuf_append_view(wb, line, n), 0);
+    assert_int_equal(pools.heads.n, 1);
+    ts__writebuf_advance(wb, 5);
+    assert_int_equal(ts__writebuf_iov(wb, iov, 4, SIZE_MAX), 1);
+    assert_ptr_equal(iov[0].iov_base, line + 5);
+    ts__writebuf_advance(wb, n - 5);
+    assert_int_equal(ts__writebuf_size(wb), 0);
+    assert_int_equal(wb->total_index - wb->done_index, 30); /* only the regions cleared unwritten */
+    ts__writebuf_release(wb); /* back to the pool */
+    assert_int_equal(pools.queues.n, 1);
+    ts__pool_drain(&pools.chunks);
+    ts__pool_drain(&pools.heads);
+    ts__writebuf_pool_drain(&pools.queues);
+}
+
+/*
+ * A write that takes the whole queue frees its one chunk by kind: a copy
+ * chunk goes back to the pool (and the next small write takes it again,
+ * allocating nothing), owned memory is given back, a file region closed.
+ */
+static void test_whole_write_frees_the_chunk(void **state)
+{
+    (void)state;
+    ts__wpools pools = {.chunks.max = 4, .heads.max = 4, .queues.max = 4};
+    ts__writebuf *wb = ts__writebuf_new(&pools);
+    assert_non_null(wb);
+    assert_int_equal(ts__writebuf_append(wb, "HTTP/1.1 200 OK\r\n", 17), 0);
+    ts__writebuf_advance(wb, 17);
+    assert_int_equal(ts__writebuf_nchunks(wb), 0);
+    assert_int_equal(pools.chunks.n, 1);
+    tu_fail_alloc_after(0);
+    assert_int_equal(ts__writebuf_append(wb, "again", 5), 0); /* the pool's chunk */
+    tu_fail_alloc_after(-1);
+    assert_int_equal(pools.chunks.n, 0);
+    ts__writebuf_advance(wb, 5);
+    g_freed = 0;
+    char *own = malloc(8);
+    assert_int_equal(ts__writebuf_append_owned(wb, own, 8, &(ts__wowner){.data = own, .free_fn = count_free}), 0);
+    ts__writebuf_advance(wb, 8);
+    assert_int_equal(g_freed, 1);
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    assert_int_equal(ts__writebuf_append_file(wb, fd, 0, 3), 0);
+    size_t room;
+    char *stage = ts__writebuf_stage_begin(wb, &room);
+    assert_non_null(stage);
+    memcpy(stage, "abc", 3);
+    ts__writebuf_stage_commit(wb, 3);
+    ts__writebuf_advance(wb, 3);
+    assert_int_equal(fcntl(fd, F_GETFD), -1);
+    assert_int_equal(pools.chunks.n, 1); /* the staging block (the pool's chunk again) went back */
+    assert_int_equal(ts__writebuf_size(wb), 0);
+    assert_int_equal(wb->done_index, wb->total_index);
+    ts__writebuf_release(wb);
+    ts__pool_drain(&pools.chunks);
+    ts__pool_drain(&pools.heads);
+    ts__writebuf_pool_drain(&pools.queues);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -390,6 +532,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_out_of_memory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_region_staging, setup, teardown),
         cmocka_unit_test_setup_teardown(test_clear_closes_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_first_chunk_is_the_queues_own, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_whole_write_frees_the_chunk, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
