@@ -266,9 +266,10 @@ __attribute__((noinline)) static int queue_write(ts_iostream *s, const void *dat
 }
 
 /*
- * ts_iostream_write()'s common case past the tail view: a view or a small
- * copy queued and nothing else. Out of line so that the extension of the
- * tail view stays a leaf; a failed allocation takes the full path.
+ * ts_iostream_write()'s common case past the tail view: a view (write_view)
+ * or a small copy (write_copy) queued and nothing else. Out of line so that
+ * the extension of the tail view stays a leaf; a failed allocation takes
+ * the full path.
  */
 __attribute__((noinline)) static int write_view(ts_iostream *s, const void *data, size_t len)
 {
