@@ -174,12 +174,26 @@ typedef struct ts__rdblock {
 } ts__rdblock;
 
 /*
+ * Free blocks of one size kept for reuse (the write buffers' copy chunks),
+ * one pool per loop: steady small writes allocate nothing. At most @c max
+ * blocks are kept; loop thread only.
+ */
+typedef struct ts__pool {
+    void *free; /* singly linked through each block's first word */
+    uint32_t n, max;
+} ts__pool;
+/* A loop's write-buffer pools: TS__WB_CHUNK copy chunks, the headers of referencing chunks, and empty queues. */
+typedef struct ts__wpools {
+    ts__pool chunks, heads, queues;
+} ts__wpools;
+/*
  * The head of every ts_ioloop (its first member): what the stream core
  * reaches inline on every arrival.
  */
 typedef struct ts__loop_head {
     uint64_t search_bytes;               /* bytes the delimiter and regex searches examined (a test statistic) */
     ts__rdblock rdbufs[TS__LOOP_RDBUFS]; /* the shared read blocks */
+    ts__wpools wpools;                   /* write-buffer chunks, chunk headers and queues for reuse */
 } ts__loop_head;
 static inline ts__loop_head *ts__ioloop_head(ts_ioloop *loop) { return (ts__loop_head *)(void *)loop; }
 
@@ -215,20 +229,7 @@ static inline void ts__ioloop_rdbuf_give(ts_ioloop *loop, unsigned tag)
 void ts__ioloop_rdbuf_rest(ts_ioloop *loop, unsigned tag, void (*reclaim)(void *keeper), void *keeper);
 void ts__ioloop_rdbuf_use(ts_ioloop *loop, unsigned tag);
 
-/*
- * Free blocks of one size kept for reuse (the write buffers' copy chunks),
- * one pool per loop: steady small writes allocate nothing. At most @c max
- * blocks are kept; loop thread only.
- */
-typedef struct ts__pool {
-    void *free; /* singly linked through each block's first word */
-    uint32_t n, max;
-} ts__pool;
-/* A loop's write-buffer pools: TS__WB_CHUNK copy chunks, the headers of referencing chunks, and empty queues. */
-typedef struct ts__wpools {
-    ts__pool chunks, heads, queues;
-} ts__wpools;
-ts__wpools *ts__ioloop_write_pools(ts_ioloop *loop);
+static inline ts__wpools *ts__ioloop_write_pools(ts_ioloop *loop) { return &ts__ioloop_head(loop)->wpools; }
 /** A block from the pool (NULL: empty). */
 static inline void *ts__pool_get(ts__pool *p)
 {

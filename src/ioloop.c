@@ -313,9 +313,9 @@ static ts_ioloop *loop_init(struct ev_loop *ev, bool owns)
     pthread_mutex_init(&loop->xlock, NULL);
     loop->members.prev = loop->members.next = &loop->members;
     loop->pending.prev = loop->pending.next = &loop->pending;
-    loop->wpools.chunks.max = 16; /* 256 KiB of write chunks at most */
-    loop->wpools.heads.max = 64;
-    loop->wpools.queues.max = 64;
+    loop->shared.wpools.chunks.max = 16; /* 256 KiB of write chunks at most */
+    loop->shared.wpools.heads.max = 64;
+    loop->shared.wpools.queues.max = 64;
 
     ev_prepare_init(&loop->prepare, prepare_cb);
     ev_check_init(&loop->check, check_cb);
@@ -427,8 +427,6 @@ void ts__ioloop_rdbuf_rest(ts_ioloop *loop, unsigned tag, void (*reclaim)(void *
 
 void ts__ioloop_rdbuf_use(ts_ioloop *loop, unsigned tag) { loop->shared.rdbufs[tag - 1].reclaim = NULL; }
 
-ts__wpools *ts__ioloop_write_pools(ts_ioloop *loop) { return &loop->wpools; }
-
 void ts__pool_drain(ts__pool *p)
 {
     void *b;
@@ -524,9 +522,9 @@ void ts_ioloop_free(ts_ioloop *loop, bool all_fds)
     ts__timers_free(loop);
     for (int i = 0; i < TS__LOOP_RDBUFS; i++)
         ts__free(loop->shared.rdbufs[i].base);
-    ts__pool_drain(&loop->wpools.chunks);
-    ts__pool_drain(&loop->wpools.heads);
-    ts__writebuf_pool_drain(&loop->wpools.queues);
+    ts__pool_drain(&loop->shared.wpools.chunks);
+    ts__pool_drain(&loop->shared.wpools.heads);
+    ts__writebuf_pool_drain(&loop->shared.wpools.queues);
 
     ev_ref(loop->ev);
     ev_ref(loop->ev);

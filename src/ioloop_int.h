@@ -103,7 +103,6 @@ struct ts_ioloop {
     ts__loop_member members; /* list head of the streams on this loop (see ts__ioloop_attach) */
     const ts__member_ops *member_ops; /* what the members' end calls (NULL: none attached yet) */
     ts__loop_member *walk_mark;       /* the marker of the member walk under way (NULL: none) */
-    ts__wpools wpools;       /* write-buffer chunks and chunk headers for reuse */
 };
 
 #define TS__NO_SLOT UINT32_MAX
