@@ -190,6 +190,16 @@ static const ts_stream_ops socket_ops = {
     .send_file = sock_send_file,
 };
 
+ts_iostream *ts__iostream_new_socket_nonblocking(ts_ioloop *loop, int fd, const ts_iostream_options *opts)
+{
+    if (fd < 0)
+        return NULL;
+    ts_iostream *s = ts__iostream_new_inline(loop, &socket_ops, sizeof(sock_transport), opts);
+    if (s)
+        ((sock_transport *)ts__iostream_transport(s))->fd = fd;
+    return s;
+}
+
 ts_iostream *ts_iostream_new_socket(ts_ioloop *loop, int fd, const ts_iostream_options *opts)
 {
     if (fd < 0)
@@ -197,8 +207,5 @@ ts_iostream *ts_iostream_new_socket(ts_ioloop *loop, int fd, const ts_iostream_o
     int fl = fcntl(fd, F_GETFL);
     if (fl < 0 || (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0))
         return NULL;
-    ts_iostream *s = ts__iostream_new_inline(loop, &socket_ops, sizeof(sock_transport), opts);
-    if (s)
-        ((sock_transport *)ts__iostream_transport(s))->fd = fd;
-    return s;
+    return ts__iostream_new_socket_nonblocking(loop, fd, opts);
 }

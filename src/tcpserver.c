@@ -22,6 +22,7 @@
 #include "tstream/tcpserver.h"
 
 #include "internal.h"
+#include "iostream_int.h"
 
 /*
  * TLS streams come from tstream/ssl.h (ts_iostream_new_ssl,
@@ -100,7 +101,7 @@ static ts_iostream *make_stream(ts_tcpserver *srv, int fd)
     } else
 #endif
     {
-        s = ts_iostream_new_socket(srv->loop, fd, &so);
+        s = ts__iostream_new_socket_nonblocking(srv->loop, fd, &so); /* (accepted with SOCK_NONBLOCK) */
     }
     if (!s) {
         close(fd);
