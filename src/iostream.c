@@ -44,7 +44,7 @@ static void release_read_memory(ts_iostream *s);
 static void on_deferred(ts__loop_member *m);
 static const ts__member_ops member_ops = {on_loop_close, on_loop_orphan, on_deferred};
 
-/* False when out of memory (nothing to undo but the block). */
+/* False when out of memory (nothing to undo but the stream's block). */
 static bool init_stream(ts_iostream *s, ts_ioloop *loop, const ts_stream_ops *ops, const ts_iostream_options *opts)
 {
     s->ops = ops;
@@ -69,9 +69,13 @@ static bool init_stream(ts_iostream *s, ts_ioloop *loop, const ts_stream_ops *op
      * A handshake's waiters and deadline are kept from the start: waiting for
      * it cannot fail later. Sizes other than the defaults are kept there too.
      */
-    if (hs > 0 || TS__OP(s, handshake) || limits) {
-        if (!(s->rare = ts__calloc(1, sizeof *s->rare)))
+    if (limits && !(s->rare = ts__calloc(1, TS__RARE_SIZES)))
+        return false;
+    if (hs > 0 || TS__OP(s, handshake)) {
+        if (!ts__io_rare(s)) {
+            ts__free(s->rare); /* (the sizes' block, if any) */
             return false;
+        }
         s->rare->hs_timeout = hs > 0 ? hs : 0;
     }
     if (limits) {
@@ -136,8 +140,15 @@ ts_iostream *ts__iostream_new_inline(ts_ioloop *loop, const ts_stream_ops *ops, 
 
 ts__rare *ts__io_rare(ts_iostream *s)
 {
-    if (!s->rare)
-        s->rare = ts__calloc(1, sizeof *s->rare);
+    if (s->flags & TS__F_RARE)
+        return s->rare;
+    /* (a block of only the sizes grows in place or moves: nothing points into it) */
+    char *p = s->rare ? ts__realloc(s->rare, sizeof *s->rare) : ts__calloc(1, sizeof *s->rare);
+    if (!p)
+        return NULL;
+    memset(p + TS__RARE_SIZES, 0, sizeof(ts__rare) - TS__RARE_SIZES);
+    s->rare = (ts__rare *)(void *)p;
+    s->flags |= TS__F_RARE;
     return s->rare;
 }
 
@@ -663,7 +674,7 @@ void ts__iostream_get_options(ts_iostream *s, ts_iostream_options *out)
         out->max_write_buffer_size = ts__io_max_write(s);
     }
     if (out->size >= offsetof(ts_iostream_options, handshake_timeout) + sizeof(out->handshake_timeout))
-        out->handshake_timeout = s->rare ? s->rare->hs_timeout : 0;
+        out->handshake_timeout = ts__io_rare_if(s) ? s->rare->hs_timeout : 0;
 }
 const ts_stream_ops *ts__iostream_ops(ts_iostream *s) { return s->ops; }
 uint64_t ts__iostream_search_bytes(const ts_iostream *s)
@@ -682,5 +693,5 @@ size_t ts__iostream_heap_bytes(const ts_iostream *s)
         n += sizeof(ts__writebuf); /* a queue of its own */
     if (s->rd.kind == TS__RK_UNTIL && s->rd.dlen == TS__DELIM_LONG)
         n += sizeof(ts__delim_long) + s->rd.delim_heap->len;
-    return n + ts__regex_heap_bytes(s->rare ? s->rare->re : NULL);
+    return n + ts__regex_heap_bytes(ts__io_rare_if(s) ? s->rare->re : NULL);
 }

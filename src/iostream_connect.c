@@ -14,7 +14,7 @@
 
 void ts__io_disarm_handshake_timer(ts_iostream *s)
 {
-    if (s->rare && s->rare->hs_timer) {
+    if (ts__io_rare_if(s) && s->rare->hs_timer) {
         ts_ioloop_remove_timeout(ts__io_loop(s), s->rare->hs_timer);
         s->rare->hs_timer = 0;
     }
@@ -73,7 +73,7 @@ static void step_handshake(ts_iostream *s)
         if ((s->flags & TS__F_CONNECTING) || !fd_connected(s))
             return; /* a client stream: connect() will start it */
         s->flags |= TS__F_HS_STARTED;
-        ts__rare *rare = s->rare; /* (set whenever a timeout is) */
+        ts__rare *rare = ts__io_rare_if(s); /* (whole whenever a timeout is) */
         if (rare && rare->hs_timeout > 0) {
             rare->hs_timer = ts_ioloop_call_later(ts__io_loop(s), rare->hs_timeout, on_handshake_deadline, s);
             if (!rare->hs_timer) {

@@ -39,7 +39,8 @@ enum {
     TS__F_SHUT_READY = 1u << 23,     /* ... and its callback is owed (shut_status) */
     TS__F_ORPHAN = 1u << 24,         /* its loop was freed: closed, and nothing may reach the loop */
     TS__F_TIMEOUTS = 1u << 25,       /* ts_iostream_set_timeouts() set one: rare->tmo is live */
-    TS__F_LIMITS = 1u << 26          /* rare holds the size limits (not all the defaults) */
+    TS__F_LIMITS = 1u << 26,         /* rare holds the size limits (not all the defaults) */
+    TS__F_RARE = 1u << 27            /* rare is whole, not only its sizes (ts__io_rare()) */
 };
 
 /* An optional op, or NULL when the ops struct is too old to have it. */
@@ -121,16 +122,21 @@ typedef struct ts__timeouts {
 } ts__timeouts;
 
 /*
- * What only a connect, a handshake, ts_iostream_shutdown(), timeouts or a
- * regex read needs, kept apart so that an idle stream does not carry it:
- * allocated by the API call
- * that first needs it (ts__io_rare()), or at creation for a transport with a
- * handshake, a handshake_timeout or size options other than the defaults
- * (TS__F_LIMITS), freed with the stream. Set whenever TS__F_CONNECT_WAIT,
- * TS__F_HS_WAIT, TS__F_SHUT_REQ, TS__F_TIMEOUTS, TS__F_LIMITS or a
- * handshake timeout is.
+ * What only size options other than the defaults, a connect, a handshake,
+ * ts_iostream_shutdown(), timeouts or a regex read need, kept apart so that
+ * an idle stream does not carry it. A stream whose only need is the sizes
+ * (TS__F_LIMITS) holds just them, the block's first TS__RARE_SIZES bytes,
+ * from its creation; the whole block (TS__F_RARE) comes with the API call
+ * that first needs the rest (ts__io_rare()), or at creation for a transport
+ * with a handshake or a handshake_timeout. Freed with the stream. Whole
+ * whenever TS__F_CONNECT_WAIT, TS__F_HS_WAIT, TS__F_SHUT_REQ,
+ * TS__F_TIMEOUTS or a handshake timeout is.
  */
 typedef struct ts__rare {
+    size_t max_buffer_size;       /* while TS__F_LIMITS (else TS_IOSTREAM_DEFAULT_MAX_BUFFER) */
+    size_t max_write_buffer_size; /* while TS__F_LIMITS (else 0: none) */
+    uint32_t read_chunk_size;     /* while TS__F_LIMITS (else TS_IOSTREAM_DEFAULT_CHUNK; at most TS_IOSTREAM_MAX_CHUNK) */
+    /* the rest: only while TS__F_RARE */
     ts_iostream_connect_cb connect_cb;
     void *connect_arg;
     ts_iostream_connect_cb hs_cb;
@@ -144,10 +150,8 @@ typedef struct ts__rare {
     int shut_status;
     ts__timeouts tmo; /* live while TS__F_TIMEOUTS */
     ts__regex *re;    /* the last pattern read_until_regex compiled (NULL: none) */
-    size_t max_buffer_size;       /* while TS__F_LIMITS (else TS_IOSTREAM_DEFAULT_MAX_BUFFER) */
-    size_t max_write_buffer_size; /* while TS__F_LIMITS (else 0: none) */
-    uint32_t read_chunk_size;     /* while TS__F_LIMITS (else TS_IOSTREAM_DEFAULT_CHUNK; at most TS_IOSTREAM_MAX_CHUNK) */
 } ts__rare;
+#define TS__RARE_SIZES offsetof(ts__rare, connect_cb)
 
 struct ts_iostream {
     ts__loop_member member; /* on the loop's list (or its deferred-run queue: TS__F_SCHEDULED) until destroyed or orphaned */
@@ -283,8 +287,10 @@ static inline bool ts__io_ready_for_io(const ts_iostream *s)
 }
 /** The error a failed operation reports: the closing error, else TS_ECLOSED. */
 int ts__io_close_status(const ts_iostream *s);
-/** The stream's ts__rare, allocated (zeroed) on first use; NULL when out of memory (nothing changed). */
+/** The stream's whole ts__rare, allocated (zeroed, the sizes kept) on first use; NULL when out of memory (nothing changed). */
 ts__rare *ts__io_rare(ts_iostream *s);
+/** The whole ts__rare if the stream has it, else NULL (never allocates). */
+static inline ts__rare *ts__io_rare_if(const ts_iostream *s) { return (s->flags & TS__F_RARE) ? s->rare : NULL; }
 
 /*
  * The callback wrapper, inline because it brackets every completion: enter

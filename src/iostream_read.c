@@ -31,7 +31,7 @@ static void reset_read(ts__read *rd)
 void ts__io_read_free(ts_iostream *s)
 {
     reset_read(&s->rd);
-    if (s->rare) {
+    if (ts__io_rare_if(s)) {
         ts__regex_free(s->rare->re);
         s->rare->re = NULL;
     }

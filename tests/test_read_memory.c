@@ -445,6 +445,47 @@ static void test_idle_echo_heap_bytes(void **state)
     assert_int_equal(tu_count_fds(), fds_before);
 }
 
+/*
+ * A stream made with sizes other than the defaults keeps them in a small
+ * side block of their own (not the whole one for connect, handshake and
+ * timeout state); a call that needs the rest grows it, and the sizes stay.
+ */
+static void test_size_options_small_block(void **state)
+{
+    (void)state;
+    int fds_before = tu_count_fds();
+    ts_ioloop *loop = tu_loop_new(30);
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    ts_iostream_options o = {.size = sizeof o, .max_buffer_size = 1u << 20, .read_chunk_size = 4096,
+                             .max_write_buffer_size = 1u << 16};
+    tu_use_byte_allocator();
+    long base = tu_mem_live();
+    ts_iostream *s = ts_iostream_new_socket(loop, sv[0], &o);
+    assert_non_null(s);
+    long made = tu_mem_live() - base;
+    size_t block = ts__iostream_transport_offset() + sizeof(int);
+    printf("a socket stream with its own sizes: %ld heap bytes (its block %zu)\n", made, block);
+    assert_true(made > (long)block);      /* the sizes are kept apart */
+    assert_true(made <= (long)block + 24); /* ... in three words, not the whole side block */
+    /* timeouts need the rest: the block grows, the sizes stay */
+    assert_int_equal(ts_iostream_set_timeouts(s, 30, 30), 0);
+    assert_true(tu_mem_live() - base > (long)block + 64);
+    tu_restore_allocator();
+    ts_iostream_options got = {.size = sizeof got};
+    ts__iostream_get_options(s, &got);
+    assert_int_equal(got.max_buffer_size, 1u << 20);
+    assert_int_equal(got.read_chunk_size, 4096);
+    assert_int_equal(got.max_write_buffer_size, 1u << 16);
+    /* and they still govern: a write past the write limit is refused */
+    static char big[(1u << 16) + 1];
+    assert_int_equal(ts_iostream_write(s, big, sizeof big, NULL, NULL), TS_EBUFFERFULL);
+    ts_iostream_free(s);
+    close(sv[1]);
+    tu_loop_free(loop);
+    assert_int_equal(tu_count_fds(), fds_before);
+}
+
 /* With reads and writes both waiting on the fd, the loop freed first: the stream stays valid, closed, and frees cleanly. */
 static void test_stream_outlives_loop(void **state)
 {
@@ -605,6 +646,7 @@ int main(void)
         cmocka_unit_test(test_idle_stream_is_one_allocation),
         cmocka_unit_test(test_idle_echo_heap_bytes),
         cmocka_unit_test(test_stream_outlives_loop),
+        cmocka_unit_test(test_size_options_small_block),
         cmocka_unit_test(test_connect_state_enomem),
         cmocka_unit_test(test_shutdown_state_enomem),
         cmocka_unit_test(test_handshake_wait_state_enomem),
