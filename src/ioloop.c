@@ -450,10 +450,7 @@ static void walk_list(ts_ioloop *loop, ts__loop_member *head, bool orphan)
             continue;
         }
         /* the marker goes after m: whatever m's hook unlinks, the walk resumes there */
-        marker.prev = m;
-        marker.next = m->next;
-        m->next->prev = &marker;
-        m->next = &marker;
+        member_link_before(m->next, &marker);
         if (orphan)
             ops->orphan(m);
         else
@@ -470,8 +467,6 @@ static void walk_members(ts_ioloop *loop, bool orphan)
     walk_list(loop, &loop->members, orphan);
     walk_list(loop, &loop->pending, orphan);
 }
-
-static bool is_user_handler(const ev_io *w);
 
 /* Frees a queue's nodes at teardown; embedded ones belong to their objects. */
 static void free_nodes(ts__cbnode *n)
@@ -509,13 +504,13 @@ void ts_ioloop_free(ts_ioloop *loop, bool all_fds)
     walk_members(loop, true);
     /* (embedded handlers are gone: their owners, the members, removed them on being orphaned) */
     for (int fd = 0; fd < loop->nhandlers; fd++) {
-        ev_io *w = loop->handlers[fd];
-        if (!w)
+        ts__user_handler *h = loop->handlers[fd];
+        if (!h)
             continue;
-        ev_io_stop(loop->ev, w);
+        ev_io_stop(loop->ev, &h->io);
         if (all_fds)
             close(fd);
-        ts__free(w);
+        ts__free(h);
     }
     ts__free(loop->handlers);
     ts__free(loop->embedded);
@@ -661,10 +656,6 @@ static void handler_io_cb(struct ev_loop *ev, ev_io *w, int revents)
         h->cb(h->loop, w->fd, events, h->arg);
 }
 
-/* An embedded handler: READ/WRITE only, so the watcher's own mask is its interest. */
-/* Whether the table's watcher @p w is a ts_ioloop_add_handler() one (the loop's to free). */
-static bool is_user_handler(const ev_io *w) { return w->cb == handler_io_cb; }
-
 /*
  * Grows the zero-filled array *@p arr of *@p n elements of @p size bytes,
  * doubling from @p min, until it has more than @p index. 0 or TS_ENOMEM.
@@ -726,15 +717,14 @@ int ts_ioloop_add_handler(ts_ioloop *loop, int fd, int events, ts_ioloop_handler
     ev_io_init(&h->io, handler_io_cb, fd, ev_mask(events));
     h->io.data = h;
     ev_io_start(loop->ev, &h->io);
-    loop->handlers[fd] = &h->io;
+    loop->handlers[fd] = h;
     return 0;
 }
 
-/* The fd's ts_ioloop_add_handler() handler (NULL: none, or an embedded one). */
+/* The fd's ts_ioloop_add_handler() handler (NULL: none; embedded handlers are not in the table). */
 static ts__user_handler *handler_get(ts_ioloop *loop, int fd)
 {
-    ev_io *w = (fd >= 0 && fd < loop->nhandlers) ? loop->handlers[fd] : NULL;
-    return (w && is_user_handler(w)) ? (ts__user_handler *)w : NULL;
+    return (fd >= 0 && fd < loop->nhandlers) ? loop->handlers[fd] : NULL;
 }
 
 /* Moves @p w to the libev mask @p mask if it differs. */
@@ -779,7 +769,7 @@ static bool embedded_events_valid(int events)
 
 int ts__ioloop_add_handler_embedded(ts_ioloop *loop, ts__handler *h, int fd, int events, ts__handler_fn fn)
 {
-    if (fd < 0 || !fn || fn == handler_io_cb || !embedded_events_valid(events))
+    if (fd < 0 || !fn || !embedded_events_valid(events))
         return TS_EINVAL;
     if (embedded_reserve(loop, fd))
         return TS_ENOMEM;

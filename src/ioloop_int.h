@@ -10,7 +10,7 @@
 
 /* A ts_ioloop_add_handler() handler (allocated by the loop); the fd is io.fd. */
 typedef struct ts__user_handler {
-    ev_io io; /* first: the fd table holds watcher pointers */
+    ev_io io; /* first: handler_io_cb finds the handler from its watcher */
     ts_ioloop *loop;
     int events;
     ts_ioloop_handler_cb cb;
@@ -91,7 +91,7 @@ struct ts_ioloop {
     uint64_t seq;
 
     /* ts_ioloop_add_handler() handlers, indexed by fd (their watchers) */
-    ev_io **handlers;
+    ts__user_handler **handlers;
     int nhandlers;
     /* fds with an embedded handler (a bit each: the watcher is its owner's, and so is removing it) */
     uint64_t *embedded;

@@ -470,16 +470,17 @@ size_t ts__writebuf_nchunks(const ts__writebuf *wb);
 ts_iostream *ts__iostream_new_inline(ts_ioloop *loop, const ts_stream_ops *ops, size_t transport_size,
                                      const ts_iostream_options *opts);
 
-/*
- * The socket calls behind the connect / address / option ops, on a socket
- * fd; shared by the socket and TLS transports (iostream_socket.c).
- */
-/** connect(): 0, TS_EAGAIN (under way), TS_ENOTSUP (@p fd is not a socket) or -errno. */
 /**
  * ts_iostream_new_socket() for an fd known to be non-blocking already (from
  * accept4() with SOCK_NONBLOCK): no fcntl() to make sure.
  */
 ts_iostream *ts__iostream_new_socket_nonblocking(ts_ioloop *loop, int fd, const ts_iostream_options *opts);
+
+/*
+ * The socket calls behind the connect / address / option ops, on a socket
+ * fd; shared by the socket and TLS transports (iostream_socket.c).
+ */
+/** connect(): 0, TS_EAGAIN (under way), TS_ENOTSUP (@p fd is not a socket) or -errno. */
 int ts__sock_connect(int fd, const struct sockaddr *addr, socklen_t addrlen);
 /** SO_ERROR as a negative code (0: none, also where the option does not exist). */
 int ts__sock_connect_result(int fd);

@@ -148,7 +148,8 @@ void ts__io_flush(ts_iostream *s)
 
 ts__writebuf *ts__io_wbuf_new(ts_iostream *s)
 {
-    ts__writebuf *wb = ts__writebuf_new(ts__io_loop(s) ? ts__ioloop_write_pools(ts__io_loop(s)) : NULL);
+    ts_ioloop *loop = ts__io_loop(s);
+    ts__writebuf *wb = ts__writebuf_new(loop ? ts__ioloop_write_pools(loop) : NULL);
     if (wb)
         s->wb = wb;
     return wb;
@@ -196,8 +197,8 @@ static int write_refused(ts_iostream *s, uint64_t len, ts_iostream_write_cb cb)
     if (s->flags & (TS__F_SHUT_REQ | TS__F_SHUT_DONE))
         return TS_ESTATE; /* the write side is (being) shut */
     /* As Tornado: the write is refused and nothing else happens; the caller may wait for the queue to drain. */
-    if (ts__io_max_write(s) && (len > ts__io_max_write(s) ||
-                                     ts__writebuf_size(s->wb) > ts__io_max_write(s) - len))
+    size_t max = ts__io_max_write(s);
+    if (max && (len > max || ts__writebuf_size(s->wb) > max - len))
         return TS_EBUFFERFULL;
     if (cb && (!ts__io_wbuf(s) || ts__writebuf_reserve_mark(s->wb)))
         return TS_ENOMEM; /* nothing happened yet */
