@@ -220,14 +220,17 @@ static inline void ts__io_count_search(const ts_iostream *s, size_t n)
 
 _Static_assert(TS_IOSTREAM_MAX_CHUNK <= UINT32_MAX, "rare->read_chunk_size is 32 bits");
 
-/* Most bytes one flush hands the transport, so one busy stream cannot starve the others. */
+/*
+ * Bytes after which one run stops writing, so one busy stream cannot starve
+ * the others; the write that crosses it goes whole, up to twice the cap.
+ */
 #define TS__WRITE_EVENT_CAP (4u * 1024u * 1024u)
 /*
- * The write queue's run_written counts up to the cap (each write asks for at
- * most what is left of it). It is the queue's: a stream with nothing queued
- * since its run began has written nothing in it.
+ * The write queue's run_written counts up to twice the cap (each write asks
+ * for at most what is left of that). It is the queue's: a stream with
+ * nothing queued since its run began has written nothing in it.
  */
-_Static_assert(TS__WRITE_EVENT_CAP <= UINT32_MAX / 2, "run_written is 32 bits");
+_Static_assert(2ull * TS__WRITE_EVENT_CAP <= UINT32_MAX / 2, "run_written is 32 bits");
 /*
  * Transport reads one run makes at most (libuv's 32): a stream that still
  * has data waits for the next poll, where the fd (level-triggered) or its

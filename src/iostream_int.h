@@ -216,7 +216,7 @@ typedef struct ts__writebuf {
     ts__wmark *marks;     /* ring of pending markers */
     uint32_t mcap, mhead, mcount;
     uint32_t nviews;      /* view chunks queued (ts__writebuf_append_view) */
-    uint32_t run_written; /* bytes its stream wrote in this run or API call (bounded by TS__WRITE_EVENT_CAP) */
+    uint32_t run_written; /* bytes its stream wrote in this run or API call (at most twice TS__WRITE_EVENT_CAP) */
     ts__wpools *pool;     /* where copy chunks and chunk headers come from and go back to (NULL: the allocator) */
     /*
      * The header of a chunk without bytes of its own (a view, owned memory,

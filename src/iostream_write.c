@@ -82,10 +82,13 @@ static ssize_t flush_file(ts_iostream *s, int fd, uint64_t off, size_t left, siz
 }
 
 /*
- * What may still be written now: TS__WRITE_EVENT_CAP bytes per run, across
- * every flush and direct write it makes (an API call outside a run counts
- * on its own). Past it the stream waits for the next poll, as if blocked:
- * the fd stays watched and the loop serves the others first.
+ * What may still be written now. A run (or an API call outside one) writes
+ * until TS__WRITE_EVENT_CAP bytes have gone, across all its flushes and
+ * direct writes; past it the stream waits for the next poll, as if blocked:
+ * the fd stays watched and the loop serves the others first. The write that
+ * crosses the cap is not cut at it (at most one more cap's worth): cut, it
+ * would split a queued reply into two sends, or leave the rest of a large
+ * write to be copied, and the next run would pay the extra call.
  */
 static void budget_begin(ts_iostream *s)
 {
@@ -96,10 +99,11 @@ static void budget_begin(ts_iostream *s)
 static size_t write_budget(ts_iostream *s)
 {
     uint32_t done = s->wb->run_written;
-    size_t left = done < TS__WRITE_EVENT_CAP ? TS__WRITE_EVENT_CAP - done : 0;
-    if (!left)
+    if (done >= TS__WRITE_EVENT_CAP) {
         s->flags |= TS__F_WBLOCKED;
-    return left;
+        return 0;
+    }
+    return 2 * (size_t)TS__WRITE_EVENT_CAP - done;
 }
 
 /* Everything queued went out and the write side has been asked to end, or the read side ended. */

@@ -229,7 +229,9 @@ typedef struct fake {
     bool lines;
     int reads_this_iteration, max_reads_per_iteration;
     size_t written_this_iteration, max_written_per_iteration;
-    long answered; /* lines the test answered */
+    size_t min_write, max_write; /* sizes of the smallest and largest write offered */
+    size_t answer_len;           /* bytes each answered line gets (answer_line) */
+    long answered;               /* lines the test answered */
     ev_prepare iteration;
 } fake;
 
@@ -254,6 +256,10 @@ static ssize_t f_write(void *t, const struct iovec *iov, int n)
     size_t total = 0;
     for (int i = 0; i < n; i++)
         total += iov[i].iov_len;
+    if (total && (!f->min_write || total < f->min_write))
+        f->min_write = total;
+    if (total > f->max_write)
+        f->max_write = total;
     f->written_this_iteration += total;
     if (f->written_this_iteration > f->max_written_per_iteration)
         f->max_written_per_iteration = f->written_this_iteration;
@@ -351,7 +357,7 @@ static void test_endless_source_is_read_in_bounded_runs(void **state)
  * sink that takes everything. Before, each large write had its own 4 MiB
  * bound and one run could write until its 1,024 callbacks were done.
  */
-static char g_mib[1 << 20];
+static char g_answer[3 << 20];
 
 static void answer_line(ts_iostream *s, int status, const char *data, size_t len, void *arg);
 
@@ -369,28 +375,53 @@ static void answer_line(ts_iostream *s, int status, const char *data, size_t len
     if (status < 0)
         return;
     k->answered++;
-    assert_int_equal(ts_iostream_write(s, g_mib, sizeof g_mib, answer_written, k), 0);
+    assert_int_equal(ts_iostream_write(s, g_answer, k->answer_len, answer_written, k), 0);
+}
+
+/* Answers lines of the endless source with @p answer_len bytes each for 0.3 s; the counts land in @p k. */
+static void answer_for_a_while(fake *k, size_t answer_len)
+{
+    signal(SIGALRM, on_alarm);
+    alarm(20);
+    ts_ioloop *loop = tu_fixture_begin(15);
+    ts_iostream *s = fake_stream(loop, k, true, NULL);
+    k->answer_len = answer_len;
+    assert_int_equal(ts_iostream_read_until(s, "\n", 1, 0, answer_line, k), 0);
+    tu_run_for(loop, 0.3);
+    fake_end(loop, k, s);
+    print_message("lines answered: %ld; writes of %zu to %zu KiB, at most %zu KiB per loop iteration\n",
+                  k->answered, k->min_write / 1024, k->max_write / 1024, k->max_written_per_iteration / 1024);
+    tu_run_for(loop, 0.05);
+    tu_fixture_end(loop);
+    alarm(0);
 }
 
 static void test_writes_per_run_are_bounded(void **state)
 {
     (void)state;
-    signal(SIGALRM, on_alarm);
-    alarm(20);
-    ts_ioloop *loop = tu_fixture_begin(15);
     static fake k;
-    ts_iostream *s = fake_stream(loop, &k, true, NULL);
-    assert_int_equal(ts_iostream_read_until(s, "\n", 1, 0, answer_line, &k), 0);
-    tu_run_for(loop, 0.3);
-    fake_end(loop, &k, s);
-    print_message("lines answered: %ld; at most %zu KiB written per loop iteration\n", k.answered,
-                  k.max_written_per_iteration / 1024);
+    answer_for_a_while(&k, 1u << 20);
     assert_true(k.answered > 8);
     /* One run from the poll and perhaps one from the deferred list, 4 MiB each. */
     assert_true(k.max_written_per_iteration <= 2 * (4u << 20));
-    tu_run_for(loop, 0.05);
-    tu_fixture_end(loop);
-    alarm(0);
+}
+
+/*
+ * The write that crosses a run's 4 MiB goes whole: answers of 3 MiB each
+ * reach the transport as one write each. Before, the second answer of a run
+ * was cut at the cap, 1 MiB written directly and 2 MiB copied and written
+ * in the next run: two calls for one answer, and a copy.
+ */
+static void test_write_crossing_the_run_cap_is_not_split(void **state)
+{
+    (void)state;
+    static fake k;
+    answer_for_a_while(&k, 3u << 20);
+    assert_true(k.answered > 4);
+    assert_int_equal(k.min_write, 3u << 20);
+    assert_int_equal(k.max_write, 3u << 20);
+    /* Still bounded: a run stops once 4 MiB went, after at most 8. */
+    assert_true(k.max_written_per_iteration <= 2 * (8u << 20));
 }
 
 int main(void)
@@ -400,6 +431,7 @@ int main(void)
         cmocka_unit_test(test_bulk_flood_does_not_starve_timer_or_other_clients),
         cmocka_unit_test(test_endless_source_is_read_in_bounded_runs),
         cmocka_unit_test(test_writes_per_run_are_bounded),
+        cmocka_unit_test(test_write_crossing_the_run_cap_is_not_split),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
