@@ -63,11 +63,16 @@ static inline size_t ts__readbuf_capacity(const ts__readbuf *rb) { return rb->ca
 /** The tag the block was lent with (ts__readbuf_lend()), 0 if the block is the buffer's own. */
 static inline unsigned ts__readbuf_lent(const ts__readbuf *rb) { return (unsigned)rb->lent; }
 
-/** ts__readbuf_reserve() without moving memory: the tail, or NULL if it is shorter than @p want (or absent). */
-static inline char *ts__readbuf_tail(ts__readbuf *rb, size_t want, size_t *avail)
+/**
+ * ts__readbuf_reserve() without moving memory: the tail, or NULL if it is
+ * shorter than @p want (or absent). An empty buffer restarts at the block's
+ * front unless @p keep_front: the consumed bytes there are still referenced
+ * (echoes queued by reference) and must not be read over.
+ */
+static inline char *ts__readbuf_tail(ts__readbuf *rb, size_t want, size_t *avail, bool keep_front)
 {
     /* Restarting an empty buffer at 0 is free and keeps the tail long. */
-    if (rb->len == 0)
+    if (rb->len == 0 && !keep_front)
         rb->start = 0;
     size_t tail = rb->cap - rb->start - rb->len; /* 0 while no block is allocated */
     if (tail == 0 || tail < want)
@@ -87,7 +92,7 @@ char *ts__readbuf_make_room(ts__readbuf *rb, size_t want, size_t max_cap, size_t
  */
 static inline char *ts__readbuf_reserve(ts__readbuf *rb, size_t want, size_t max_cap, size_t *avail)
 {
-    char *tail = ts__readbuf_tail(rb, want, avail);
+    char *tail = ts__readbuf_tail(rb, want, avail, false);
     return tail ? tail : ts__readbuf_make_room(rb, want, max_cap, avail);
 }
 /** Marks @p n bytes written at the tail (after reserve) as data. */

@@ -279,7 +279,8 @@ static ssize_t read_once(ts_iostream *s)
                 return -1;
         }
         borrow_block(s, want);
-        dst = ts__readbuf_tail(&s->rb, want, &room);
+        /* Views left queued point before the tail: the read goes after them (the check above kept them). */
+        dst = ts__readbuf_tail(&s->rb, want, &room, ts__writebuf_has_views(s->wb));
         if (!dst && !(dst = ts__readbuf_make_room(&s->rb, want, grow_cap(s), &room))) {
             ts__io_close(s, TS_ENOMEM, false);
             return -1;

@@ -36,6 +36,7 @@
 typedef struct vtr {
     int fd;
     bool writes_blocked;
+    size_t read_max; /* most bytes one read returns (0: no limit) */
     const char *read_lo, *read_hi; /* every byte range read_from_fd was handed */
     int writes, iovs_from_read_memory, iov_entries;
 } vtr;
@@ -45,6 +46,8 @@ static int v_fileno(void *t) { return ((vtr *)t)->fd; }
 static ssize_t v_read(void *t, void *buf, size_t len)
 {
     vtr *v = t;
+    if (v->read_max && len > v->read_max)
+        len = v->read_max;
     ssize_t r = recv(v->fd, buf, len, 0);
     if (r < 0)
         return errno == EAGAIN ? TS_EAGAIN : -errno;
@@ -92,8 +95,22 @@ static const ts_stream_ops VOPS = {
     .flags = TS_STREAM_OPS_SHORT_READ_DRAINED,
 };
 
+/* The same transport without the drained flag: it reads on after a short read, as TLS does. */
+static const ts_stream_ops VOPS_READ_ON = {
+    .size = sizeof(ts_stream_ops),
+    .name = "views-read-on",
+    .fileno = v_fileno,
+    .read_from_fd = v_read,
+    .write_to_fd = v_write,
+    .close_fd = v_close,
+};
+
+static ts_iostream *view_stream_ops(ts_ioloop *loop, vtr *v, int *peer, const ts_stream_ops *ops);
+
 /* A stream over a user transport on one end of a new socketpair; *peer is the other end (non-blocking). */
-static ts_iostream *view_stream(ts_ioloop *loop, vtr *v, int *peer)
+static ts_iostream *view_stream(ts_ioloop *loop, vtr *v, int *peer) { return view_stream_ops(loop, v, peer, &VOPS); }
+
+static ts_iostream *view_stream_ops(ts_ioloop *loop, vtr *v, int *peer, const ts_stream_ops *ops)
 {
     int sv[2];
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
@@ -101,7 +118,7 @@ static ts_iostream *view_stream(ts_ioloop *loop, vtr *v, int *peer)
     tu_set_nonblock(sv[1]);
     *v = (vtr){.fd = sv[0]};
     *peer = sv[1];
-    ts_iostream *s = ts_iostream_new(loop, &VOPS, v, NULL);
+    ts_iostream *s = ts_iostream_new(loop, ops, v, NULL);
     assert_non_null(s);
     return s;
 }
@@ -239,6 +256,41 @@ static void test_views_outlive_the_read_memory(void **state)
     }
     recv_exactly(loop, peer, out, sizeof out);
     assert_memory_equal(out, want, sizeof out);
+    ts_iostream_free(s);
+    close(peer);
+    tu_loop_free(loop);
+}
+
+/*
+ * A transport that reads on after a short read (TLS, a user transport)
+ * hands over one line per read; the transport takes no writes. Each line is
+ * consumed whole, so the buffer is empty before every read after the first:
+ * the next read must not restart at the block's front, where the echoes
+ * queued by reference still point.
+ */
+static void test_views_survive_reads_in_the_same_run(void **state)
+{
+    (void)state;
+    ts_ioloop *loop = tu_loop_new(30);
+    vtr v;
+    int peer;
+    ts_iostream *s = view_stream_ops(loop, &v, &peer, &VOPS_READ_ON);
+    enum { LINES = 12, LEN = 100 };
+    v.read_max = LEN;
+    v.writes_blocked = true;
+    echo e = {0};
+    read_line(s, &e);
+    static char in[LINES * LEN], out[LINES * LEN];
+    make_lines(in, LINES, LEN);
+    send_all(peer, in, sizeof in);
+    for (int i = 0; i < 50 && e.lines < LINES; i++)
+        tu_run_iterations(loop, 1);
+    assert_int_equal(e.lines, LINES);
+    assert_int_equal(ts_iostream_write_buffer_size(s), sizeof in);
+    v.writes_blocked = false;
+    ts_iostream_write(s, "", 0, NULL, NULL); /* wake the writer */
+    recv_exactly(loop, peer, out, sizeof out);
+    assert_memory_equal(out, in, sizeof out);
     ts_iostream_free(s);
     close(peer);
     tu_loop_free(loop);
@@ -490,6 +542,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_echo_goes_out_from_read_memory),
         cmocka_unit_test(test_views_outlive_the_read_memory),
+        cmocka_unit_test(test_views_survive_reads_in_the_same_run),
         cmocka_unit_test(test_view_write_callbacks_complete),
         cmocka_unit_test(test_large_message_in_pieces_allocates_nothing),
         cmocka_unit_test(test_kept_blocks_are_given_to_other_streams),
