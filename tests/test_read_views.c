@@ -296,6 +296,78 @@ static void test_views_survive_reads_in_the_same_run(void **state)
     tu_loop_free(loop);
 }
 
+/*
+ * The same invariant at random: lines of 1 to 3,000 bytes (mostly short) arrive in random
+ * pieces; each loop iteration the transport takes writes or refuses them and
+ * reads at most a random number of bytes (mostly about a line), with and
+ * without the drained flag.
+ * Whatever the reads, compactions, settles and lends in between, the peer
+ * gets every line back whole, prefixed, in order.
+ */
+static uint32_t xs(uint32_t *st)
+{
+    *st ^= *st << 13;
+    *st ^= *st >> 17;
+    *st ^= *st << 5;
+    return *st;
+}
+
+static void echo_at_random(const ts_stream_ops *ops, uint32_t seed)
+{
+    ts_ioloop *loop = tu_loop_new(60);
+    vtr v;
+    int peer;
+    ts_iostream *s = view_stream_ops(loop, &v, &peer, ops);
+    echo e = {.prefix = true};
+    read_line(s, &e);
+    enum { LINES = 600, MAXLEN = 3000 };
+    static char in[LINES * MAXLEN], want[LINES * (MAXLEN + 2)], out[LINES * (MAXLEN + 2)];
+    size_t in_len = 0, want_len = 0, got = 0;
+    for (int i = 0; i < LINES; i++) {
+        size_t len = 1 + xs(&seed) % (i % 8 ? 300 : MAXLEN);
+        memset(in + in_len, 'A' + i % 50, len - 1);
+        in[in_len + len - 1] = '\n';
+        memcpy(want + want_len, "> ", 2);
+        memcpy(want + want_len + 2, in + in_len, len);
+        in_len += len;
+        want_len += len + 2;
+    }
+    size_t sent = 0;
+    for (int it = 0; it < 200000 && got < want_len; it++) {
+        if (sent < in_len) {
+            size_t n = 1 + xs(&seed) % 9000;
+            n = TS__MIN(n, in_len - sent);
+            ssize_t w = send(peer, in + sent, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (w > 0)
+                sent += (size_t)w;
+        }
+        bool last = sent == in_len && e.lines == LINES;
+        v.writes_blocked = !last && xs(&seed) % 2;
+        v.read_max = 1 + xs(&seed) % (xs(&seed) % 4 ? 400 : 70000);
+        if (last)
+            ts_iostream_write(s, "", 0, NULL, NULL); /* wake the writer */
+        tu_run_iterations(loop, 1);
+        ssize_t r = recv(peer, out + got, sizeof out - got, MSG_DONTWAIT);
+        if (r > 0)
+            got += (size_t)r;
+    }
+    assert_int_equal(e.lines, LINES);
+    assert_int_equal(got, want_len);
+    assert_memory_equal(out, want, want_len);
+    ts_iostream_free(s);
+    close(peer);
+    tu_loop_free(loop);
+}
+
+static void test_views_survive_random_reads_and_refusals(void **state)
+{
+    (void)state;
+    for (uint32_t seed = 1; seed <= 24; seed++) {
+        echo_at_random(&VOPS_READ_ON, seed * 2654435761u);
+        echo_at_random(&VOPS, seed * 2246822519u);
+    }
+}
+
 /* A view written with a completion callback still completes once its bytes went out. */
 static void on_written(ts_iostream *s, int status, void *arg)
 {
@@ -543,6 +615,7 @@ int main(void)
         cmocka_unit_test(test_echo_goes_out_from_read_memory),
         cmocka_unit_test(test_views_outlive_the_read_memory),
         cmocka_unit_test(test_views_survive_reads_in_the_same_run),
+        cmocka_unit_test(test_views_survive_random_reads_and_refusals),
         cmocka_unit_test(test_view_write_callbacks_complete),
         cmocka_unit_test(test_large_message_in_pieces_allocates_nothing),
         cmocka_unit_test(test_kept_blocks_are_given_to_other_streams),
